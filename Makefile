@@ -1,0 +1,34 @@
+# Two commands on a fresh clone (only Python 3.11 needed):
+#   make quickstart   install the tool and run the quickstart on the embedded model -> out/
+#   make test         install what tests need and run lint, types and the tests
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: quickstart test check lint types unit
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+quickstart: $(BIN)/python
+	$(BIN)/pip install --quiet .
+	@# exit 1 is the quality gate (a finding at or above fail_on), not a failure of the run
+	$(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; code=$$?; [ $$code -le 1 ] || exit $$code
+
+test: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(MAKE) check
+
+check: lint types
+	$(BIN)/pytest
+
+lint:
+	$(BIN)/ruff check orchestrator tests
+	$(BIN)/ruff format --check orchestrator tests
+
+types:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest -m "not integration"

@@ -1,0 +1,106 @@
+"""The one exception tree of the orchestrator.
+
+Every error a user can cause or meet carries its exit code and a hint that says what to do
+next. Only the CLI prints and exits; library code raises these.
+
+    OrchestratorError                 exit 1  (never raised bare)
+    ├── SpecError                     exit 2  a spec, graph or --set value is wrong
+    │   └── ReplayMissError           exit 2  (reserved: a replayed call was not recorded)
+    ├── ProviderError                 exit 3  a model call failed
+    │   ├── ProviderUnavailable       exit 3  connection refused, timeout, 5xx, 429
+    │   ├── ProviderConfigError       exit 3  401/403, unknown model, missing API key
+    │   └── StructuredOutputError     exit 3  the model's output did not validate
+    ├── BudgetExceeded                exit 4  max_cost_usd or max_tokens reached
+    ├── PolicyError                   exit 5  the policy leaves a role without a model
+    └── Interrupted                   exit 130
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OrchestratorError(Exception):
+    """Base of every error the orchestrator raises on purpose."""
+
+    exit_code = 1
+    hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def render(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class SpecError(OrchestratorError):
+    """The spec, a graph file or a command-line override is invalid. Nothing was sent."""
+
+    exit_code = 2
+    hint = "fix the spec and run `orchestrator validate SPEC` again"
+
+    def __init__(self, problems: list[Problem] | str, *, hint: str | None = None) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(file="", line=None, field="", message=problems)]
+        self.problems: list[Problem] = problems
+        lines = [p.render().lstrip(": ") for p in problems]
+        super().__init__("\n".join(lines), hint=hint)
+
+
+class ProviderError(OrchestratorError):
+    """A model provider failed. `kind` is the classification used for fallback decisions."""
+
+    exit_code = 3
+    kind = "provider"
+    retryable = False
+
+    def __init__(self, message: str, *, model: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.model = model
+
+
+class ProviderUnavailable(ProviderError):
+    kind = "unavailable"
+    retryable = True
+    hint = "is the provider running and reachable? check base_url and the network"
+
+
+class ProviderConfigError(ProviderError):
+    kind = "config"
+    hint = "check the model name, the provider's base_url and the API key environment variable"
+
+
+class StructuredOutputError(ProviderError):
+    kind = "invalid_output"
+    hint = "the model could not produce the required structure; try a larger model"
+
+
+class BudgetExceeded(OrchestratorError):
+    exit_code = 4
+    hint = "raise limits.max_cost_usd or limits.max_tokens and resume the run"
+
+
+class PolicyError(OrchestratorError):
+    exit_code = 5
+    hint = "allow another model for the role or relax the policy"
+
+
+class Interrupted(OrchestratorError):
+    exit_code = 130

@@ -1,0 +1,134 @@
+"""The spec file: what a user writes to run a workflow (see PRODUCT.md).
+
+`load_spec` reads the YAML, applies `--set` overrides, validates the shape with pydantic and
+then the meaning (roles exist, models resolve, providers are trusted with their keys, the
+workspace exists). Every problem names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from orchestrator.errors import Problem, SpecError
+from orchestrator.output import Severity
+from orchestrator.source import Document, apply_overrides, load_yaml, validate_document
+
+OutputFormat = Literal["markdown", "json"]
+DataClass = Literal["public", "internal", "confidential"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+ModelChain = Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)]
+StrList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class TaskSpec(_Strict):
+    role: str
+    instruction: str = Field(min_length=1)
+    files: StrList = Field(default_factory=list)
+    id: str | None = None
+
+
+class ProviderSpec(_Strict):
+    kind: str | None = Field(default=None, description="local | ollama | openai, or a plugin's kind")
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_concurrency: int | None = Field(default=None, ge=1)
+    structured_output: Literal["json_schema", "json_object"] | None = None
+
+
+class RoleSpec(_Strict):
+    output: Literal["findings", "patches", "diagnosis", "docs", "text"]
+    prompt: str | None = Field(default=None, description="inline prompt template")
+    prompt_file: str | None = Field(default=None, description="template file, relative to the spec")
+    description: str = ""
+
+
+class PolicySpec(_Strict):
+    data_class: DataClass = "internal"
+    allow_countries: list[str] | None = None
+    deny_countries: list[str] = Field(default_factory=list)
+    open_weights_only: bool = False
+
+
+class LimitsSpec(_Strict):
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    timeout_s: float = Field(default=120, gt=0)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_output_tokens: int = Field(default=1024, ge=16, le=65536)
+
+
+class OutputSpec(_Strict):
+    dir: str = "out"
+    formats: list[OutputFormat] = Field(default_factory=lambda: list[OutputFormat](["markdown", "json"]))
+
+
+class Spec(_Strict):
+    """A workflow: a goal, the files it concerns, the graph and the models that serve it."""
+
+    version: Literal[1] = 1
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    goal: str = Field(min_length=1)
+    workspace: str = "."
+    include: StrList = Field(default_factory=lambda: ["**/*"])
+    exclude: StrList = Field(default_factory=list)
+    graph: str = "coding-workflow"
+    tasks: list[TaskSpec] = Field(default_factory=list)
+    models: dict[str, ModelChain] = Field(default_factory=dict)
+    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
+    roles: dict[str, RoleSpec] = Field(default_factory=dict)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    fail_on: Severity | Literal["none"] = "high"
+
+
+class LoadedSpec:
+    """A validated spec plus where it came from (for relative paths and error lines)."""
+
+    def __init__(self, spec: Spec, document: Document) -> None:
+        self.spec = spec
+        self.document = document
+        self.path = document.path
+        self.base_dir = document.path.resolve().parent
+        self.workspace = (self.base_dir / spec.workspace).resolve()
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> Problem:
+        return self.document.problem(loc, message)
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> LoadedSpec:
+    """Read, override and validate the shape of a spec. Meaning is checked by `check_spec`."""
+    document = load_yaml(Path(path), kind="spec")
+    apply_overrides(document, overrides)
+    spec = validate_document(document, Spec)
+    loaded = LoadedSpec(spec, document)
+    problems = []
+    if not loaded.workspace.is_dir():
+        problems.append(loaded.problem(("workspace",), f"folder not found: {loaded.workspace}"))
+    for name, role in spec.roles.items():
+        if (role.prompt is None) == (role.prompt_file is None):
+            problems.append(loaded.problem(("roles", name), "give exactly one of prompt or prompt_file"))
+        elif role.prompt_file and not (loaded.base_dir / role.prompt_file).is_file():
+            problems.append(loaded.problem(("roles", name, "prompt_file"), "file not found"))
+    if problems:
+        raise SpecError(problems)
+    return loaded
+
+
+def spec_json_schema() -> dict[str, Any]:
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Sovereign Orchestrator spec"
+    return schema
