@@ -1,0 +1,69 @@
+"""One table that classifies what a provider raised (as aider's exceptions.py does).
+
+Provider SDKs are not imported here: errors are matched by class name along the MRO and by
+an HTTP status code when the exception carries one. The classification decides what the
+chain does next: `unavailable` is worth another model now and a retry later, `config` means
+the route itself is wrong (a key, a model name), `invalid_output` is the model's fault.
+"""
+
+from __future__ import annotations
+
+from orchestrator.errors import (
+    ProviderConfigError,
+    ProviderError,
+    ProviderUnavailable,
+)
+
+# exception class name -> (error class, user message)
+_BY_NAME: dict[str, tuple[type[ProviderError], str]] = {
+    "APIConnectionError": (ProviderUnavailable, "cannot connect to the provider"),
+    "APITimeoutError": (ProviderUnavailable, "the provider timed out"),
+    "RateLimitError": (ProviderUnavailable, "rate limited by the provider (429)"),
+    "InternalServerError": (ProviderUnavailable, "the provider failed (5xx)"),
+    "ServiceUnavailableError": (ProviderUnavailable, "the provider is unavailable"),
+    "AuthenticationError": (ProviderConfigError, "the API key was rejected (401)"),
+    "PermissionDeniedError": (ProviderConfigError, "access denied by the provider (403)"),
+    "NotFoundError": (ProviderConfigError, "the provider does not serve this model (404)"),
+    "BadRequestError": (ProviderConfigError, "the provider rejected the request (400)"),
+    "ConnectError": (ProviderUnavailable, "cannot connect to the provider"),
+    "ConnectTimeout": (ProviderUnavailable, "connecting to the provider timed out"),
+    "ReadTimeout": (ProviderUnavailable, "the provider did not answer in time"),
+    "RemoteProtocolError": (ProviderUnavailable, "the provider closed the connection"),
+    "TimeoutException": (ProviderUnavailable, "the provider timed out"),
+    "TimeoutError": (ProviderUnavailable, "the call timed out"),
+    "ConnectionError": (ProviderUnavailable, "cannot connect to the provider"),
+    "PermissionError": (ProviderConfigError, "missing credentials"),
+    "FileNotFoundError": (ProviderConfigError, "model not found"),
+}
+
+
+def _status_class(status: int) -> tuple[type[ProviderError], str] | None:
+    if status == 429:
+        return ProviderUnavailable, "rate limited by the provider (429)"
+    if status >= 500:
+        return ProviderUnavailable, f"the provider failed ({status})"
+    if status in (401, 403):
+        return ProviderConfigError, f"the provider refused the credentials ({status})"
+    if status == 404:
+        return ProviderConfigError, "the provider does not serve this model (404)"
+    if 400 <= status < 500:
+        return ProviderConfigError, f"the provider rejected the request ({status})"
+    return None
+
+
+def classify(exc: BaseException, model: str) -> ProviderError:
+    """Map any exception from a model call to a ProviderError subclass with a clear message."""
+    if isinstance(exc, ProviderError):
+        return exc
+    detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    found = _status_class(status) if isinstance(status, int) else None
+    if found is None:
+        for cls in type(exc).__mro__:
+            if cls.__name__ in _BY_NAME:
+                found = _BY_NAME[cls.__name__]
+                break
+    if found is None:
+        return ProviderError(f"{model}: {type(exc).__name__}: {detail}", model=model)
+    error_class, message = found
+    return error_class(f"{model}: {message}: {detail}", model=model)

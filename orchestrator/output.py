@@ -1,0 +1,135 @@
+"""What roles return: one validated structure per output kind.
+
+Every model answer is parsed into one of these pydantic models (`extra="forbid"`), so a
+malformed answer is an error, never a silently wrong report. The JSON Schema of each kind is
+what constrains the model (a llama.cpp grammar, Ollama `format`, OpenAI `response_format`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+OutputKind = Literal["plan", "findings", "patches", "diagnosis", "docs", "text", "aggregate"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlannedSubtask(_Out):
+    id: str = Field(max_length=40, description="short unique id such as t1")
+    role: str = Field(description="the role that does this subtask")
+    instruction: str = Field(max_length=600, description="what to do, in one or two sentences")
+    files: list[str] = Field(default_factory=list, max_length=20, description="relevant file paths")
+
+
+class Plan(_Out):
+    subtasks: list[PlannedSubtask] = Field(max_length=12)
+
+
+class Finding(_Out):
+    severity: Severity
+    file: str = Field(max_length=300)
+    line: int | None = Field(default=None, ge=1)
+    title: str = Field(max_length=200)
+    detail: str = Field(max_length=2000)
+    suggestion: str = Field(max_length=2000)
+
+
+class Findings(_Out):
+    findings: list[Finding] = Field(max_length=30)
+
+
+class Patch(_Out):
+    file: str = Field(max_length=300)
+    diff: str = Field(max_length=20000, description="a unified diff against the workspace")
+    rationale: str = Field(max_length=2000)
+
+
+class Patches(_Out):
+    patches: list[Patch] = Field(max_length=10)
+
+
+class Diagnosis(_Out):
+    root_cause: str = Field(max_length=2000)
+    evidence: list[str] = Field(max_length=10)
+    fix: Patch | None = None
+
+
+class Docs(_Out):
+    title: str = Field(max_length=200)
+    markdown: str = Field(max_length=20000)
+
+
+class Text(_Out):
+    text: str = Field(max_length=20000)
+
+
+class Aggregate(_Out):
+    summary: str = Field(max_length=4000)
+    decisions: list[str] = Field(max_length=20)
+    disagreements: list[str] = Field(max_length=20)
+    next_steps: list[str] = Field(max_length=20)
+
+
+OUTPUT_MODELS: dict[str, type[BaseModel]] = {
+    "plan": Plan,
+    "findings": Findings,
+    "patches": Patches,
+    "diagnosis": Diagnosis,
+    "docs": Docs,
+    "text": Text,
+    "aggregate": Aggregate,
+}
+
+
+def output_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema that constrains a model's answer for this kind (no $refs)."""
+    return inline_refs(OUTPUT_MODELS[kind].model_json_schema())
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace `$ref` to `$defs` by the definitions themselves; grammar builders prefer it."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items() if key != "$defs"}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    return result
+
+
+def max_severity(findings: list[dict[str, Any]]) -> str | None:
+    ranked = [f["severity"] for f in findings if f.get("severity") in SEVERITY_RANK]
+    return max(ranked, key=SEVERITY_RANK.__getitem__) if ranked else None
+
+
+def restrict_files(schema: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """Constrain every `file` property to the given workspace paths (a model cannot invent one)."""
+    if not paths:
+        return schema
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {key: walk(value) for key, value in node.items()}
+            props = out.get("properties")
+            if isinstance(props, dict) and "file" in props:
+                props["file"] = {"type": "string", "enum": sorted(paths)}
+            return out
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    return result

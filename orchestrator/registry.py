@@ -1,0 +1,131 @@
+"""One registry for provider kinds: the built-ins register through the same entry points
+(`orchestrator.providers`) that plugins use, and tests swap models by registering a kind here.
+
+A provider kind turns a route (`ollama/qwen3:8b`) plus its provider's settings into a
+LangChain chat model, and knows how to ask that model for JSON that follows a schema.
+Provider SDKs are imported inside `chat_model`, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from orchestrator.catalog import Route
+
+ENTRY_POINT_GROUP = "orchestrator.providers"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """A provider as the run sees it: catalog defaults merged with the spec's settings."""
+
+    name: str
+    kind: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    hosts: tuple[str, ...] = ()
+    max_concurrency: int | None = None
+    structured_output: str | None = None
+
+    @property
+    def host(self) -> str | None:
+        return urlsplit(self.base_url).hostname if self.base_url else None
+
+    @property
+    def is_local(self) -> bool:
+        """Served from this machine: the embedded model or a loopback host."""
+        host = self.host
+        return self.kind == "local" or (host is not None and (host in LOOPBACK_HOSTS or host.startswith("127.")))
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    temperature: float = 0.2
+    max_output_tokens: int = 1024
+    timeout_s: float = 120.0
+    seed: int = 42
+
+
+class ProviderKind(Protocol):
+    """What a provider kind implements. `real` kinds reach a real model."""
+
+    real: bool
+
+    def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel: ...
+
+    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
+        """Keyword arguments to `bind` so the model answers JSON following `schema`."""
+        ...
+
+    def count_tokens(self, model: BaseChatModel, text: str) -> int: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate for models whose tokenizer we do not have (3 chars/token)."""
+    return len(text) // 3 + 1
+
+
+class RealModelsForbidden(RuntimeError):
+    """Raised when a test that forbids real model calls reaches a real provider."""
+
+
+@dataclass
+class Registry:
+    kinds: dict[str, ProviderKind] = field(default_factory=dict)
+    loaded: bool = False
+    allow_real: bool = True
+
+    def _load(self) -> None:
+        if self.loaded:
+            return
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            self.kinds.setdefault(point.name, point.load())
+        self.loaded = True
+
+    def register(self, name: str, kind: ProviderKind) -> None:
+        self._load()
+        self.kinds[name] = kind
+
+    def unregister(self, name: str) -> None:
+        self.kinds.pop(name, None)
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self.kinds)
+
+    def get(self, name: str) -> ProviderKind:
+        self._load()
+        try:
+            kind = self.kinds[name]
+        except KeyError:
+            raise KeyError(f"unknown provider kind '{name}' (known: {', '.join(self.names())})") from None
+        if kind.real and not self.allow_real:
+            raise RealModelsForbidden(f"real model calls are forbidden here (provider kind '{name}')")
+        return kind
+
+
+registry = Registry()
+
+
+@contextmanager
+def forbid_real_models() -> Iterator[None]:
+    """Within the block, building a chat model of a real provider kind raises (for unit tests)."""
+    previous = registry.allow_real
+    registry.allow_real = False
+    try:
+        yield
+    finally:
+        registry.allow_real = previous
