@@ -1,0 +1,223 @@
+"""The `orchestrator` command. The only place that prints, configures logging and exits.
+
+Heavy modules (pydantic models, LangGraph, provider SDKs) are imported inside the commands
+that need them, so `orchestrator --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str, hint: str = "", code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn the orchestrator's exceptions into a message and their exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from orchestrator.errors import OrchestratorError
+
+        try:
+            return func(*args, **kwargs)
+        except OrchestratorError as exc:
+            _fail(str(exc), exc.hint, exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", code=EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sovereign-orchestrator")
+def main() -> None:
+    """Run coding workflows across many LLMs: a planner splits the goal, role nodes run on the
+    models suited to them, and the planner aggregates one report."""
+
+
+def _log_options(func: F) -> F:
+    func = click.option(
+        "--log-format", type=click.Choice(["auto", "console", "json"]), default="auto", show_default=True
+    )(func)
+    func = click.option("-v", "--verbose", count=True, help="-v info, -vv debug logs on stderr")(func)
+    return func
+
+
+def _setup_logging(log_format: str, verbose: int, quiet: bool = False) -> None:
+    from orchestrator.log import configure_logging
+
+    level = "error" if quiet else {0: "warning", 1: "info"}.get(verbose, "debug")
+    configure_logging(log_format, level)
+
+
+def _prepare(spec_path: str, overrides: tuple[str, ...]) -> Any:
+    from orchestrator.spec import load_spec
+    from orchestrator.workflow import prepare_workflow
+
+    return prepare_workflow(load_spec(spec_path, overrides))
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a spec field")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="where outputs go")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["markdown", "json"]), help="output formats")
+@click.option("--dry-run", is_flag=True, help="resolve and print the run; call no model")
+@click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
+@_log_options
+@handle_errors
+def run(
+    spec: str,
+    overrides: tuple[str, ...],
+    output_dir: Path | None,
+    formats: tuple[str, ...],
+    dry_run: bool,
+    quiet: bool,
+    log_format: str,
+    verbose: int,
+) -> None:
+    """Run the workflow of SPEC. Exit 0 ok, 1 quality gate, 2 spec error, 3 provider failure,
+    5 no model allowed by policy."""
+    _setup_logging(log_format, verbose, quiet)
+    workflow = _prepare(spec, overrides)
+    for warning in workflow.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if dry_run:
+        from orchestrator.workflow import describe
+
+        click.echo(json.dumps(describe(workflow), indent=2, ensure_ascii=False))
+        return
+    from orchestrator.progress import LineProgress, LiveProgress, interactive
+    from orchestrator.run import RunOptions, new_run_id, run_workflow
+    from orchestrator.state import SilentProgress
+
+    to_stdout = list(formats) == ["json"] and output_dir is None
+    run_id = new_run_id()
+    if not quiet:
+        click.echo(f"run {run_id}: {workflow.loaded.spec.name} ({workflow.graph.name})", err=True)
+    progress: Any = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
+    with progress if isinstance(progress, LiveProgress) else nullcontext():
+        options = RunOptions(
+            output_dir=output_dir, formats=list(formats) or None, write=not to_stdout, progress=progress, run_id=run_id
+        )
+        outcome = run_workflow(workflow, options)
+    if to_stdout:
+        click.echo(json.dumps(outcome.result, indent=2, ensure_ascii=False))
+    if not quiet:
+        totals = outcome.result["totals"]
+        cost = "unknown" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
+        where = f", report in {outcome.written[0].parent}" if outcome.written else ""
+        click.echo(
+            f"done: {outcome.result['status']} (exit {outcome.exit_code}), {len(outcome.result['subtasks'])} subtasks, "
+            f"{totals['tokens_in']}+{totals['tokens_out']} tokens, cost {cost}, "
+            f"{outcome.result['duration_ms'] / 1000:.1f}s{where}",
+            err=True,
+        )
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--json", "as_json", is_flag=True, help="print the resolved workflow as JSON")
+@handle_errors
+def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Check SPEC, its graph, models and policy. Calls no model."""
+    from orchestrator.workflow import describe
+
+    workflow = _prepare(spec, overrides)
+    info = describe(workflow)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"ok: {spec} is valid (graph {info['graph']}, {len(info['files'])} files)")
+    for role, chain in info["chains"].items():
+        click.echo(f"  {role}: {' -> '.join(chain) or '(no allowed model)'}")
+    for warning in workflow.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
+@click.option("--country", help="ISO 3166 code, e.g. AE")
+@click.option("--strength", help="e.g. coding, reasoning, arabic")
+@click.option("--open-weights", is_flag=True, help="only models with open weights")
+@click.option("--provider", help="only models with a route on this provider")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def models(country: str | None, strength: str | None, open_weights: bool, provider: str | None, as_json: bool) -> None:
+    """List the model catalog."""
+    from orchestrator.catalog import load_catalog
+
+    entries = load_catalog().filter(
+        country=country, strength=strength, open_weights=True if open_weights else None, provider=provider
+    )
+    if as_json:
+        click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return
+    rows = [
+        (
+            e.id,
+            e.country,
+            e.lab,
+            "yes" if e.open_weights else "no",
+            ",".join(e.strengths),
+            f"{e.context_window // 1024}k" if e.context_window else "?",
+            " ".join(f"{r.provider}/{r.model}" for r in e.routes) or "(no route)",
+        )
+        for e in entries
+    ]
+    header = ("id", "country", "lab", "open", "strengths", "context", "routes")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    if not rows:
+        click.echo("(no model matches)", err=True)
+
+
+@main.command()
+@click.option("--graph", "which", flag_value="graph", help="the graph file format instead of the spec")
+@click.option("--spec", "which", flag_value="spec", default=True, hidden=True)
+def schema(which: str) -> None:
+    """Print the JSON Schema of the spec file (for editors)."""
+    if which == "graph":
+        from orchestrator.graph import GraphFile
+
+        click.echo(json.dumps(GraphFile.model_json_schema(), indent=2))
+        return
+    from orchestrator.spec import spec_json_schema
+
+    click.echo(json.dumps(spec_json_schema(), indent=2))
+
+
+@main.group()
+def graph() -> None:
+    """Inspect graphs."""
+
+
+@graph.command("show")
+@click.argument("name_or_path")
+@handle_errors
+def graph_show(name_or_path: str) -> None:
+    """Print the Mermaid text of a built-in graph or a graph file."""
+    from orchestrator.graph import compile_graph, load_graph
+    from orchestrator.role import builtin_roles, worker_roles
+
+    definition = load_graph(name_or_path, Path.cwd())
+    compiled = compile_graph(definition, sorted(worker_roles(builtin_roles()))).compile()
+    click.echo(compiled.get_graph().draw_mermaid())

@@ -1,0 +1,44 @@
+"""Prompt templates: `string.Template` text with `$goal`, `$instruction`, `$roles`,
+`$file_list` and `$results`. Templates never see `{}`-formatting, so code in them is safe.
+
+Every role's user message ends with the JSON shape its output kind requires, so a role added
+in a spec gets the same contract as a built-in one. The system message (shared by all roles)
+carries the fenced repository files first, so consecutive calls can reuse a cached prefix.
+"""
+
+from __future__ import annotations
+
+from string import Template
+
+from orchestrator.resource import read_data
+
+OUTPUT_SHAPES: dict[str, str] = {
+    "plan": '{"subtasks": [{"id": "t1", "role": "ROLE", "instruction": "...", "files": ["PATH"]}]}',
+    "findings": (
+        '{"findings": [{"severity": "high", "file": "PATH", "line": 12, "title": "...", '
+        '"detail": "...", "suggestion": "..."}]}'
+    ),
+    "patches": '{"patches": [{"file": "PATH", "diff": "--- a/PATH\\n+++ b/PATH\\n@@ ...", "rationale": "..."}]}',
+    "diagnosis": (
+        '{"root_cause": "...", "evidence": ["..."], '
+        '"fix": {"file": "PATH", "diff": "--- a/PATH\\n+++ b/PATH\\n@@ ...", "rationale": "..."} or null}'
+    ),
+    "docs": '{"title": "...", "markdown": "..."}',
+    "text": '{"text": "..."}',
+    "aggregate": '{"summary": "...", "decisions": ["..."], "disagreements": ["..."], "next_steps": ["..."]}',
+}
+
+
+def render(template: str, **values: str) -> str:
+    return Template(template).safe_substitute(values).strip()
+
+
+def user_message(template: str, kind: str, **values: str) -> str:
+    return f"{render(template, **values)}\n\nAnswer with JSON of this shape:\n{OUTPUT_SHAPES[kind]}"
+
+
+def system_message(files_block: str) -> str:
+    preamble = read_data("prompts", "system.md").strip()
+    if not files_block:
+        return preamble
+    return f"{preamble}\n\nRepository files:\n\n{files_block}"

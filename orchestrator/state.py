@@ -1,0 +1,99 @@
+"""Graph state (what flows between nodes and is checkpointed) and the run's dependencies
+(what nodes receive through LangGraph's `Runtime.context`).
+
+State holds plain JSON-able dicts only; file contents stay out of it, in the context.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import Route
+    from orchestrator.chain import ModelPool
+    from orchestrator.role import Role
+    from orchestrator.workspace import FileSet
+
+
+class Subtask(TypedDict):
+    id: str
+    role: str
+    instruction: str
+    files: list[str]
+
+
+class PlanRecord(TypedDict):
+    source: str  # spec | planner | fallback
+    notes: list[str]
+    subtasks: list[Subtask]
+    call: dict[str, Any] | None  # the planner call (model, hops, tokens), None for spec tasks
+
+
+class SubtaskResult(TypedDict, total=False):
+    id: str
+    role: str
+    instruction: str
+    files: list[str]
+    status: str  # ok | failed
+    model: str | None
+    catalog_id: str | None
+    fallbacks: list[dict[str, Any]]
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+    cost_usd: float | None
+    output: dict[str, Any] | None
+    error: dict[str, str] | None
+    context: dict[str, Any]
+    checks: list[dict[str, Any]]
+
+
+class RunState(TypedDict, total=False):
+    goal: str
+    plan: PlanRecord
+    results: Annotated[list[SubtaskResult], operator.add]
+    aggregate: SubtaskResult
+
+
+class SubtaskInput(TypedDict):
+    subtask: Subtask
+
+
+class Progress(Protocol):
+    """Where nodes report what they are doing (a live table on a terminal, lines in CI)."""
+
+    def started(self, node: str, key: str, model: str) -> None: ...
+
+    def finished(self, node: str, key: str, status: str, model: str | None, latency_ms: int, tokens: int) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class SilentProgress:
+    def started(self, node: str, key: str, model: str) -> None:
+        pass
+
+    def finished(self, node: str, key: str, status: str, model: str | None, latency_ms: int, tokens: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class RunContext:
+    """Everything a node needs for one run; passed as LangGraph's context, never global."""
+
+    run_id: str
+    goal: str
+    workspace: Path
+    roles: dict[str, Role]
+    chains: dict[str, list[Route]]
+    files: FileSet
+    pool: ModelPool
+    max_output_tokens: int
+    fallback_roles: list[str]  # the plan fallback: one subtask per role in this list
+    progress: Progress = field(default_factory=SilentProgress)
