@@ -23,7 +23,7 @@ class _Out(BaseModel):
 class PlannedSubtask(_Out):
     id: str = Field(max_length=40, description="short unique id such as t1")
     role: str = Field(description="the role that does this subtask")
-    instruction: str = Field(max_length=600, description="what to do, in one or two sentences")
+    instruction: str = Field(min_length=1, max_length=600, description="what to do, in one or two sentences")
     files: list[str] = Field(default_factory=list, max_length=20, description="relevant file paths")
 
 
@@ -35,7 +35,7 @@ class Finding(_Out):
     severity: Severity
     file: str = Field(max_length=300)
     line: int | None = Field(default=None, ge=1)
-    title: str = Field(max_length=200)
+    title: str = Field(min_length=1, max_length=200)
     detail: str = Field(max_length=2000)
     suggestion: str = Field(max_length=2000)
 
@@ -46,7 +46,7 @@ class Findings(_Out):
 
 class Patch(_Out):
     file: str = Field(max_length=300)
-    diff: str = Field(max_length=20000, description="a unified diff against the workspace")
+    diff: str = Field(min_length=1, max_length=20000, description="a unified diff against the workspace")
     rationale: str = Field(max_length=2000)
 
 
@@ -55,22 +55,22 @@ class Patches(_Out):
 
 
 class Diagnosis(_Out):
-    root_cause: str = Field(max_length=2000)
+    root_cause: str = Field(min_length=1, max_length=2000)
     evidence: list[str] = Field(max_length=10)
     fix: Patch | None = None
 
 
 class Docs(_Out):
-    title: str = Field(max_length=200)
-    markdown: str = Field(max_length=20000)
+    title: str = Field(min_length=1, max_length=200)
+    markdown: str = Field(min_length=1, max_length=20000)
 
 
 class Text(_Out):
-    text: str = Field(max_length=20000)
+    text: str = Field(min_length=1, max_length=20000)
 
 
 class Aggregate(_Out):
-    summary: str = Field(max_length=4000)
+    summary: str = Field(min_length=1, max_length=4000)
     decisions: list[str] = Field(max_length=20)
     disagreements: list[str] = Field(max_length=20)
     next_steps: list[str] = Field(max_length=20)

@@ -8,6 +8,7 @@ Provider SDKs are imported inside `chat_model`, never at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,8 +45,17 @@ class ProviderConfig:
     @property
     def is_local(self) -> bool:
         """Served from this machine: the embedded model or a loopback host."""
+        if self.kind == "local":
+            return True
         host = self.host
-        return self.kind == "local" or (host is not None and (host in LOOPBACK_HOSTS or host.startswith("127.")))
+        if host is None:
+            return False
+        if host in LOOPBACK_HOSTS:
+            return True
+        try:
+            return ipaddress.ip_address(host.strip("[]")).is_loopback
+        except ValueError:  # a name such as 127.evil.example is not loopback
+            return False
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None

@@ -235,14 +235,17 @@ def _suggest(loc: Loc, model: type[BaseModel]) -> str:
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
     current: Any = model
+    skip_key = False  # after a dict[str, Model] field, the next part is a user's key
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or skip_key:
+            skip_key = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
         info = current.model_fields.get(part)
         if info is None:
             return []
+        skip_key = getattr(info.annotation, "__origin__", None) is dict
         current = _inner_model(info.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)

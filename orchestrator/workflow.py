@@ -76,7 +76,7 @@ def _at_graph(loaded: LoadedSpec, problem: Problem) -> Problem:
 def _roles(loaded: LoadedSpec, problems: list[Problem]) -> dict[str, Role]:
     roles = builtin_roles()
     for name, role_spec in loaded.spec.roles.items():
-        if name in (PLANNER, AGGREGATE) or name in ("plan", "START", "END"):
+        if name in (PLANNER, AGGREGATE, DEFAULT_KEY, "plan", "START", "END"):
             problems.append(loaded.problem(("roles", name), f"'{name}' is reserved for the workflow itself"))
             continue
         if role_spec.prompt_file:
@@ -174,11 +174,14 @@ def _chains(
             try:
                 route = catalog.resolve(ref, set(providers))
             except UnknownModel as exc:
-                if key in spec.models:
-                    problems.append(loaded.problem(loc, str(exc)))
+                problem = loaded.problem(loc, str(exc))
+                if key in spec.models and problem not in problems:
+                    problems.append(problem)
                 continue
             if route.provider not in providers:
-                problems.append(loaded.problem(loc, f"provider '{route.provider}' is not configured"))
+                problem = loaded.problem(loc, f"provider '{route.provider}' is not configured")
+                if problem not in problems:
+                    problems.append(problem)
                 continue
             reason = refusal(route, catalog.entry_for(route), providers[route.provider], spec.policy)
             if reason:

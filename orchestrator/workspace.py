@@ -15,8 +15,10 @@ from functools import cache
 from pathlib import Path
 
 MAX_FILE_BYTES = 512_000
+BLOCK_SEPARATOR = "\n\n"
 ALWAYS_EXCLUDED = (
     ".git/**",
+    "**/.git/**",
     ".orchestrator/**",
     "**/.venv/**",
     ".venv/**",
@@ -90,6 +92,7 @@ def collect_files(root: Path, include: Sequence[str], exclude: Sequence[str]) ->
             if any(glob_match(rel, pattern) for pattern in excluded):
                 continue
             _read_into(result, root, rel)
+    result.files.sort(key=lambda f: f.path)
     return result
 
 
@@ -137,31 +140,33 @@ class PackedContext:
 
 def pack_files(files: Sequence[SourceFile], budget: int, count: Callable[[str], int]) -> PackedContext:
     """Add whole files while they fit in `budget` tokens; cut the first that does not fit at a
-    line boundary; list the rest as omitted."""
+    line boundary; list the rest as omitted. `tokens` counts the blocks and their separators."""
     packed = PackedContext()
     blocks: list[str] = []
+    separator = count(BLOCK_SEPARATOR)
     for source in files:
         if packed.truncated or packed.omitted:
             packed.omitted.append(source.path)
             continue
+        overhead = separator if blocks else 0
         block = render_file(source.path, source.text)
-        cost = count(block)
+        cost = count(block) + overhead
         if packed.tokens + cost <= budget:
             blocks.append(block)
             packed.tokens += cost
             packed.files.append(source.path)
             continue
         lines = source.text.splitlines()
-        keep = _fit_lines(source.path, lines, budget - packed.tokens, count)
+        keep = _fit_lines(source.path, lines, budget - packed.tokens - overhead, count)
         if keep == 0:
             packed.omitted.append(source.path)
             continue
         block = render_file(source.path, "\n".join(lines[:keep]))
         blocks.append(block + f"\n(truncated: lines {keep + 1}-{len(lines)} not shown)")
-        packed.tokens += count(blocks[-1])
+        packed.tokens += count(blocks[-1]) + overhead
         packed.files.append(source.path)
         packed.truncated.append(f"{source.path} (lines 1-{keep} of {len(lines)})")
-    packed.text = "\n\n".join(blocks)
+    packed.text = BLOCK_SEPARATOR.join(blocks)
     return packed
 
 

@@ -1,0 +1,185 @@
+"""Scripted fake chat models for unit tests of the orchestrator's own logic.
+
+A `FakeProvider` is registered as a provider kind (the same registry seam as real providers).
+Each model name maps to a script: a function of the call that returns the answer text or
+raises. Every call is recorded; a call for a model with no script is recorded as unscripted
+and the `fake` fixture fails the test at teardown (an error raised inside a node would be
+taken for a provider failure and hidden by the fallback logic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict
+
+from orchestrator.registry import CallSettings, ProviderConfig, estimate_tokens
+
+
+@dataclass
+class Call:
+    model: str
+    messages: list[BaseMessage]
+    kwargs: dict[str, Any]
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.kwargs.get("schema") or {}
+
+    @property
+    def kind(self) -> str:
+        """The output kind asked for, from the schema's top-level properties."""
+        props = set(self.schema.get("properties", {}))
+        for kind, key in (
+            ("plan", "subtasks"),
+            ("findings", "findings"),
+            ("patches", "patches"),
+            ("diagnosis", "root_cause"),
+            ("docs", "markdown"),
+            ("aggregate", "summary"),
+            ("text", "text"),
+        ):
+            if key in props:
+                return kind
+        return "unknown"
+
+    @property
+    def user(self) -> str:
+        return self.messages[-1].text
+
+
+Script = Callable[[Call], str]
+
+
+class UnscriptedCall(AssertionError):
+    pass
+
+
+class ScriptedChatModel(BaseChatModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_name: str
+    provider: Any
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-fake"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        call = Call(model=self.model_name, messages=list(messages), kwargs=dict(kwargs))
+        text = self.provider.answer(call)
+        message = AIMessage(
+            content=text,
+            usage_metadata=UsageMetadata(input_tokens=11, output_tokens=7, total_tokens=18),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        delay = self.provider.delay_s
+        if delay:
+            await asyncio.sleep(delay)
+        return self._generate(messages, stop, None, **kwargs)
+
+
+@dataclass
+class FakeProvider:
+    scripts: dict[str, Script] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    unscripted: list[Call] = field(default_factory=list)
+    delay_s: float = 0.0
+    real: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, model: str, handler: Script) -> None:
+        self.scripts[model] = handler
+
+    def answer(self, call: Call) -> str:
+        with self._lock:
+            self.calls.append(call)
+        handler = self.scripts.get(call.model)
+        if handler is None:
+            with self._lock:
+                self.unscripted.append(call)
+            raise UnscriptedCall(f"no script for fake model '{call.model}'")
+        return handler(call)
+
+    def calls_to(self, model: str) -> list[Call]:
+        return [c for c in self.calls if c.model == model]
+
+    # the ProviderKind protocol
+    def chat_model(self, route: Any, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
+        return ScriptedChatModel(model_name=route.model, provider=self)
+
+    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
+        return {"schema": schema}
+
+    def count_tokens(self, model: BaseChatModel, text: str) -> int:
+        return estimate_tokens(text)
+
+
+# ---------------------------------------------------------------- canned answers
+
+
+def valid_answer(call: Call) -> str:
+    """A minimal valid answer for whatever kind the call asks for."""
+    files = _files(call.schema)
+    file = files[0] if files else "app.py"
+    kind = call.kind
+    if kind == "plan":
+        roles = call.schema["properties"]["subtasks"]["items"]["properties"]["role"]["enum"]
+        return json.dumps(
+            {
+                "subtasks": [
+                    {"id": f"x{i}", "role": r, "instruction": f"do {r}", "files": []} for i, r in enumerate(roles)
+                ]
+            }
+        )
+    if kind == "findings":
+        return json.dumps(
+            {
+                "findings": [
+                    {"severity": "medium", "file": file, "line": 1, "title": "t", "detail": "d", "suggestion": "s"}
+                ]
+            }
+        )
+    if kind == "patches":
+        return json.dumps({"patches": [{"file": file, "diff": "--- a/x\n+++ b/x\n", "rationale": "r"}]})
+    if kind == "diagnosis":
+        return json.dumps({"root_cause": "cause", "evidence": ["e1"], "fix": None})
+    if kind == "docs":
+        return json.dumps({"title": "عنوان", "markdown": "نص `Store`"})
+    if kind == "aggregate":
+        return json.dumps({"summary": "all done", "decisions": ["d"], "disagreements": [], "next_steps": ["n"]})
+    if kind == "text":
+        return json.dumps({"text": "hello"})
+    raise AssertionError(f"unexpected schema {call.schema}")
+
+
+def _files(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict) and isinstance(props.get("file"), dict) and "enum" in props["file"]:
+            return list(props["file"]["enum"])
+        for value in schema.values():
+            found = _files(value)
+            if found:
+                return found
+    if isinstance(schema, list):
+        for item in schema:
+            found = _files(item)
+            if found:
+                return found
+    return []

@@ -1,0 +1,90 @@
+"""Integration: the real embedded model (SmolLM2-135M through llama.cpp), end to end.
+
+A 135M model proves the pipeline is real, not that answers are good: these tests assert
+structure and behaviour, never wording.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.output import OUTPUT_MODELS
+from orchestrator.role import builtin_roles
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "examples" / "quickstart"
+ROLES = {"architecture_review", "refactor", "debug", "arabic_docs"}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CI": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True, env=env, timeout=900
+    )
+
+
+def assert_valid_result(result: dict[str, Any]) -> None:
+    kinds = {name: role.output for name, role in builtin_roles().items()}
+    for sub in result["subtasks"]:
+        assert sub["status"] == "ok", sub.get("error")
+        assert sub["model"] == "local/smollm2" and sub["catalog_id"] == "smollm2"
+        assert sub["tokens_in"] > 0 and sub["tokens_out"] > 0 and sub["latency_ms"] > 0
+        OUTPUT_MODELS[kinds[sub["role"]]].model_validate(sub["output"])  # the validated structure
+    aggregate = result["aggregate"]
+    assert aggregate["status"] == "ok"
+    OUTPUT_MODELS["aggregate"].model_validate(aggregate["output"])
+
+
+def test_quickstart_runs_every_role_on_the_embedded_model(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_cli("run", str(QUICKSTART / "spec.yaml"), "--output-dir", str(out))
+    assert done.returncode in (0, 1), done.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert result["exit_code"] == done.returncode
+    assert {s["role"] for s in result["subtasks"]} == ROLES and len(result["subtasks"]) == 4
+    assert result["plan"]["source"] == "spec" and result["plan"]["call"] is None
+    assert_valid_result(result)
+    # files named in findings and patches are real workspace files (the grammar constrains them)
+    included = set(result["files"]["included"])
+    for sub in result["subtasks"]:
+        for item in (sub["output"].get("findings") or []) + (sub["output"].get("patches") or []):
+            assert item["file"] in included
+    for patch_check in next(s for s in result["subtasks"] if s["role"] == "refactor")["checks"]:
+        assert isinstance(patch_check["valid"], bool) and patch_check["message"]
+    report = (out / "report.md").read_text()
+    for heading in ("## Summary", "## Plan", *(f"## {role}" for role in ROLES)):
+        assert heading in report
+    assert list((out / "docs").glob("*.ar.md"))
+    assert "ok arabic_docs[t4] local/smollm2" in done.stderr  # plain progress lines when CI is set
+    # nothing was written into the workspace
+    assert subprocess.run(["git", "status", "--porcelain", str(QUICKSTART / "project")], capture_output=True,
+                          text=True, cwd=REPO).stdout == ""  # fmt: skip
+
+
+def test_planner_plans_on_the_embedded_model(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: planned\n"
+        "goal: Find why test_new_store_is_empty fails and review the store.\n"
+        f"workspace: {QUICKSTART / 'project'}\ninclude: ['**/*.py']\nfail_on: none\n"
+    )
+    done = run_cli("run", str(spec), "--output-dir", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    plan = result["plan"]
+    assert plan["source"] in ("planner", "fallback")
+    assert plan["call"]["model"] == "local/smollm2"  # the planning call really happened
+    if plan["source"] == "planner":
+        assert {s["role"] for s in plan["subtasks"]} <= ROLES
+        assert all(set(s["files"]) <= set(result["files"]["included"]) for s in plan["subtasks"])
+    assert [s["id"] for s in result["subtasks"]] == [s["id"] for s in plan["subtasks"]]
+    assert_valid_result(result)
