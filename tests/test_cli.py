@@ -209,3 +209,11 @@ def test_progress_lines_go_to_stderr(fake_spec: Path, tmp_path: Path) -> None:
     assert done.stdout == ""
     assert "ok architecture_review[t1] fake/m" in done.stderr
     assert "done: ok (exit 0)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "spec", sorted(p for p in (REPO / "examples").rglob("*.yaml") if "project" not in p.parts), ids=lambda p: p.name
+)
+def test_every_example_spec_validates(spec: Path) -> None:
+    done = cli("validate", str(spec))
+    assert done.returncode == 0, done.stderr
