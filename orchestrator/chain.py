@@ -1,15 +1,18 @@
-"""Calling models: one structured call, and a role's fallback chain of models.
+"""Calling models: one structured call, retries on one route, and a role's fallback chain.
 
-`call_chain` tries each route of a chain in order. A route that fails (classified by
-`failure.classify`) is recorded as a hop and the next route takes the subtask; the caller gets
-either a validated output or every hop that failed. Invalid JSON gets one repair attempt on
-the same model first.
+There is exactly one retry layer, here: SDK clients are built with their own retries off.
+Transient failures (refused, timeouts, 429, 5xx, malformed responses) are retried with
+exponential backoff (Retry-After honoured) up to `limits.retries` times, then the next model of
+the chain takes the subtask. Configuration failures (401/403, unknown model) fall back at once.
+Invalid structured output gets one repair attempt on the same model, then falls back. A
+provider that keeps failing is cooled down for the rest of the run (see breaker.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
 from collections.abc import Callable
@@ -19,56 +22,17 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 from structlog import get_logger
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from orchestrator.errors import ProviderError, StructuredOutputError
+from orchestrator.errors import ProviderCooledDown, ProviderError, StructuredOutputError
 from orchestrator.failure import classify
-from orchestrator.registry import CallSettings, ProviderConfig, ProviderKind, registry
+from orchestrator.pool import BoundModel, ModelPool
 
 if TYPE_CHECKING:
-    from langchain_core.language_models import BaseChatModel
-
     from orchestrator.catalog import Route
 
 log = get_logger(__name__)
-MessagesFor = Callable[["Route", "BoundModel"], list[BaseMessage]]
-
-
-@dataclass
-class BoundModel:
-    """A chat model ready for one route, with the provider that built it."""
-
-    route: Route
-    model: BaseChatModel
-    kind: ProviderKind
-    config: ProviderConfig
-
-    def count_tokens(self, text: str) -> int:
-        return self.kind.count_tokens(self.model, text)
-
-
-class ModelPool:
-    """Builds chat models on first use (importing their SDK only then) and limits how many
-    calls each provider serves at once."""
-
-    def __init__(self, providers: dict[str, ProviderConfig], settings: CallSettings) -> None:
-        self.providers = providers
-        self.settings = settings
-        self._models: dict[str, BoundModel] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
-
-    def get(self, route: Route) -> BoundModel:
-        if route.ref not in self._models:
-            config = self.providers[route.provider]
-            kind = registry.get(config.kind)
-            model = kind.chat_model(route, config, self.settings)
-            self._models[route.ref] = BoundModel(route=route, model=model, kind=kind, config=config)
-        return self._models[route.ref]
-
-    def limit(self, provider: str) -> asyncio.Semaphore:
-        if provider not in self._limits:
-            size = self.providers[provider].max_concurrency or 1_000_000
-            self._limits[provider] = asyncio.Semaphore(size)
-        return self._limits[provider]
+MessagesFor = Callable[["Route", BoundModel], list[BaseMessage]]
 
 
 @dataclass
@@ -89,6 +53,9 @@ class ChainResult:
     hops: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     latency_ms: int = 0
+    attempts: int = 0  # on the model that answered (more than 1 when retries were needed)
+    waited_s: float = 0.0  # backoff slept on that model
+    mode: str | None = None  # the structured-output mode that model answered in
     cost_usd: float | None = None
     context: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None
@@ -120,8 +87,16 @@ def cost_of(route: Route, usage: Usage) -> float | None:
     return (usage.tokens_in * route.price.input + usage.tokens_out * route.price.output) / 1_000_000
 
 
+def _with_schema(messages: list[BaseMessage], schema: dict[str, Any]) -> list[BaseMessage]:
+    """For endpoints that only offer JSON mode, the schema goes into the prompt."""
+    last = messages[-1]
+    text = f"{last.text}\n\nThe JSON must follow this JSON Schema:\n{json.dumps(schema, ensure_ascii=False)}"
+    return [*messages[:-1], HumanMessage(content=text)]
+
+
 async def call_structured(
     bound: BoundModel,
+    mode: str,
     messages: list[BaseMessage],
     schema: dict[str, Any],
     output_model: type[BaseModel],
@@ -130,7 +105,10 @@ async def call_structured(
     check: Callable[[BaseModel], list[str]] | None = None,
 ) -> BaseModel:
     """Ask one model for JSON following `schema`; validate it; repair once if it is invalid."""
-    kwargs = bound.kind.structured_kwargs(schema, output_model.__name__, bound.config)
+    kind: Any = bound.kind
+    kwargs = kind.structured_kwargs(schema, output_model.__name__, bound.config, mode)
+    if getattr(kind, "schema_in_prompt", lambda m: False)(mode):
+        messages = _with_schema(messages, schema)
     runnable = bound.model.bind(**kwargs)
     conversation = list(messages)
     problems: list[str] = []
@@ -164,6 +142,101 @@ async def call_structured(
     )
 
 
+@dataclass
+class Attempts:
+    count: int = 0
+    waited_s: float = 0.0
+
+
+async def call_route(
+    pool: ModelPool,
+    bound: BoundModel,
+    messages: list[BaseMessage],
+    schema: dict[str, Any],
+    output_model: type[BaseModel],
+    usage: Usage,
+    attempts: Attempts,
+    check: Callable[[BaseModel], list[str]] | None = None,
+) -> BaseModel:
+    """One route with retries for transient failures; raises a classified ProviderError."""
+    settings = pool.settings
+    route = bound.route
+
+    def retryable(exc: BaseException) -> bool:
+        if not isinstance(exc, ProviderError) or not exc.retryable:
+            return False
+        return exc.retry_after is None or exc.retry_after <= settings.max_wait_s
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        backoff: float = settings.backoff_s * 2.0 ** (state.attempt_number - 1) * (0.5 + random.random() / 2)
+        after = float(getattr(error, "retry_after", None) or 0.0)
+        return min(settings.max_wait_s, max(backoff, after))
+
+    def slept(state: RetryCallState) -> None:
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        attempts.waited_s += seconds
+        log.info("model.retry", model=route.ref, attempt=state.attempt_number, wait_s=round(seconds, 2))
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(settings.retries + 1),
+        wait=wait,
+        retry=retry_if_exception(retryable),
+        before_sleep=slept,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            attempts.count += 1
+            why = pool.breaker.why_open(route.provider, route.ref)
+            if why:
+                raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
+            try:
+                output = await _negotiated(pool, bound, messages, schema, output_model, usage, check)
+            except StructuredOutputError:
+                raise
+            except ProviderError as known:
+                pool.breaker.failure(route.provider, route.ref, known)
+                raise
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # classified in one table (failure.py)
+                if _is_graph_signal(exc):
+                    raise
+                classified = classify(exc, route.ref)
+                pool.breaker.failure(route.provider, route.ref, classified)
+                raise classified from exc
+            pool.breaker.success(route.provider, route.ref)
+            return output
+    raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+async def _negotiated(
+    pool: ModelPool,
+    bound: BoundModel,
+    messages: list[BaseMessage],
+    schema: dict[str, Any],
+    output_model: type[BaseModel],
+    usage: Usage,
+    check: Callable[[BaseModel], list[str]] | None,
+) -> BaseModel:
+    """Call in the endpoint's best structured-output mode, stepping down when it rejects one."""
+    rejects = getattr(bound.kind, "rejects_format", lambda exc: False)
+    while True:
+        mode = pool.mode(bound)
+        try:
+            return await call_structured(
+                bound, mode, messages, schema, output_model, usage, pool.settings.timeout_s, check
+            )
+        except Exception as exc:
+            if not rejects(exc):
+                raise
+            following = pool.downgrade(bound)
+            if following is None:
+                raise
+            log.info("model.structured_mode", model=bound.route.ref, rejected=mode, now=following)
+
+
 async def call_chain(
     pool: ModelPool,
     chain: list[Route],
@@ -176,21 +249,23 @@ async def call_chain(
     """Try each route in order until one returns a valid output. Never raises ProviderError."""
     result = ChainResult()
     for route in chain:
-        started = time.perf_counter()
         usage = Usage()
+        attempts = Attempts()
+        started = time.perf_counter()
         try:
+            why = pool.breaker.why_open(route.provider, route.ref)
+            if why:
+                raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
             bound = pool.get(route)
             messages = messages_for(route, bound)
-            async with pool.limit(route.provider):
+            async with pool.slot(route):
                 if on_attempt:
                     on_attempt(route)
                 started = time.perf_counter()  # model time, not time queued for the provider
-                output = await call_structured(
-                    bound, messages, schema, output_model, usage, pool.settings.timeout_s, check
-                )
+                output = await call_route(pool, bound, messages, schema, output_model, usage, attempts, check)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
             if _is_graph_signal(exc):
                 raise
             error = classify(exc, route.ref)
@@ -201,6 +276,9 @@ async def call_chain(
                     "model": route.ref,
                     "error_kind": error.kind,
                     "message": error.message,
+                    "status": error.status,
+                    "attempts": attempts.count,
+                    "waited_s": round(attempts.waited_s, 3),
                     "latency_ms": int((time.perf_counter() - started) * 1000),
                 }
             )
@@ -211,6 +289,9 @@ async def call_chain(
         result.usage.tokens_in += usage.tokens_in
         result.usage.tokens_out += usage.tokens_out
         result.latency_ms = int((time.perf_counter() - started) * 1000)
+        result.attempts = attempts.count
+        result.waited_s = round(attempts.waited_s, 3)
+        result.mode = pool.mode(bound)
         result.cost_usd = cost_of(route, result.usage)
         return result
     last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}

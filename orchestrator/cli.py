@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from functools import wraps
 from pathlib import Path
@@ -158,10 +158,29 @@ def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
 @click.option("--strength", help="e.g. coding, reasoning, arabic")
 @click.option("--open-weights", is_flag=True, help="only models with open weights")
 @click.option("--provider", help="only models with a route on this provider")
+@click.option("--check", is_flag=True, help="ask each configured provider what it serves")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="with --check: check this spec's roles")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="with --spec: override a field")
+@click.option("--timeout", default=5.0, show_default=True, help="seconds per provider for --check")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def models(country: str | None, strength: str | None, open_weights: bool, provider: str | None, as_json: bool) -> None:
-    """List the model catalog."""
+def models(
+    country: str | None,
+    strength: str | None,
+    open_weights: bool,
+    provider: str | None,
+    check: bool,
+    spec_path: str | None,
+    overrides: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """List the model catalog, or with --check, what the configured providers serve.
+
+    --check exits 3 when a role of --spec has no reachable model."""
+    if check or spec_path:
+        _check_models(spec_path, overrides, timeout, as_json)
+        return
     from orchestrator.catalog import load_catalog
 
     entries = load_catalog().filter(
@@ -182,12 +201,62 @@ def models(country: str | None, strength: str | None, open_weights: bool, provid
         )
         for e in entries
     ]
-    header = ("id", "country", "lab", "open", "strengths", "context", "routes")
+    _table(("id", "country", "lab", "open", "strengths", "context", "routes"), rows)
+    if not rows:
+        click.echo("(no model matches)", err=True)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
-    if not rows:
-        click.echo("(no model matches)", err=True)
+
+
+def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: float, as_json: bool) -> None:
+    from orchestrator.probe import (
+        default_providers_to_check,
+        probe_chains,
+        probe_providers,
+        unreachable_roles,
+    )
+
+    if spec_path:
+        from orchestrator.workflow import needed_roles
+
+        workflow = _prepare(spec_path, overrides)
+        used = {route.provider for chain in workflow.chains.values() for route in chain}
+        providers = {name: workflow.providers[name] for name in sorted(used)}
+    else:
+        from orchestrator.workflow import default_providers
+
+        providers = default_providers_to_check(default_providers())
+    statuses = probe_providers(providers, timeout)
+    rows = probe_chains(workflow.chains, workflow.providers, statuses) if spec_path else []
+    missing = unreachable_roles(rows, needed_roles(workflow)) if spec_path else []
+    if as_json:
+        report = {
+            "providers": [vars(s) for s in statuses.values()],
+            "roles": rows,
+            "unreachable_roles": missing,
+        }
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _table(
+            ("provider", "kind", "endpoint", "status"),
+            [(s.name, s.kind, s.endpoint, ("ok: " if s.ok else "FAILED: ") + s.detail) for s in statuses.values()],
+        )
+        if rows:
+            click.echo("")
+            _table(
+                ("role", "model", "reachable", "structured output", "detail"),
+                [
+                    (r["role"], r["model"], "yes" if r["reachable"] else "no", r["structured"], r["detail"])
+                    for r in rows
+                ],
+            )
+    if missing:
+        click.echo(f"error: no reachable model for role(s): {', '.join(missing)}", err=True)
+        sys.exit(3)
 
 
 @main.command()

@@ -8,6 +8,7 @@ next. Only the CLI prints and exits; library code raises these.
     │   └── ReplayMissError           exit 2  (reserved: a replayed call was not recorded)
     ├── ProviderError                 exit 3  a model call failed
     │   ├── ProviderUnavailable       exit 3  connection refused, timeout, 5xx, 429
+    │   ├── ProviderCooledDown        exit 3  skipped: kept failing earlier in the run
     │   ├── ProviderConfigError       exit 3  401/403, unknown model, missing API key
     │   └── StructuredOutputError     exit 3  the model's output did not validate
     ├── BudgetExceeded                exit 4  max_cost_usd or max_tokens reached
@@ -71,15 +72,30 @@ class ProviderError(OrchestratorError):
     kind = "provider"
     retryable = False
 
-    def __init__(self, message: str, *, model: str = "", hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        hint: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.model = model
+        self.status = status
+        self.retry_after = retry_after
 
 
 class ProviderUnavailable(ProviderError):
     kind = "unavailable"
     retryable = True
     hint = "is the provider running and reachable? check base_url and the network"
+
+
+class ProviderCooledDown(ProviderError):
+    kind = "cooldown"
+    hint = "the provider kept failing earlier in this run and was cooled down"
 
 
 class ProviderConfigError(ProviderError):

@@ -34,6 +34,7 @@ _BY_NAME: dict[str, tuple[type[ProviderError], str]] = {
     "ConnectionError": (ProviderUnavailable, "cannot connect to the provider"),
     "PermissionError": (ProviderConfigError, "missing credentials"),
     "FileNotFoundError": (ProviderConfigError, "model not found"),
+    "JSONDecodeError": (ProviderUnavailable, "the provider sent a malformed response"),
 }
 
 
@@ -51,19 +52,31 @@ def _status_class(status: int) -> tuple[type[ProviderError], str] | None:
     return None
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form), when the SDK kept the response."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def classify(exc: BaseException, model: str) -> ProviderError:
     """Map any exception from a model call to a ProviderError subclass with a clear message."""
     if isinstance(exc, ProviderError):
         return exc
     detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     status = getattr(exc, "status_code", None)
-    found = _status_class(status) if isinstance(status, int) else None
+    status = status if isinstance(status, int) and status > 0 else None
+    found = _status_class(status) if status is not None else None
     if found is None:
         for cls in type(exc).__mro__:
             if cls.__name__ in _BY_NAME:
                 found = _BY_NAME[cls.__name__]
                 break
     if found is None:
-        return ProviderError(f"{model}: {type(exc).__name__}: {detail}", model=model)
+        return ProviderError(f"{model}: {type(exc).__name__}: {detail}", model=model, status=status)
     error_class, message = found
-    return error_class(f"{model}: {message}: {detail}", model=model)
+    return error_class(f"{model}: {message}: {detail}", model=model, status=status, retry_after=retry_after(exc))

@@ -19,9 +19,10 @@ from pydantic import BaseModel
 from structlog import get_logger
 
 from orchestrator.catalog import Route
-from orchestrator.chain import BoundModel, ChainResult, call_chain
+from orchestrator.chain import ChainResult, call_chain
 from orchestrator.output import OUTPUT_MODELS, Plan, output_schema, restrict_files
 from orchestrator.patch import check_patch
+from orchestrator.pool import BoundModel
 from orchestrator.prompt import system_message, user_message
 from orchestrator.role import AGGREGATE, PLANNER, worker_roles
 from orchestrator.state import RunContext, RunState, Subtask, SubtaskInput, SubtaskResult
@@ -45,6 +46,9 @@ def _record(subtask: Subtask, outcome: ChainResult, checks: list[dict[str, Any]]
         tokens_in=outcome.usage.tokens_in,
         tokens_out=outcome.usage.tokens_out,
         latency_ms=outcome.latency_ms,
+        attempts=outcome.attempts,
+        waited_s=outcome.waited_s,
+        structured_mode=outcome.mode,
         cost_usd=outcome.cost_usd,
         output=outcome.output,
         error=outcome.error,

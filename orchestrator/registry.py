@@ -36,6 +36,7 @@ class ProviderConfig:
     api_key_env: str | None = None
     hosts: tuple[str, ...] = ()
     max_concurrency: int | None = None
+    max_concurrency_per_model: int | None = None
     structured_output: str | None = None
 
     @property
@@ -67,6 +68,10 @@ class CallSettings:
     max_output_tokens: int = 1024
     timeout_s: float = 120.0
     seed: int = 42
+    retries: int = 2  # retries of a transient failure on one model, before falling back
+    backoff_s: float = 1.0  # first backoff; doubles each retry (with jitter)
+    max_wait_s: float = 30.0  # a longer Retry-After falls back at once instead of waiting
+    cooldown_after: int = 3  # consecutive failed attempts that cool a provider down
 
 
 class ProviderKind(Protocol):
@@ -76,8 +81,10 @@ class ProviderKind(Protocol):
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel: ...
 
-    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
-        """Keyword arguments to `bind` so the model answers JSON following `schema`."""
+    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str) -> dict[str, Any]:
+        """Keyword arguments to `bind` so the model answers JSON following `schema`. A kind may
+        also define `structured_modes(config)`, `rejects_format(exc)` and `schema_in_prompt(mode)`
+        to negotiate modes with endpoints that support only some of them."""
         ...
 
     def count_tokens(self, model: BaseChatModel, text: str) -> int: ...

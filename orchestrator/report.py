@@ -184,8 +184,10 @@ def _patch(patch: dict[str, Any], check: dict[str, Any] | None, add: Any) -> Non
 
 
 def _failures(result: dict[str, Any], add: Any) -> None:
-    failed = [s for s in result["subtasks"] if s["status"] != "ok"]
-    hops = [(s["id"], h) for s in result["subtasks"] for h in s.get("fallbacks", [])]
+    calls = [result["plan"].get("call"), *result["subtasks"], result.get("aggregate")]
+    calls = [c for c in calls if c]
+    failed = [s for s in calls if s["status"] != "ok"]
+    hops = [(s["id"], h) for s in calls for h in s.get("fallbacks", [])]
     if failed:
         add("## Failures\n")
         for sub in failed:
@@ -194,7 +196,15 @@ def _failures(result: dict[str, Any], add: Any) -> None:
     if hops:
         add("## Fallbacks taken\n")
         for sub_id, hop in hops:
-            add(f"- {sub_id}: `{hop['model']}` failed ({hop['error_kind']}): {_cell(hop['message'])}")
+            tries = f", {hop['attempts']} attempts" if hop.get("attempts", 1) > 1 else ""
+            waited = f", waited {hop['waited_s']:g}s" if hop.get("waited_s") else ""
+            add(f"- {sub_id}: `{hop['model']}` failed ({hop['error_kind']}{tries}{waited}): {_cell(hop['message'])}")
+        add("")
+    retried = [s for s in calls if s.get("attempts", 1) > 1]
+    if retried:
+        add("## Retries\n")
+        for sub in retried:
+            add(f"- {sub['id']}: `{sub['model']}` answered on attempt {sub['attempts']} (waited {sub['waited_s']:g}s)")
         add("")
     excluded = result.get("policy", {}).get("excluded") or {}
     if excluded:

@@ -13,8 +13,8 @@ from typing import Any
 
 import structlog
 
-from orchestrator.chain import ModelPool
 from orchestrator.output import SEVERITY_RANK, max_severity
+from orchestrator.pool import ModelPool
 from orchestrator.registry import CallSettings
 from orchestrator.report import RESULT_SCHEMA_VERSION, write_outputs
 from orchestrator.role import AGGREGATE, PLANNER, worker_roles
@@ -51,7 +51,15 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress) -> RunCon
     usable = set(workflow.worker_roles)
     roles = {name: role for name, role in workflow.roles.items() if name in usable or name in (PLANNER, AGGREGATE)}
     named = [r for r in spec.models if r in usable and r != DEFAULT_KEY]
-    settings = CallSettings(max_output_tokens=spec.limits.max_output_tokens, timeout_s=spec.limits.timeout_s)
+    limits = spec.limits
+    settings = CallSettings(
+        max_output_tokens=limits.max_output_tokens,
+        timeout_s=limits.timeout_s,
+        retries=limits.retries,
+        backoff_s=limits.backoff_s,
+        max_wait_s=limits.max_wait_s,
+        cooldown_after=limits.cooldown_after,
+    )
     return RunContext(
         run_id=run_id,
         goal=spec.goal.strip(),

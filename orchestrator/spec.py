@@ -44,8 +44,11 @@ class ProviderSpec(_Strict):
     kind: str | None = Field(default=None, description="local | ollama | openai, or a plugin's kind")
     base_url: str | None = None
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    max_concurrency: int | None = Field(default=None, ge=1)
-    structured_output: Literal["json_schema", "json_object"] | None = None
+    max_concurrency: int | None = Field(default=None, ge=1, description="calls in flight on this provider")
+    max_concurrency_per_model: int | None = Field(default=None, ge=1, description="calls in flight per model")
+    structured_output: Literal["json_schema", "grammar", "json_object"] | None = Field(
+        default=None, description="openai kind: force one mode instead of negotiating"
+    )
 
 
 class RoleSpec(_Strict):
@@ -67,6 +70,10 @@ class LimitsSpec(_Strict):
     timeout_s: float = Field(default=120, gt=0)
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_output_tokens: int = Field(default=1024, ge=16, le=65536)
+    retries: int = Field(default=2, ge=0, le=10, description="retries of a transient failure per model")
+    backoff_s: float = Field(default=1.0, ge=0, description="first backoff; doubles each retry")
+    max_wait_s: float = Field(default=30.0, ge=0, description="longest Retry-After honoured before falling back")
+    cooldown_after: int = Field(default=3, ge=1, description="consecutive failures that cool a provider down")
 
 
 class OutputSpec(_Strict):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
 
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
-    from orchestrator.chain import ModelPool
+    from orchestrator.pool import ModelPool
     from orchestrator.role import Role
     from orchestrator.workspace import FileSet
 
@@ -44,6 +44,9 @@ class SubtaskResult(TypedDict, total=False):
     tokens_in: int
     tokens_out: int
     latency_ms: int
+    attempts: int
+    waited_s: float
+    structured_mode: str | None
     cost_usd: float | None
     output: dict[str, Any] | None
     error: dict[str, str] | None

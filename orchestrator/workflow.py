@@ -92,8 +92,9 @@ def trusted_hosts() -> set[str]:
     return {h.strip().lower() for h in os.environ.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()}
 
 
-def _providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) -> dict[str, ProviderConfig]:
-    providers = {
+def default_providers() -> dict[str, ProviderConfig]:
+    """The providers the catalog defines, before any spec changes them."""
+    return {
         name: ProviderConfig(
             name=name,
             kind=e.kind,
@@ -102,8 +103,12 @@ def _providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) ->
             hosts=e.hosts,
             max_concurrency=e.max_concurrency,
         )
-        for name, e in catalog.providers.items()
+        for name, e in load_catalog().providers.items()
     }
+
+
+def _providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) -> dict[str, ProviderConfig]:
+    providers = default_providers()
     kinds = registry.names()
     for name, override in loaded.spec.providers.items():
         base = providers.get(name)
@@ -122,6 +127,7 @@ def _providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) ->
             api_key_env=override.api_key_env or (base.api_key_env if base else None),
             hosts=base.hosts if base else (),
             max_concurrency=override.max_concurrency or (base.max_concurrency if base else None),
+            max_concurrency_per_model=override.max_concurrency_per_model,
             structured_output=override.structured_output,
         )
         reason = _untrusted(config, catalog)
@@ -205,10 +211,16 @@ def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, pro
                 problems.append(loaded.problem(loc, f"'{path}' is not among the included workspace files"))
 
 
+def needed_roles(workflow: Workflow) -> list[str]:
+    """Roles the run cannot do without: the planner, and the spec's task roles (or, without
+    tasks, the roles it names in `models`)."""
+    spec = workflow.loaded.spec
+    return [PLANNER, *sorted({t.role for t in spec.tasks} or set(spec.models) - {PLANNER, DEFAULT_KEY})]
+
+
 def _check_policy(workflow: Workflow) -> None:
     """Exit 5 when a role the run needs has no allowed model left."""
-    spec = workflow.loaded.spec
-    needed = [PLANNER, *sorted({t.role for t in spec.tasks} or set(spec.models) - {PLANNER, DEFAULT_KEY})]
+    needed = needed_roles(workflow)
     empty = [role for role in needed if role in workflow.chains and not workflow.chains[role]]
     if empty:
         lines = []

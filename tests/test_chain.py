@@ -10,10 +10,11 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from orchestrator.catalog import Route
-from orchestrator.chain import ModelPool, call_chain, parse_json
+from orchestrator.chain import call_chain, parse_json
 from orchestrator.errors import ProviderConfigError, ProviderError, ProviderUnavailable
 from orchestrator.failure import classify
 from orchestrator.output import Findings, output_schema
+from orchestrator.pool import ModelPool
 from orchestrator.registry import CallSettings, ProviderConfig
 from tests.fakes import Call, FakeProvider
 
@@ -21,9 +22,13 @@ GOOD = json.dumps({"findings": []})
 
 
 def run_chain(fake: FakeProvider, models: list[str], **kwargs: Any) -> Any:
-    pool = ModelPool(
-        {"fake": ProviderConfig(name="fake", kind="fake")}, CallSettings(timeout_s=kwargs.pop("timeout", 5))
+    settings = CallSettings(
+        timeout_s=kwargs.pop("timeout", 5),
+        backoff_s=0.0,
+        retries=kwargs.pop("retries", 2),
+        cooldown_after=kwargs.pop("cooldown_after", 100),
     )
+    pool = ModelPool({"fake": ProviderConfig(name="fake", kind="fake")}, settings)
     chain = [Route(provider="fake", model=m) for m in models]
     return asyncio.run(
         call_chain(pool, chain, lambda r, b: [HumanMessage("review")], output_schema("findings"), Findings, **kwargs)

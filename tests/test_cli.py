@@ -108,13 +108,18 @@ def test_unreachable_provider_exits_3_with_the_report_written(tmp_path: Path) ->
         "version: 1\nname: down\ngoal: review\nworkspace: ws\n"
         f"providers: {{ollama: {{base_url: 'http://127.0.0.1:{closed_port()}'}}}}\n"
         "models: {default: ollama/qwen3:8b, planner: ollama/qwen3:8b}\n"
-        "limits: {timeout_s: 10}\n"
+        "limits: {timeout_s: 10, backoff_s: 0.05, retries: 2, cooldown_after: 3}\n"
     )
     done = cli("run", str(spec), "--output-dir", str(tmp_path / "out"))
     assert done.returncode == 3, done.stderr
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["status"] == "provider_failure" and result["plan"]["source"] == "fallback"
-    assert result["subtasks"] and all(s["fallbacks"][0]["error_kind"] == "unavailable" for s in result["subtasks"])
+    # the planner tried 3 times (1 + 2 retries), then the host was cooled down: no request storm
+    (planner_hop,) = result["plan"]["call"]["fallbacks"]
+    assert planner_hop["error_kind"] == "unavailable" and planner_hop["attempts"] == 3 and planner_hop["waited_s"] > 0
+    assert len(result["subtasks"]) == 4
+    assert all(s["fallbacks"][0]["error_kind"] == "cooldown" for s in result["subtasks"])
+    assert all(s["fallbacks"][0]["attempts"] <= 1 for s in result["subtasks"])
     assert (tmp_path / "out" / "report.md").exists()
 
 

@@ -169,8 +169,17 @@ class LocalProvider:
             seed=settings.seed,
         )
 
-    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
+    def structured_kwargs(
+        self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "native"
+    ) -> dict[str, Any]:
         return {"response_format": {"type": "json_object", "schema": tighten(schema)}}
+
+    def list_models(self, config: ProviderConfig, timeout_s: float) -> list[str]:
+        weights_path()  # raises FileNotFoundError when the weights are not installed
+        return ["smollm2"]
+
+    def structured_support(self, config: ProviderConfig, model: str) -> str:
+        return "grammar (llama.cpp JSON-schema grammar)"
 
     def count_tokens(self, model: BaseChatModel, text: str) -> int:
         if isinstance(model, EmbeddedChatModel):

@@ -35,8 +35,22 @@ class OllamaProvider:
             client_kwargs={"timeout": httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s))},
         )
 
-    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
+    def structured_kwargs(
+        self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "native"
+    ) -> dict[str, Any]:
         return {"format": schema}
+
+    def list_models(self, config: ProviderConfig, timeout_s: float) -> list[str]:
+        """Model tags the host serves (`/api/tags`); `name:latest` is also listed as `name`."""
+        import httpx
+
+        response = httpx.get(f"{(config.base_url or DEFAULT_BASE_URL).rstrip('/')}/api/tags", timeout=timeout_s)
+        response.raise_for_status()
+        names = [str(m.get("name") or m.get("model")) for m in response.json().get("models", [])]
+        return names + [n.removesuffix(":latest") for n in names if n.endswith(":latest")]
+
+    def structured_support(self, config: ProviderConfig, model: str) -> str:
+        return "format (JSON schema, Ollama >= 0.5)"
 
     def count_tokens(self, model: BaseChatModel, text: str) -> int:
         return estimate_tokens(text)

@@ -1,8 +1,9 @@
 """Any OpenAI-compatible endpoint (OpenRouter, DeepSeek, Mistral, vLLM, llama.cpp server),
 through langchain-openai's ChatOpenAI.
 
-Structured output asks for `response_format: json_schema` unless the provider says it only
-supports `json_object` (llama-cpp-python's server, for one); the answer is validated either way.
+Structured output asks for `response_format: json_schema` first and steps down to JSON mode
+when the endpoint rejects it (llama-cpp-python's server, for one); the answer is validated
+either way, and the mode that worked is kept for the rest of the run.
 ChatOpenAI's own retries are off: the orchestrator keeps exactly one retry layer.
 """
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from orchestrator.catalog import Route
+
+
+MODES = ("json_schema", "grammar", "json_object")
 
 
 class OpenAICompatibleProvider:
@@ -41,15 +45,52 @@ class OpenAICompatibleProvider:
             max_retries=0,
         )
 
-    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
-        if config.structured_output == "json_object":
+    def structured_modes(self, config: ProviderConfig) -> list[str]:
+        """json_schema (OpenAI structured outputs), then grammar (JSON mode with the schema
+        attached, which llama.cpp servers enforce), then plain JSON mode."""
+        return [config.structured_output] if config.structured_output else list(MODES)
+
+    def structured_kwargs(
+        self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "json_schema"
+    ) -> dict[str, Any]:
+        if mode == "json_object":
             return {"response_format": {"type": "json_object"}}
+        if mode == "grammar":
+            return {"response_format": {"type": "json_object", "schema": schema}}
         return {
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": schema, "strict": False},
             }
         }
+
+    def schema_in_prompt(self, mode: str) -> bool:
+        return mode != "json_schema"
+
+    def rejects_format(self, exc: BaseException) -> bool:
+        """The endpoint refused the response_format itself (llama-cpp-python's server answers
+        500 to json_schema; others 400 or 422)."""
+        status = getattr(exc, "status_code", None)
+        text = str(exc)
+        return status in (400, 422, 500) and ("response_format" in text or "json_schema" in text)
+
+    def list_models(self, config: ProviderConfig, timeout_s: float) -> list[str]:
+        """Model ids the endpoint serves (`GET /models`), with the key when one is configured."""
+        import httpx
+
+        if not config.base_url:
+            raise ValueError(f"provider '{config.name}' needs a base_url")
+        key = config.api_key()
+        if config.api_key_env and not key:
+            raise PermissionError(f"environment variable {config.api_key_env} is not set")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        response = httpx.get(f"{config.base_url.rstrip('/')}/models", headers=headers, timeout=timeout_s)
+        response.raise_for_status()
+        return [str(m.get("id")) for m in response.json().get("data", [])]
+
+    def structured_support(self, config: ProviderConfig, model: str) -> str:
+        modes = self.structured_modes(config)
+        return " -> ".join(modes) + ("" if len(modes) == 1 else " (negotiated on the first call)")
 
     def count_tokens(self, model: BaseChatModel, text: str) -> int:
         return estimate_tokens(text)
