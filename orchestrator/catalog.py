@@ -56,6 +56,7 @@ class ProviderEntry(_Strict):
     api_key_env: str | None = None
     hosts: tuple[str, ...] = ()
     max_concurrency: int | None = Field(default=None, ge=1)
+    compact_output: bool = False
 
 
 class CatalogFile(_Strict):

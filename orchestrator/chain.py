@@ -26,6 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from orchestrator.errors import ProviderCooledDown, ProviderError, StructuredOutputError
 from orchestrator.failure import classify
+from orchestrator.output import compact_schema
 from orchestrator.pool import BoundModel, ModelPool
 
 if TYPE_CHECKING:
@@ -81,9 +82,11 @@ def parse_json(text: str) -> Any:
     return json.loads(text)
 
 
-def cost_of(route: Route, usage: Usage) -> float | None:
+def cost_of(route: Route, usage: Usage, self_hosted: bool = False) -> float | None:
+    """USD for this usage: the catalog's price, 0 for self-hosted models (local or an Ollama
+    host: machine time is not priced), None when an API route has no known price."""
     if route.price is None:
-        return 0.0 if route.provider == "local" else None
+        return 0.0 if self_hosted else None
     return (usage.tokens_in * route.price.input + usage.tokens_out * route.price.output) / 1_000_000
 
 
@@ -106,6 +109,8 @@ async def call_structured(
 ) -> BaseModel:
     """Ask one model for JSON following `schema`; validate it; repair once if it is invalid."""
     kind: Any = bound.kind
+    if bound.config.compact_output:
+        schema = compact_schema(schema)
     kwargs = kind.structured_kwargs(schema, output_model.__name__, bound.config, mode)
     if getattr(kind, "schema_in_prompt", lambda m: False)(mode):
         messages = _with_schema(messages, schema)
@@ -231,7 +236,7 @@ async def _negotiated(
         except Exception as exc:
             if not rejects(exc):
                 raise
-            following = pool.downgrade(bound)
+            following = pool.downgrade(bound, mode)
             if following is None:
                 raise
             log.info("model.structured_mode", model=bound.route.ref, rejected=mode, now=following)
@@ -292,7 +297,9 @@ async def call_chain(
         result.attempts = attempts.count
         result.waited_s = round(attempts.waited_s, 3)
         result.mode = pool.mode(bound)
-        result.cost_usd = cost_of(route, result.usage)
+        result.cost_usd = cost_of(
+            route, result.usage, bound.config.kind in ("local", "ollama") or bound.config.is_local
+        )
         return result
     last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}
     result.error = {

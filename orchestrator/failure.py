@@ -12,6 +12,7 @@ from orchestrator.errors import (
     ProviderConfigError,
     ProviderError,
     ProviderUnavailable,
+    StructuredOutputError,
 )
 
 # exception class name -> (error class, user message)
@@ -35,6 +36,8 @@ _BY_NAME: dict[str, tuple[type[ProviderError], str]] = {
     "PermissionError": (ProviderConfigError, "missing credentials"),
     "FileNotFoundError": (ProviderConfigError, "model not found"),
     "JSONDecodeError": (ProviderUnavailable, "the provider sent a malformed response"),
+    "LengthFinishReasonError": (StructuredOutputError, "the answer was cut off at limits.max_output_tokens"),
+    "ContentFilterFinishReasonError": (StructuredOutputError, "the provider's content filter stopped the answer"),
 }
 
 

@@ -110,6 +110,26 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# A very small model fills every string to its limit; tight bounds keep its answers short and
+# whole within max_tokens. Applied for providers with `compact_output` (the embedded model's).
+COMPACT_STRING = 160
+COMPACT_ITEMS = 3
+
+
+def compact_schema(schema: Any) -> Any:
+    """Bound every free string and every array of a schema tightly (enums are left alone)."""
+    if isinstance(schema, dict):
+        out = {key: compact_schema(value) for key, value in schema.items()}
+        if out.get("type") == "string" and "enum" not in out:
+            out["maxLength"] = min(out.get("maxLength", COMPACT_STRING), COMPACT_STRING)
+        if out.get("type") == "array":
+            out["maxItems"] = min(out.get("maxItems", COMPACT_ITEMS), COMPACT_ITEMS)
+        return out
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    return schema
+
+
 def max_severity(findings: list[dict[str, Any]]) -> str | None:
     ranked = [f["severity"] for f in findings if f.get("severity") in SEVERITY_RANK]
     return max(ranked, key=SEVERITY_RANK.__getitem__) if ranked else None

@@ -74,10 +74,12 @@ class ModelPool:
         modes = self._modes.setdefault(bound.route.ref, structured_modes(bound.kind, bound.config))
         return modes[0]
 
-    def downgrade(self, bound: BoundModel) -> str | None:
-        """Drop the current mode after the endpoint rejected it; the next mode, if any."""
+    def downgrade(self, bound: BoundModel, rejected: str) -> str | None:
+        """The mode to use after the endpoint rejected `rejected`, or None when none is left.
+        Concurrent calls may report the same rejection: only the first one steps down."""
         modes = self._modes.setdefault(bound.route.ref, structured_modes(bound.kind, bound.config))
-        if len(modes) < 2:
-            return None
-        modes.pop(0)
+        if modes[0] == rejected:
+            if len(modes) < 2:
+                return None
+            modes.pop(0)
         return modes[0]

@@ -38,6 +38,7 @@ class ProviderConfig:
     max_concurrency: int | None = None
     max_concurrency_per_model: int | None = None
     structured_output: str | None = None
+    compact_output: bool = False  # tight bounds on output strings and lists, for very small models
 
     @property
     def host(self) -> str | None:

@@ -171,8 +171,10 @@ def totals(calls: list[Any]) -> dict[str, Any]:
         entry["tokens_out"] += call.get("tokens_out", 0)
         entry["latency_ms"] += call.get("latency_ms", 0)
     note = ""
-    if any(model.startswith("local/") for model in by_model):
-        note = "Local models are costed at 0 USD: their machine time is not priced."
+    if any(c.get("cost_usd") == 0 for c in calls if c.get("model")):
+        note = "Self-hosted models (embedded, Ollama, loopback) are costed at 0 USD: machine time is not priced."
+    if not known:
+        note += " Some API models have no price in the catalog: the total cost is unknown."
     return {
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,

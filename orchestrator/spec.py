@@ -49,6 +49,9 @@ class ProviderSpec(_Strict):
     structured_output: Literal["json_schema", "grammar", "json_object"] | None = Field(
         default=None, description="openai kind: force one mode instead of negotiating"
     )
+    compact_output: bool | None = Field(
+        default=None, description="bound output strings and lists tightly (for very small models)"
+    )
 
 
 class RoleSpec(_Strict):

@@ -102,6 +102,7 @@ def default_providers() -> dict[str, ProviderConfig]:
             api_key_env=e.api_key_env,
             hosts=e.hosts,
             max_concurrency=e.max_concurrency,
+            compact_output=e.compact_output,
         )
         for name, e in load_catalog().providers.items()
     }
@@ -128,6 +129,9 @@ def _providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) ->
             hosts=base.hosts if base else (),
             max_concurrency=override.max_concurrency or (base.max_concurrency if base else None),
             max_concurrency_per_model=override.max_concurrency_per_model,
+            compact_output=override.compact_output
+            if override.compact_output is not None
+            else bool(base and base.compact_output),
             structured_output=override.structured_output,
         )
         reason = _untrusted(config, catalog)

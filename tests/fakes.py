@@ -123,7 +123,9 @@ class FakeProvider:
     def chat_model(self, route: Any, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
         return ScriptedChatModel(model_name=route.model, provider=self)
 
-    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig) -> dict[str, Any]:
+    def structured_kwargs(
+        self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "native"
+    ) -> dict[str, Any]:
         return {"schema": schema}
 
     def count_tokens(self, model: BaseChatModel, text: str) -> int:

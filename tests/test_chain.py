@@ -152,3 +152,174 @@ def test_classification_table(exc: Exception, expected: type[ProviderError]) -> 
 def test_unknown_errors_are_generic_provider_errors() -> None:
     error = classify(ValueError("odd"), "p/m")
     assert type(error) is ProviderError and error.kind == "provider"
+
+
+# ---------------------------------------------------------------- retries, Retry-After, cooldown
+
+
+class HTTPError(Exception):
+    """Shaped like an SDK's status error: a status code and a response with headers."""
+
+    def __init__(self, status: int, retry_after: str | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status_code = status
+        self.response = type("R", (), {"headers": {"retry-after": retry_after} if retry_after else {}})()
+
+
+def failing_then(answer: str, *errors: BaseException) -> Any:
+    pending = list(errors)
+
+    def script(call: Call) -> str:
+        if pending:
+            raise pending.pop(0)
+        return answer
+
+    return script
+
+
+def test_transient_failure_is_retried_on_the_same_model(fake: FakeProvider) -> None:
+    fake.script("a", failing_then(GOOD, HTTPError(503), ConnectionResetError("reset")))
+    result = run_chain(fake, ["a", "b"])
+    assert result.ok and result.route.model == "a" and result.hops == []
+    assert result.attempts == 3 and len(fake.calls_to("a")) == 3
+
+
+def test_retries_are_bounded_then_the_chain_falls_back(fake: FakeProvider) -> None:
+    fake.script("a", raising(HTTPError(500)))
+    fake.script("b", lambda c: GOOD)
+    result = run_chain(fake, ["a", "b"], retries=1)
+    assert result.route.model == "b"
+    assert len(fake.calls_to("a")) == 2 and result.hops[0]["attempts"] == 2
+
+
+def test_retry_after_is_honoured(fake: FakeProvider) -> None:
+    fake.script("a", failing_then(GOOD, HTTPError(429, retry_after="0.3")))
+    result = run_chain(fake, ["a"])
+    assert result.ok and result.attempts == 2
+    assert result.waited_s >= 0.3  # backoff_s is 0 in these tests: the wait came from Retry-After
+
+
+def test_retry_after_longer_than_max_wait_falls_back_at_once(fake: FakeProvider) -> None:
+    fake.script("a", raising(HTTPError(429, retry_after="3600")))
+    fake.script("b", lambda c: GOOD)
+    result = run_chain(fake, ["a", "b"])
+    assert result.route.model == "b" and len(fake.calls_to("a")) == 1
+    assert result.hops[0]["error_kind"] == "unavailable" and result.hops[0]["status"] == 429
+
+
+def pool_with(settings: CallSettings, *providers: str) -> ModelPool:
+    return ModelPool({p: ProviderConfig(name=p, kind="fake") for p in providers}, settings)
+
+
+def chain_on(pool: ModelPool, refs: list[str]) -> Any:
+    routes = [Route(provider=r.split("/")[0], model=r.split("/")[1]) for r in refs]
+    return asyncio.run(call_chain(pool, routes, lambda r, b: [HumanMessage("x")], output_schema("findings"), Findings))
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 400])
+def test_configuration_errors_fall_back_without_retrying(fake: FakeProvider, status: int) -> None:
+    fake.script("a", raising(HTTPError(status)))
+    fake.script("b", lambda c: GOOD)
+    result = chain_on(pool_with(CallSettings(backoff_s=0), "api", "other"), ["api/a", "other/b"])
+    assert result.route.ref == "other/b" and len(fake.calls_to("a")) == 1
+    assert result.hops[0]["error_kind"] == "config" and result.hops[0]["status"] == status
+
+
+def test_a_host_that_keeps_refusing_is_cooled_down_for_the_run(fake: FakeProvider) -> None:
+    fake.script("down", raising(ConnectionRefusedError("refused")))
+    fake.script("other", raising(ConnectionRefusedError("refused")))
+    fake.script("ok", lambda c: GOOD)
+    pool = pool_with(CallSettings(backoff_s=0, retries=2, cooldown_after=3), "host", "api")
+    first = chain_on(pool, ["host/down", "api/ok"])
+    assert first.route.ref == "api/ok" and len(fake.calls_to("down")) == 3
+    # every later call skips the host without a request, whatever the model
+    for _ in range(5):
+        later = chain_on(pool, ["host/other", "host/down", "api/ok"])
+        assert later.route.ref == "api/ok"
+        assert [h["error_kind"] for h in later.hops] == ["cooldown", "cooldown"]
+    assert len(fake.calls_to("down")) == 3 and fake.calls_to("other") == []
+
+
+def test_a_rate_limited_model_is_cooled_down_alone(fake: FakeProvider) -> None:
+    fake.script("busy", raising(HTTPError(429)))
+    fake.script("free", lambda c: GOOD)
+    pool = pool_with(CallSettings(backoff_s=0, retries=2, cooldown_after=3), "api")
+    assert chain_on(pool, ["api/busy", "api/free"]).route.ref == "api/free"
+    again = chain_on(pool, ["api/busy", "api/free"])
+    assert again.hops[0]["error_kind"] == "cooldown" and again.route.ref == "api/free"  # same provider, other model
+    assert len(fake.calls_to("busy")) == 3
+
+
+def test_refused_credentials_cool_the_provider_at_once(fake: FakeProvider) -> None:
+    fake.script("a", raising(HTTPError(401)))
+    fake.script("b", lambda c: GOOD)
+    fake.script("c", lambda c: GOOD)
+    pool = pool_with(CallSettings(backoff_s=0), "api", "local")
+    chain_on(pool, ["api/a", "local/c"])
+    later = chain_on(pool, ["api/b", "local/c"])
+    assert later.hops[0]["error_kind"] == "cooldown" and fake.calls_to("b") == []
+
+
+class PickyProvider(FakeProvider):
+    """An endpoint that rejects json_schema the way llama-cpp-python's server does."""
+
+    def structured_modes(self, config: ProviderConfig) -> list[str]:
+        return ["json_schema", "grammar", "json_object"]
+
+    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "") -> Any:
+        return {"schema": schema, "mode": mode}
+
+    def schema_in_prompt(self, mode: str) -> bool:
+        return mode != "json_schema"
+
+    def rejects_format(self, exc: BaseException) -> bool:
+        return "response_format" in str(exc)
+
+
+def test_structured_mode_steps_down_when_the_endpoint_rejects_it() -> None:
+    from orchestrator.registry import registry
+
+    picky = PickyProvider()
+
+    class Rejection(HTTPError):
+        def __str__(self) -> str:
+            return "response_format type json_schema not supported"
+
+    def script(call: Call) -> str:
+        if call.kwargs["mode"] == "json_schema":
+            raise Rejection(500)
+        return GOOD
+
+    picky.script("m", script)
+    registry.register("picky", picky)
+    try:
+        pool = ModelPool({"p": ProviderConfig(name="p", kind="picky")}, CallSettings(backoff_s=0))
+        route = [Route(provider="p", model="m")]
+        run = lambda: asyncio.run(  # noqa: E731
+            call_chain(pool, route, lambda r, b: [HumanMessage("x")], output_schema("findings"), Findings)
+        )
+        first = run()
+        assert first.ok and first.mode == "grammar" and first.hops == []
+        assert [c.kwargs["mode"] for c in picky.calls] == ["json_schema", "grammar"]
+        assert "JSON Schema" in picky.calls[1].user  # the schema moved into the prompt
+        second = run()
+        assert second.mode == "grammar" and [c.kwargs["mode"] for c in picky.calls][2:] == ["grammar"]
+    finally:
+        registry.unregister("picky")
+
+
+def test_concurrent_rejections_step_down_only_once() -> None:
+    from orchestrator.registry import registry
+
+    picky = PickyProvider()
+    registry.register("picky", picky)
+    try:
+        pool = ModelPool({"p": ProviderConfig(name="p", kind="picky")}, CallSettings())
+        bound = pool.get(Route(provider="p", model="m"))
+        assert pool.mode(bound) == "json_schema"
+        assert pool.downgrade(bound, "json_schema") == "grammar"
+        assert pool.downgrade(bound, "json_schema") == "grammar"  # a second report of the same rejection
+        assert pool.downgrade(bound, "grammar") == "json_object"
+        assert pool.downgrade(bound, "json_object") is None
+    finally:
+        registry.unregister("picky")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import main
 from tests.fakes import FakeProvider, valid_answer
+from tests.process import orchestrator
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart" / "spec.yaml"
@@ -22,14 +22,7 @@ SDKS = ("langchain_openai", "langchain_ollama", "openai", "ollama", "llama_cpp",
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        timeout=300,
-    )
+    return orchestrator(*args, env=env, cwd=cwd, timeout=300)
 
 
 def closed_port() -> int:

@@ -7,9 +7,7 @@ structure and behaviour, never wording.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from orchestrator.output import OUTPUT_MODELS
 from orchestrator.role import builtin_roles
+from tests.process import orchestrator
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +25,7 @@ ROLES = {"architecture_review", "refactor", "debug", "arabic_docs"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CI": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True, env=env, timeout=900
-    )
+    return orchestrator(*args, timeout=900)
 
 
 def assert_valid_result(result: dict[str, Any]) -> None:

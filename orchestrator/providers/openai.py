@@ -39,7 +39,9 @@ class OpenAICompatibleProvider:
             base_url=config.base_url,
             api_key=SecretStr(key or "not-needed"),
             temperature=settings.temperature,
-            max_completion_tokens=settings.max_output_tokens,
+            # `max_tokens`, not `max_completion_tokens`: every OpenAI-compatible server knows it
+            # (llama.cpp's ignores the newer name and would generate to the end of its context)
+            extra_body={"max_tokens": settings.max_output_tokens},
             seed=settings.seed,
             timeout=settings.timeout_s,
             max_retries=0,

@@ -1,0 +1,350 @@
+"""A model server for tests only: speaks the Ollama API (`/api/chat` with streaming and
+`format`, `/api/tags`, `/api/show`, `/api/version`) and the OpenAI chat API
+(`/v1/chat/completions`, `/v1/models`) on a loopback port.
+
+Backends per model name: `embedded` (the real SmolLM2 through llama.cpp, grammar-constrained by
+the request's schema) or `canned` (a minimal valid instance of the requested schema, instantly).
+Faults can be queued per model to exercise failure handling: close the connection, hang, answer
+an HTTP status (with Retry-After), send a malformed body, or cut a stream short. A simulated
+load delay when the requested model differs from the loaded one imitates a single-model host.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Backend = str  # "embedded" | "canned"
+
+
+@dataclass
+class Fault:
+    kind: str  # close | hang | status | malformed | truncate | invalid_json
+    model: str = "*"
+    times: int = 1
+    status: int = 500
+    retry_after: float | None = None
+    hang_s: float = 30.0
+
+
+def sample(schema: Any) -> Any:
+    """The smallest instance of a JSON Schema that validates (enough for the orchestrator's kinds)."""
+    if not isinstance(schema, dict):
+        return None
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        options = [s for s in schema["anyOf"] if s.get("type") != "null"] or schema["anyOf"]
+        return sample(options[0])
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {key: sample(props[key]) for key in schema.get("required", list(props))}
+    if kind == "array":
+        return [sample(schema.get("items", {})) for _ in range(schema.get("minItems", 1))]
+    if kind == "string":
+        return "x" * max(1, schema.get("minLength", 1))
+    if kind == "integer":
+        return max(1, schema.get("minimum", 1))
+    if kind == "number":
+        return 1.0
+    if kind == "boolean":
+        return False
+    return None
+
+
+@dataclass
+class ServerState:
+    models: dict[str, Backend]
+    load_delay_s: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    loaded: str | None = None
+    loads: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    model_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_fault(self, model: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.model in ("*", model):
+                    fault.times -= 1
+                    return fault
+        return None
+
+
+def generate(
+    state: ServerState, model: str, messages: list[dict[str, Any]], schema: Any, options: dict[str, Any]
+) -> tuple[str, int, int]:
+    """Answer text, prompt tokens and completion tokens for one request."""
+    with state.model_lock:  # one model loaded at a time, one request at a time
+        if state.loaded != model:
+            state.loads += 1
+            state.loaded = model
+            time.sleep(state.load_delay_s)
+        if state.models[model] == "canned":
+            text = json.dumps(sample(schema)) if isinstance(schema, dict) else "hello"
+            return text, 10, 5
+        from orchestrator.providers.local import shared_llama, weights_path
+
+        llama, lock = shared_llama(weights_path())
+        response_format = None
+        if isinstance(schema, dict):
+            response_format = {"type": "json_object", "schema": schema}
+        elif schema == "json":
+            response_format = {"type": "json_object"}
+        with lock:
+            done: Any = llama.create_chat_completion(
+                messages=[{"role": m.get("role", "user"), "content": m.get("content") or ""} for m in messages],
+                response_format=response_format,
+                max_tokens=int(options.get("num_predict") or options.get("max_tokens") or 512),
+                temperature=float(options.get("temperature", 0.2)),
+                repeat_penalty=float(options.get("repeat_penalty", 1.1)),  # Ollama's default
+                seed=int(options.get("seed", 42)),
+            )
+        usage = done.get("usage") or {}
+        return (
+            done["choices"][0]["message"]["content"] or "",
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+        )
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    @property
+    def state(self) -> ServerState:
+        return self.server.state
+
+    # ---- plumbing
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _fault(self, model: str, openai: bool) -> bool:
+        """Apply a queued fault; True when the request was answered (or dropped) by it."""
+        fault = self.state.take_fault(model)
+        if fault is None or fault.kind in ("truncate", "invalid_json"):
+            if fault is not None:
+                self._pending = fault
+            return False
+        if fault.kind == "close":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return True
+        if fault.kind == "hang":
+            time.sleep(fault.hang_s)
+            self.close_connection = True
+            return True
+        if fault.kind == "malformed":
+            data = b'{"model": "broken", "message": {"content": '
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
+        headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+        message = {429: "rate limited", 401: "unauthorized", 404: f"model '{model}' not found"}.get(
+            fault.status, "boom"
+        )
+        payload = {"error": {"message": message, "type": "fault"}} if openai else {"error": message}
+        self._json(fault.status, payload, headers)
+        return True
+
+    # ---- routes
+    def do_GET(self) -> None:
+        if self.path == "/api/tags":
+            models = [
+                {"name": m, "model": m, "size": 1, "digest": "0" * 12, "details": {"family": "test"}}
+                for m in self.state.models
+            ]
+            self._json(200, {"models": models})
+        elif self.path == "/api/version":
+            self._json(200, {"version": "0.12.0"})
+        elif self.path in ("/v1/models", "/models"):
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": m, "object": "model", "owned_by": "test"} for m in self.state.models],
+                },
+            )
+        else:
+            self._json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        self._pending: Fault | None = None
+        body = self._body()
+        if self.path == "/api/show":
+            name = body.get("model") or body.get("name")
+            if name not in self.state.models:
+                self._json(404, {"error": f"model '{name}' not found"})
+            else:
+                self._json(200, {"details": {"family": "test"}, "model_info": {}, "capabilities": ["completion"]})
+        elif self.path == "/api/chat":
+            self._ollama_chat(body)
+        elif self.path in ("/v1/chat/completions", "/chat/completions"):
+            self._openai_chat(body)
+        else:
+            self._json(404, {"error": "not found"})
+
+    def _admit(self, model: str, openai: bool) -> bool:
+        """Count the request, apply a queued fault, refuse unknown models; True to go on."""
+        with self.state.lock:
+            self.state.requests[model] += 1
+        if self._fault(model, openai=openai):
+            return False
+        if model not in self.state.models:
+            if openai:
+                error = {"message": f"The model `{model}` does not exist", "type": "invalid_request_error"}
+                self._json(404, {"error": error})
+            else:
+                self._json(404, {"error": f"model '{model}' not found, try pulling it first"})
+            return False
+        return True
+
+    def _ollama_chat(self, body: dict[str, Any]) -> None:
+        model = body.get("model", "")
+        if not self._admit(model, openai=False):
+            return
+        text, prompt_tokens, completion_tokens = generate(
+            self.state, model, body.get("messages", []), body.get("format"), body.get("options") or {}
+        )
+        if self._pending and self._pending.kind == "invalid_json":
+            text = text[: len(text) // 2]
+        final = {
+            "model": model,
+            "created_at": "2026-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": prompt_tokens,
+            "eval_count": completion_tokens,
+        }
+        if not body.get("stream", True):
+            final["message"]["content"] = text
+            self._json(200, final)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pieces = [text[i : i + 8] for i in range(0, len(text), 8)] or [""]
+        for index, piece in enumerate(pieces):
+            if self._pending and self._pending.kind == "truncate" and index >= len(pieces) // 2:
+                self.close_connection = True  # the stream stops mid-answer, no terminating chunk
+                return
+            line = {
+                "model": model,
+                "created_at": "2026-01-01T00:00:00Z",
+                "message": {"role": "assistant", "content": piece},
+                "done": False,
+            }
+            self._chunk(json.dumps(line).encode() + b"\n")
+        self._chunk(json.dumps(final).encode() + b"\n")
+        self._chunk(b"")
+
+    def _openai_chat(self, body: dict[str, Any]) -> None:
+        model = body.get("model", "")
+        if not self._admit(model, openai=True):
+            return
+        response_format = body.get("response_format") or {}
+        schema: Any = None
+        if response_format.get("type") == "json_schema":
+            schema = response_format["json_schema"]["schema"]
+        elif response_format.get("type") == "json_object":
+            schema = response_format.get("schema", "json")
+        options = {
+            "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
+            "temperature": body.get("temperature", 0.2),
+            "seed": body.get("seed", 42),
+        }
+        text, prompt_tokens, completion_tokens = generate(self.state, model, body.get("messages", []), schema, options)
+        if self._pending and self._pending.kind == "invalid_json":
+            text = text[: len(text) // 2]
+        self._json(
+            200,
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+
+
+class ModelServer:
+    """Start on a free loopback port in a background thread; `url` is the base URL."""
+
+    def __init__(self, models: dict[str, Backend], load_delay_s: float = 0.0) -> None:
+        self.state = ServerState(models=dict(models), load_delay_s=load_delay_s)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.state = self.state  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def fault(self, kind: str, model: str = "*", **kwargs: Any) -> None:
+        with self.state.lock:
+            self.state.faults.append(Fault(kind=kind, model=model, **kwargs))
+
+    def __enter__(self) -> ModelServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def main() -> None:
+    """`python -m tests.servers.model_server --model NAME=embedded ...`: serve until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", action="append", default=[], help="NAME=embedded|canned")
+    parser.add_argument("--load-delay", type=float, default=0.0)
+    args = parser.parse_args()
+    models = dict(item.split("=", 1) for item in args.model) or {"smollm2:135m": "embedded"}
+    with ModelServer(models, args.load_delay) as server:
+        print(server.url, flush=True)
+        server.thread.join()
+
+
+if __name__ == "__main__":
+    main()
