@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,10 +89,18 @@ class ScriptedChatModel(BaseChatModel):
     async def _agenerate(
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        delay = self.provider.delay_s
-        if delay:
-            await asyncio.sleep(delay)
-        return self._generate(messages, stop, None, **kwargs)
+        provider = self.provider
+        with provider._lock:
+            provider.in_flight[self.model_name] += 1
+            provider.peak[self.model_name] = max(provider.peak[self.model_name], provider.in_flight[self.model_name])
+            provider.peak["*"] = max(provider.peak["*"], sum(provider.in_flight.values()))
+        try:
+            if provider.delay_s:
+                await asyncio.sleep(provider.delay_s)
+            return self._generate(messages, stop, None, **kwargs)
+        finally:
+            with provider._lock:
+                provider.in_flight[self.model_name] -= 1
 
 
 @dataclass
@@ -100,6 +109,8 @@ class FakeProvider:
     calls: list[Call] = field(default_factory=list)
     unscripted: list[Call] = field(default_factory=list)
     delay_s: float = 0.0
+    in_flight: Counter[str] = field(default_factory=Counter)
+    peak: Counter[str] = field(default_factory=Counter)  # most calls at once, per model and "*"
     real: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

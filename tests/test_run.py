@@ -263,3 +263,30 @@ def test_concurrency_one_still_runs_every_subtask(fake: FakeProvider, write_spec
     fake.delay_s = 0.01
     _, result = run(write_spec(FAKE_SPEC), tmp_path, ["limits.concurrency=1"])
     assert len(result["subtasks"]) == 4 and all(s["status"] == "ok" for s in result["subtasks"])
+
+
+def many_tasks_spec(count: int) -> str:
+    tasks = "".join(f"  - {{role: architecture_review, instruction: part {i}}}\n" for i in range(count))
+    return f"""
+version: 1
+name: many
+goal: Review everything.
+workspace: ws
+providers: {{fake: {{kind: fake, max_concurrency: 3, max_concurrency_per_model: 2}}}}
+models: {{planner: fake/p, architecture_review: fake/a, debug: fake/b}}
+tasks:
+  - {{role: debug, instruction: one}}
+{tasks}"""
+
+
+@pytest.mark.parametrize(("run_limit", "peak_total"), [(1, 1), (2, 2), (10, 3)])
+def test_limits_cap_calls_in_flight_and_drop_no_subtask(
+    run_limit: int, peak_total: int, fake: FakeProvider, write_spec: Any, tmp_path: Path
+) -> None:
+    fake.delay_s = 0.02
+    for model in ("a", "b", "p"):
+        fake.script(model, valid_answer)
+    _, result = run(write_spec(many_tasks_spec(12)), tmp_path, [f"limits.concurrency={run_limit}"])
+    assert len(result["subtasks"]) == 13 and all(s["status"] == "ok" for s in result["subtasks"])
+    assert fake.peak["*"] == peak_total  # run-wide limit (LangGraph max_concurrency) or provider cap (3)
+    assert fake.peak["a"] == min(2, run_limit)  # per-model cap
