@@ -20,20 +20,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import BaseModel, ValidationError
 from structlog import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from orchestrator.errors import ProviderCooledDown, ProviderError, StructuredOutputError
 from orchestrator.failure import classify
-from orchestrator.output import compact_schema
+from orchestrator.output import Contract, ContractError, compact_schema
 from orchestrator.pool import BoundModel, ModelPool
+from orchestrator.registry import CallSettings
 
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
 
 log = get_logger(__name__)
 MessagesFor = Callable[["Route", BoundModel], list[BaseMessage]]
+Check = Callable[[dict[str, Any]], list[str]]
 
 
 @dataclass
@@ -79,7 +80,7 @@ def parse_json(text: str) -> Any:
     start, end = text.find("{"), text.rfind("}")
     if start != -1 and end > start:
         text = text[start : end + 1]
-    return json.loads(text)
+    return json.loads(text, strict=False)  # raw tabs/newlines inside strings are common and harmless
 
 
 def cost_of(route: Route, usage: Usage, self_hosted: bool = False) -> float | None:
@@ -101,17 +102,15 @@ async def call_structured(
     bound: BoundModel,
     mode: str,
     messages: list[BaseMessage],
-    schema: dict[str, Any],
-    output_model: type[BaseModel],
+    contract: Contract,
     usage: Usage,
     timeout_s: float,
-    check: Callable[[BaseModel], list[str]] | None = None,
-) -> BaseModel:
-    """Ask one model for JSON following `schema`; validate it; repair once if it is invalid."""
+    check: Check | None = None,
+) -> dict[str, Any]:
+    """Ask one model for JSON following the contract; validate it; repair once if invalid."""
     kind: Any = bound.kind
-    if bound.config.compact_output:
-        schema = compact_schema(schema)
-    kwargs = kind.structured_kwargs(schema, output_model.__name__, bound.config, mode)
+    schema = compact_schema(contract.schema) if bound.config.compact_output else contract.schema
+    kwargs = kind.structured_kwargs(schema, contract.name, bound.config, mode)
     if getattr(kind, "schema_in_prompt", lambda m: False)(mode):
         messages = _with_schema(messages, schema)
     runnable = bound.model.bind(**kwargs)
@@ -124,14 +123,14 @@ async def call_structured(
         usage.add(answer)
         text = answer.text
         try:
-            parsed = output_model.model_validate(parse_json(text))
+            parsed = contract.validate(parse_json(text))
             problems = check(parsed) if check else []
             if not problems:
                 return parsed
         except json.JSONDecodeError as exc:
             problems = [f"not valid JSON: {exc.msg} at position {exc.pos}"]
-        except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()][:8]
+        except ContractError as exc:
+            problems = exc.problems
         log.info("model.invalid_output", model=bound.route.ref, attempt=attempt, problems=problems)
         if attempt == 1:
             conversation += [
@@ -157,14 +156,13 @@ async def call_route(
     pool: ModelPool,
     bound: BoundModel,
     messages: list[BaseMessage],
-    schema: dict[str, Any],
-    output_model: type[BaseModel],
+    contract: Contract,
     usage: Usage,
     attempts: Attempts,
-    check: Callable[[BaseModel], list[str]] | None = None,
-) -> BaseModel:
+    settings: CallSettings,
+    check: Check | None = None,
+) -> dict[str, Any]:
     """One route with retries for transient failures; raises a classified ProviderError."""
-    settings = pool.settings
     route = bound.route
 
     def retryable(exc: BaseException) -> bool:
@@ -197,7 +195,7 @@ async def call_route(
             if why:
                 raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
             try:
-                output = await _negotiated(pool, bound, messages, schema, output_model, usage, check)
+                output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check)
             except StructuredOutputError:
                 raise
             except ProviderError as known:
@@ -220,19 +218,17 @@ async def _negotiated(
     pool: ModelPool,
     bound: BoundModel,
     messages: list[BaseMessage],
-    schema: dict[str, Any],
-    output_model: type[BaseModel],
+    contract: Contract,
     usage: Usage,
-    check: Callable[[BaseModel], list[str]] | None,
-) -> BaseModel:
+    timeout_s: float,
+    check: Check | None,
+) -> dict[str, Any]:
     """Call in the endpoint's best structured-output mode, stepping down when it rejects one."""
     rejects = getattr(bound.kind, "rejects_format", lambda exc: False)
     while True:
         mode = pool.mode(bound)
         try:
-            return await call_structured(
-                bound, mode, messages, schema, output_model, usage, pool.settings.timeout_s, check
-            )
+            return await call_structured(bound, mode, messages, contract, usage, timeout_s, check)
         except Exception as exc:
             if not rejects(exc):
                 raise
@@ -246,12 +242,17 @@ async def call_chain(
     pool: ModelPool,
     chain: list[Route],
     messages_for: MessagesFor,
-    schema: dict[str, Any],
-    output_model: type[BaseModel],
-    check: Callable[[BaseModel], list[str]] | None = None,
+    contract: Contract,
+    check: Check | None = None,
     on_attempt: Callable[[Route], None] | None = None,
+    settings: CallSettings | None = None,
+    variant: int = 0,
 ) -> ChainResult:
-    """Try each route in order until one returns a valid output. Never raises ProviderError."""
+    """Try each route in order until one returns a valid output. Never raises ProviderError.
+
+    `settings` overrides the run's (a graph node's own retries or timeout); `variant` > 0 asks
+    for a differently seeded model (the proposers of an ensemble)."""
+    settings = settings or pool.settings
     result = ChainResult()
     for route in chain:
         usage = Usage()
@@ -261,13 +262,13 @@ async def call_chain(
             why = pool.breaker.why_open(route.provider, route.ref)
             if why:
                 raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
-            bound = pool.get(route)
+            bound = pool.get(route, variant)
             messages = messages_for(route, bound)
             async with pool.slot(route):
                 if on_attempt:
                     on_attempt(route)
                 started = time.perf_counter()  # model time, not time queued for the provider
-                output = await call_route(pool, bound, messages, schema, output_model, usage, attempts, check)
+                output = await call_route(pool, bound, messages, contract, usage, attempts, settings, check)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
@@ -289,7 +290,7 @@ async def call_chain(
             )
             log.warning("model.failed", model=route.ref, error_kind=error.kind, error=error.message)
             continue
-        result.output = output.model_dump(mode="json")
+        result.output = output
         result.route = route
         result.usage.tokens_in += usage.tokens_in
         result.usage.tokens_out += usage.tokens_out

@@ -110,7 +110,7 @@ def run(
     to_stdout = list(formats) == ["json"] and output_dir is None
     run_id = new_run_id()
     if not quiet:
-        click.echo(f"run {run_id}: {workflow.loaded.spec.name} ({workflow.graph.name})", err=True)
+        click.echo(f"run {run_id}: {workflow.loaded.spec.name} ({workflow.graph_name})", err=True)
     progress: Any = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
     with progress if isinstance(progress, LiveProgress) else nullcontext():
         options = RunOptions(
@@ -227,7 +227,7 @@ def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: fl
         used = {route.provider for chain in workflow.chains.values() for route in chain}
         providers = {name: workflow.providers[name] for name in sorted(used)}
     else:
-        from orchestrator.workflow import default_providers
+        from orchestrator.endpoint import default_providers
 
         providers = default_providers_to_check(default_providers())
     statuses = probe_providers(providers, timeout)
@@ -283,10 +283,16 @@ def graph() -> None:
 @click.argument("name_or_path")
 @handle_errors
 def graph_show(name_or_path: str) -> None:
-    """Print the Mermaid text of a built-in graph or a graph file."""
-    from orchestrator.graph import compile_graph, load_graph
+    """Print the Mermaid text of a built-in graph, a graph file, or a Python graph (pkg.module:build)."""
+    from orchestrator.compile import GraphKit, build_python_graph, compile_graph, load_python_graph
+    from orchestrator.graph import is_python_graph, load_graph
     from orchestrator.role import builtin_roles, worker_roles
 
-    definition = load_graph(name_or_path, Path.cwd())
-    compiled = compile_graph(definition, sorted(worker_roles(builtin_roles()))).compile()
+    roles = sorted(worker_roles(builtin_roles()))
+    if is_python_graph(name_or_path):
+        kit = GraphKit(worker_roles=roles, resolve_models=lambda name, refs: [])
+        built = build_python_graph(name_or_path, load_python_graph(name_or_path, Path.cwd()), kit)
+        compiled = built.compile() if hasattr(built, "add_node") else built
+    else:
+        compiled = compile_graph(load_graph(name_or_path, Path.cwd()), roles).compile()
     click.echo(compiled.get_graph().draw_mermaid())

@@ -1,49 +1,100 @@
-"""Graph files: a small YAML format that compiles to a LangGraph StateGraph.
+"""Graph files: a YAML format for workflows that compiles to a LangGraph StateGraph.
 
     version: 1
-    name: coding-workflow
-    nodes:                       # name -> kind
-      plan: {kind: plan}         # the planner's plan (or the spec's tasks)
-      roles: {kind: fanout}      # one node per worker role; one Send per subtask
+    name: debug-loop
+    roles: {}                          # extra roles, as in a spec (output may be a JSON Schema)
+    nodes:
+      diagnose: {kind: role, role: debug, max_iterations: 3}
+      patch:    {kind: role, role: refactor, inputs: [diagnose]}
       aggregate: {kind: aggregate}
-    edges: [[START, plan], [plan, roles], [roles, aggregate], [aggregate, END]]
+    edges:
+      - [START, diagnose]
+      - [diagnose, patch]
+      - {from: patch, to: diagnose, when: "patches.valid == 0"}
+      - {from: patch, to: aggregate, when: else}
+      - [aggregate, END]
 
-A `fanout` node expands to one node per worker role, named after the role. Built-in graphs
-live in `graphs/`; a spec may also point at a graph file of its own.
+Node kinds: `plan` (the planner's plan or the spec's tasks), `fanout` (one node per worker
+role; one Send per planned subtask), `role` (one role on one instruction), `ensemble` (one
+role on several models in parallel) and `merge` (an aggregator over an ensemble's proposals,
+with the points where they disagree), `aggregate` (the final report). Every problem is found
+when the graph is loaded, with the file, line and field.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 from importlib.resources import as_file
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from orchestrator.condition import Condition, ConditionError, parse_condition
 from orchestrator.errors import Problem, SpecError
 from orchestrator.resource import data_dir, list_data
 from orchestrator.source import Document, close_match, load_yaml, validate_document
 
 TERMINALS = ("START", "END")
+NodeKind = Literal["plan", "fanout", "role", "ensemble", "merge", "aggregate"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class RoleDef(_Strict):
+    """A role: an output kind (or a JSON Schema) and a prompt template."""
+
+    output: Literal["findings", "patches", "diagnosis", "docs", "text"] | dict[str, Any]
+    prompt: str | None = Field(default=None, description="inline prompt template ($goal, $instruction)")
+    prompt_file: str | None = Field(default=None, description="template file, relative to this file")
+    description: str = ""
 
 
 class NodeSpec(_Strict):
-    kind: Literal["plan", "fanout", "aggregate"]
+    kind: NodeKind
+    role: str | None = Field(default=None, description="role kinds: the role this node runs")
+    models: Annotated[list[str], BeforeValidator(_as_list)] | None = Field(
+        default=None, description="a model or fallback chain overriding the spec's models for this node"
+    )
+    instruction: str | None = Field(default=None, description="what the node does ($goal is the spec's goal)")
+    files: list[str] = Field(default_factory=list, description="globs: the files given to this node")
+    inputs: list[str] | None = Field(default=None, description="nodes whose outputs this node reads")
+    retries: int | None = Field(default=None, ge=0, le=10)
+    timeout_s: float | None = Field(default=None, gt=0)
+    max_iterations: int | None = Field(default=None, ge=1, le=100, description="bound on runs inside a loop")
+    proposers: int | None = Field(default=None, ge=1, le=16, description="ensemble: how many proposals")
+    of: str | None = Field(default=None, description="merge: the ensemble node it merges")
     description: str = ""
+
+
+class EdgeSpec(_Strict):
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    when: str | None = Field(default=None, description="condition on the source's result, or 'else'")
 
 
 class GraphFile(_Strict):
     version: Literal[1] = 1
     name: str
     description: str = ""
+    roles: dict[str, RoleDef] = Field(default_factory=dict)
     nodes: dict[str, NodeSpec] = Field(min_length=1)
-    edges: list[tuple[str, str]] = Field(min_length=1)
+    edges: list[tuple[str, str] | EdgeSpec] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Edge:
+    index: int
+    source: str
+    target: str
+    condition: Condition | None
 
 
 @dataclass
@@ -51,14 +102,32 @@ class GraphDefinition:
     graph: GraphFile
     document: Document
     builtin: bool
+    edges: list[Edge]
 
     @property
     def name(self) -> str:
         return self.graph.name
 
+    @property
+    def base_dir(self) -> Path:
+        return self.document.path.parent
+
+    def nodes_of(self, kind: str) -> list[str]:
+        return [name for name, node in self.graph.nodes.items() if node.kind == kind]
+
+    def outgoing(self) -> dict[str, list[Edge]]:
+        found: dict[str, list[Edge]] = defaultdict(list)
+        for edge in self.edges:
+            found[edge.source].append(edge)
+        return found
+
 
 def builtin_graph_names() -> list[str]:
     return [name.removesuffix(".yaml") for name in list_data("graphs", ".yaml")]
+
+
+def is_python_graph(ref: str) -> bool:
+    return ":" in ref and not ref.endswith((".yaml", ".yml"))
 
 
 def load_graph(ref: str, base_dir: Path) -> GraphDefinition:
@@ -66,7 +135,6 @@ def load_graph(ref: str, base_dir: Path) -> GraphDefinition:
     if ref in builtin_graph_names():
         with as_file(data_dir("graphs").joinpath(f"{ref}.yaml")) as path:
             document = load_yaml(path, kind="graph")
-            document.path = Path("graphs") / f"{ref}.yaml"
         builtin = True
     elif ref.endswith((".yaml", ".yml")) or "/" in ref:
         document = load_yaml((base_dir / ref).resolve(), kind="graph")
@@ -75,72 +143,198 @@ def load_graph(ref: str, base_dir: Path) -> GraphDefinition:
         hint = close_match(ref, builtin_graph_names())
         known = ", ".join(builtin_graph_names())
         raise SpecError([Problem("", None, "graph", f"unknown graph '{ref}'{hint} (built-in: {known})")])
-    definition = GraphDefinition(validate_document(document, GraphFile), document, builtin)
-    problems = check_graph(definition)
+    graph = validate_document(document, GraphFile)
+    problems: list[Problem] = []
+    edges = _edges(graph, document, problems)
+    definition = GraphDefinition(graph, document, builtin, edges)
+    problems += check_graph(definition)
     if problems:
         raise SpecError(problems)
     return definition
 
 
-def check_graph(definition: GraphDefinition) -> list[Problem]:
+def _edges(graph: GraphFile, doc: Document, problems: list[Problem]) -> list[Edge]:
+    edges = []
+    for index, raw in enumerate(graph.edges):
+        source, target, when = (raw[0], raw[1], None) if isinstance(raw, tuple) else (raw.source, raw.target, raw.when)
+        condition = None
+        if when is not None:
+            try:
+                condition = parse_condition(when)
+            except ConditionError as exc:
+                problems.append(doc.problem(("edges", index, "when"), str(exc)))
+                continue
+        edges.append(Edge(index, source, target, condition))
+    return edges
+
+
+def check_graph(definition: GraphDefinition, known_roles: set[str] | None = None) -> list[Problem]:
+    """Structure and meaning of a graph; `known_roles` (when given) checks every role exists."""
     graph, doc = definition.graph, definition.document
+    nodes = graph.nodes
     problems: list[Problem] = []
-    kinds = Counter(node.kind for node in graph.nodes.values())
-    for kind in ("plan", "aggregate"):
-        if kinds[kind] != 1:
-            problems.append(doc.problem(("nodes",), f"needs exactly one node of kind '{kind}'"))
-    for name in graph.nodes:
-        if name in TERMINALS:
-            problems.append(doc.problem(("nodes", name), "START and END are reserved"))
-    for index, (source, target) in enumerate(graph.edges):
-        for position, end in enumerate((source, target)):
-            if end not in graph.nodes and end not in TERMINALS:
-                hint = close_match(end, list(graph.nodes))
-                problems.append(doc.problem(("edges", index, position), f"unknown node '{end}'{hint}"))
-        if source == "END" or target == "START":
-            problems.append(doc.problem(("edges", index), "edges cannot leave END or enter START"))
-    sources = {source for source, _ in graph.edges}
-    targets = {target for _, target in graph.edges}
-    if "START" not in sources:
-        problems.append(doc.problem(("edges",), "no edge leaves START"))
-    for name in graph.nodes:
-        if name not in targets:
-            problems.append(doc.problem(("nodes", name), "unreachable: no edge leads to it"))
-        elif name not in sources:
-            problems.append(doc.problem(("nodes", name), "dead end: no edge leaves it"))
-    for index, (source, target) in enumerate(graph.edges):
-        into_fanout = graph.nodes.get(target, NodeSpec(kind="plan")).kind == "fanout"
-        if into_fanout and graph.nodes.get(source, NodeSpec(kind="fanout")).kind != "plan":
-            problems.append(doc.problem(("edges", index), "a fanout node must follow the plan node"))
+    kinds: dict[str, list[str]] = defaultdict(list)
+    for name, node in nodes.items():
+        kinds[node.kind].append(name)
+        problems += _check_node(definition, name, node, known_roles)
+    for kind in ("plan", "aggregate", "fanout"):
+        if len(kinds[kind]) > 1:
+            problems.append(doc.problem(("nodes", kinds[kind][1]), f"a graph has at most one '{kind}' node"))
+    if kinds["fanout"] and not kinds["plan"]:
+        problems.append(doc.problem(("nodes", kinds["fanout"][0]), "a fanout node needs a plan node before it"))
+    problems += _check_edges(definition)
+    if not problems:
+        problems += _check_reach(definition) + _check_cycles(definition)
     return problems
 
 
-def compile_graph(definition: GraphDefinition, worker_roles: list[str]) -> Any:
-    """Build the LangGraph StateGraph (not yet compiled) for these worker roles."""
-    from langgraph.graph import END, START, StateGraph
+def _check_node(definition: GraphDefinition, name: str, node: NodeSpec, known_roles: set[str] | None) -> list[Problem]:
+    doc, nodes = definition.document, definition.graph.nodes
+    problems = []
+    if name in TERMINALS:
+        problems.append(doc.problem(("nodes", name), "START and END are reserved"))
+    if node.kind in ("role", "ensemble"):
+        if node.role is None:
+            problems.append(doc.problem(("nodes", name), f"a {node.kind} node needs a role"))
+        elif known_roles is not None and node.role not in known_roles:
+            hint = close_match(node.role, known_roles)
+            problems.append(doc.problem(("nodes", name, "role"), f"unknown role '{node.role}'{hint}"))
+    elif node.role is not None:
+        problems.append(doc.problem(("nodes", name, "role"), f"a {node.kind} node takes no role"))
+    merges_ensemble = node.of is not None and nodes.get(node.of, NodeSpec(kind="plan")).kind == "ensemble"
+    if node.kind == "merge" and not merges_ensemble:
+        problems.append(doc.problem(("nodes", name, "of"), "a merge node names the ensemble node it merges"))
+    for position, source in enumerate(node.inputs or []):
+        if source not in nodes:
+            hint = close_match(source, list(nodes))
+            problems.append(doc.problem(("nodes", name, "inputs", position), f"unknown node '{source}'{hint}"))
+    if node.proposers is not None and node.kind != "ensemble":
+        problems.append(doc.problem(("nodes", name, "proposers"), "only ensemble nodes have proposers"))
+    return problems
 
-    from orchestrator.node import aggregate_node, dispatch, make_role_node, plan_node
-    from orchestrator.state import RunContext, RunState, SubtaskInput
 
-    graph = definition.graph
-    builder: Any = StateGraph(RunState, context_schema=RunContext)
-    for name, node in graph.nodes.items():
-        if node.kind == "plan":
-            builder.add_node(name, plan_node)
-        elif node.kind == "aggregate":
-            builder.add_node(name, aggregate_node)
-        else:
-            for role in worker_roles:
-                builder.add_node(role, make_role_node(role), input_schema=SubtaskInput)
-    terminal = {"START": START, "END": END}
-    for source, target in graph.edges:
-        source_kind = graph.nodes[source].kind if source in graph.nodes else None
-        target_kind = graph.nodes[target].kind if target in graph.nodes else None
-        if target_kind == "fanout":
-            builder.add_conditional_edges(source, dispatch, list(worker_roles))
-        elif source_kind == "fanout":
-            for role in worker_roles:
-                builder.add_edge(role, terminal.get(target, target))
-        else:
-            builder.add_edge(terminal.get(source, source), terminal.get(target, target))
-    return builder
+def _check_edges(definition: GraphDefinition) -> list[Problem]:
+    graph, doc = definition.graph, definition.document
+    nodes = graph.nodes
+    problems = []
+    for edge in definition.edges:
+        for position, end in enumerate((edge.source, edge.target)):
+            if end not in nodes and end not in TERMINALS:
+                hint = close_match(end, list(nodes))
+                problems.append(doc.problem(("edges", edge.index, position), f"unknown node '{end}'{hint}"))
+        if edge.source == "END" or edge.target == "START":
+            problems.append(doc.problem(("edges", edge.index), "edges cannot leave END or enter START"))
+        source_kind = nodes[edge.source].kind if edge.source in nodes else None
+        target_kind = nodes[edge.target].kind if edge.target in nodes else None
+        if target_kind == "fanout" and source_kind != "plan":
+            problems.append(doc.problem(("edges", edge.index), "a fanout node must follow the plan node"))
+        if edge.condition is not None and source_kind == "fanout":
+            problems.append(doc.problem(("edges", edge.index, "when"), "edges leaving a fanout cannot have conditions"))
+        if target_kind == "merge" and nodes[edge.target].of != edge.source:
+            problems.append(doc.problem(("edges", edge.index), "a merge node is entered from its ensemble only"))
+    for source, edges in definition.outgoing().items():
+        conditional = [e for e in edges if e.condition is not None]
+        if conditional and len(conditional) != len(edges):
+            problems.append(doc.problem(("edges", edges[0].index), f"edges from '{source}' mix conditions and none"))
+        elif conditional:
+            texts = [e.condition.text for e in conditional if e.condition is not None]
+            for edge in conditional:
+                if edge.condition is not None and texts.count(edge.condition.text) > 1:
+                    twice = ("edges", edge.index, "when")
+                    problems.append(doc.problem(twice, f"the same condition leaves '{source}' twice"))
+                    break
+            elses = [e for e in conditional if e.condition is not None and e.condition.is_else]
+            if len(elses) != 1:
+                problems.append(
+                    doc.problem(
+                        ("edges", conditional[0].index, "when"), f"conditions from '{source}' need one 'else' edge"
+                    )
+                )
+        elif len(edges) > 1 and source != "START":
+            where = ("edges", edges[1].index)
+            problems.append(doc.problem(where, f"'{source}' has several unconditional edges; give them conditions"))
+    return problems
+
+
+def _check_reach(definition: GraphDefinition) -> list[Problem]:
+    doc, nodes = definition.document, definition.graph.nodes
+    outgoing = definition.outgoing()
+    problems = []
+    if "START" not in outgoing:
+        problems.append(doc.problem(("edges",), "no edge leaves START"))
+    reached = _reachable(outgoing, "START")
+    for name in nodes:
+        if name not in reached:
+            problems.append(doc.problem(("nodes", name), "unreachable from START"))
+        elif name not in outgoing:
+            problems.append(doc.problem(("nodes", name), "dead end: no edge leaves it"))
+        elif "END" not in _reachable(outgoing, name):
+            problems.append(doc.problem(("nodes", name), "never reaches END"))
+    return problems
+
+
+def _reachable(outgoing: dict[str, list[Edge]], start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for edge in outgoing.get(todo.pop(), []):
+            if edge.target not in seen:
+                seen.add(edge.target)
+                todo.append(edge.target)
+    return seen
+
+
+def _check_cycles(definition: GraphDefinition) -> list[Problem]:
+    """Every cycle must be entered through a conditional edge into a node with max_iterations
+    (that edge stops being taken once the node has run that many times)."""
+    nodes = definition.graph.nodes
+    breaking = {
+        e.index
+        for e in definition.edges
+        if e.condition is not None and (nodes.get(e.target) or NodeSpec(kind="plan")).max_iterations
+    }
+    remaining: dict[str, list[str]] = defaultdict(list)
+    for edge in definition.edges:
+        if edge.index not in breaking:
+            remaining[edge.source].append(edge.target)
+    cycle = _find_cycle(remaining)
+    if cycle is None:
+        return []
+    loop = " -> ".join([*cycle, cycle[0]])
+    message = (
+        f"the loop {loop} is unbounded: give a node in it max_iterations and enter that node "
+        "through a conditional edge (with an else edge that leaves the loop)"
+    )
+    return [definition.document.problem(("nodes", cycle[0]), message)]
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in list(graph):
+        if start not in state:
+            found = visit(start)
+            if found:
+                return found
+    return None
+
+
+def recursion_limit(definition: GraphDefinition) -> int:
+    """Supersteps LangGraph may take: every node once, loops as often as they are bounded."""
+    nodes = definition.graph.nodes
+    loops = sum(node.max_iterations or 1 for node in nodes.values())
+    return 10 + 3 * len(nodes) * loops

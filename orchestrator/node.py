@@ -1,40 +1,48 @@
-"""Node factories. Node names equal role names, so logs, Mermaid and specs agree.
+"""Node factories. Node names equal role names (or graph node names), so logs, Mermaid and
+specs agree; one factory serves built-in roles and the roles a spec or graph adds.
 
-- `plan_node`: tasks from the spec, or the planner's plan, or a fallback plan (said so).
-- `make_role_node(role)`: one subtask on the role's fallback chain; the same factory serves
-  built-in roles and the roles a spec adds.
+- `plan_node`: the spec's tasks, or the planner's plan, or a fallback plan (said so).
+- `make_role_node(role)`: a fanned-out subtask on the role's fallback chain.
 - `aggregate_node`: the planner's models merge every output into one report.
+Graph-only kinds (role steps, ensembles, merges) are in step.py.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Send
-from pydantic import BaseModel
 from structlog import get_logger
 
 from orchestrator.catalog import Route
-from orchestrator.chain import ChainResult, call_chain
-from orchestrator.output import OUTPUT_MODELS, Plan, output_schema, restrict_files
+from orchestrator.chain import ChainResult, Check, call_chain
+from orchestrator.output import Contract, Plan, contract_for, restrict_files
 from orchestrator.patch import check_patch
 from orchestrator.pool import BoundModel
 from orchestrator.prompt import system_message, user_message
+from orchestrator.registry import CallSettings
 from orchestrator.role import AGGREGATE, PLANNER, worker_roles
 from orchestrator.state import RunContext, RunState, Subtask, SubtaskInput, SubtaskResult
-from orchestrator.workspace import pack_files
+from orchestrator.workspace import SourceFile, pack_files
 
 log = get_logger(__name__)
 PROMPT_MARGIN = 64  # tokens kept free beyond the estimate of the prompt
 
 
-def _record(subtask: Subtask, outcome: ChainResult, checks: list[dict[str, Any]] | None = None) -> SubtaskResult:
+def record(
+    subtask: Subtask,
+    outcome: ChainResult,
+    checks: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> SubtaskResult:
     route = outcome.route
-    return SubtaskResult(
+    result = SubtaskResult(
         id=subtask["id"],
         role=subtask["role"],
         instruction=subtask["instruction"],
@@ -55,18 +63,20 @@ def _record(subtask: Subtask, outcome: ChainResult, checks: list[dict[str, Any]]
         context=outcome.context,
         checks=checks or [],
     )
+    result.update(extra)  # type: ignore[typeddict-item]
+    return result
 
 
-async def _run(
+async def run_node(
     ctx: RunContext,
     node: str,
     key: str,
-    kind: str,
     chain: list[Route],
-    build: Any,
-    check: Any = None,
-    output_model: type[BaseModel] | None = None,
-    schema: dict[str, Any] | None = None,
+    build: Callable[[Route, BoundModel], list[BaseMessage]],
+    contract: Contract,
+    check: Check | None = None,
+    settings: CallSettings | None = None,
+    variant: int = 0,
 ) -> ChainResult:
     """Call a chain for one node with progress and the canonical `node.finished` log line."""
     started = time.perf_counter()
@@ -74,10 +84,11 @@ async def _run(
         ctx.pool,
         chain,
         build,
-        schema or output_schema(kind),
-        output_model or OUTPUT_MODELS[kind],
+        contract,
         check=check,
         on_attempt=lambda route: ctx.progress.started(node, key, route.ref),
+        settings=settings,
+        variant=variant,
     )
     duration_ms = int((time.perf_counter() - started) * 1000)
     model = outcome.route.ref if outcome.route else None
@@ -97,18 +108,59 @@ async def _run(
     return outcome
 
 
+def packed_messages(
+    ctx: RunContext, files: list[SourceFile], user: str, context: dict[str, Any]
+) -> Callable[[Route, BoundModel], list[BaseMessage]]:
+    """Messages with the files packed to fit each model's window; `context` records the packing."""
+
+    def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
+        fixed = bound.count_tokens(system_message("") + user) + PROMPT_MARGIN
+        budget = max(route.context_window - ctx.max_output_tokens - fixed, 0)
+        packed = pack_files(files, budget, bound.count_tokens)
+        context.clear()
+        context.update(packed.as_dict(), budget=budget, model=route.ref)
+        return [SystemMessage(system_message(packed.text)), HumanMessage(user)]
+
+    return build
+
+
+def node_settings(ctx: RunContext, retries: int | None, timeout_s: float | None) -> CallSettings | None:
+    if retries is None and timeout_s is None:
+        return None
+    base = ctx.pool.settings
+    return replace(
+        base,
+        retries=base.retries if retries is None else retries,
+        timeout_s=base.timeout_s if timeout_s is None else timeout_s,
+    )
+
+
+def check_patches(ctx: RunContext, output: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not output:
+        return []
+    patches = list(output.get("patches") or [])
+    if isinstance(output.get("fix"), dict):
+        patches.append(output["fix"])
+    return [
+        check_patch(ctx.workspace, str(p.get("file", "")), str(p.get("diff", ""))).as_dict()
+        for p in patches
+        if isinstance(p, dict)
+    ]
+
+
 # ---------------------------------------------------------------- plan
 
 
-def _plan_schema(ctx: RunContext) -> dict[str, Any]:
-    schema = output_schema("plan")
+def _plan_contract(ctx: RunContext) -> Contract:
+    contract = contract_for("plan")
+    schema = json.loads(json.dumps(contract.schema))
     item = schema["properties"]["subtasks"]["items"]
     item["properties"]["role"] = {"type": "string", "enum": sorted(worker_roles(ctx.roles))}
     paths = [f.path for f in ctx.files.files]
     if paths:
         item["properties"]["files"]["items"] = {"type": "string", "enum": paths}
     schema["properties"]["subtasks"]["minItems"] = 1
-    return schema
+    return contract.with_schema(schema)
 
 
 def fallback_subtasks(ctx: RunContext) -> list[Subtask]:
@@ -140,13 +192,13 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
         return {}
     roles_text = "\n".join(f"- {r.name}: {r.description}" for r in worker_roles(ctx.roles).values())
     files_text = "\n".join(f"- {f.path}" for f in ctx.files.files) or "(no files)"
+    user = user_message(ctx.roles[PLANNER].prompt, "plan", goal=ctx.goal, roles=roles_text, file_list=files_text)
 
     def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
-        user = user_message(ctx.roles[PLANNER].prompt, "plan", goal=ctx.goal, roles=roles_text, file_list=files_text)
         return [SystemMessage(system_message("")), HumanMessage(user)]
 
-    outcome = await _run(ctx, "plan", "plan", "plan", ctx.chains[PLANNER], build, schema=_plan_schema(ctx))
-    call = {k: v for k, v in _record(Subtask(id="plan", role=PLANNER, instruction="", files=[]), outcome).items()}
+    outcome = await run_node(ctx, "plan", "plan", ctx.chains[PLANNER], build, _plan_contract(ctx))
+    call = dict(record(Subtask(id="plan", role=PLANNER, instruction="", files=[]), outcome))
     subtasks: list[Subtask] = []
     notes: list[str] = []
     if outcome.ok and outcome.output is not None:
@@ -164,7 +216,7 @@ def dispatch(state: RunState) -> list[Send]:
     return [Send(subtask["role"], {"subtask": subtask}) for subtask in state["plan"]["subtasks"]]
 
 
-# ---------------------------------------------------------------- roles
+# ---------------------------------------------------------------- fanned-out roles
 
 
 def make_role_node(role_name: str) -> Any:
@@ -173,46 +225,31 @@ def make_role_node(role_name: str) -> Any:
         subtask = state["subtask"]
         role = ctx.roles[role_name]
         by_path = ctx.files.by_path()
-        wanted = [by_path[p] for p in subtask["files"] if p in by_path]
-        ordered = wanted or ctx.files.files
+        files = [by_path[p] for p in subtask["files"] if p in by_path] or ctx.files.files
+        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask["instruction"])
         context: dict[str, Any] = {}
-
-        def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
-            user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask["instruction"])
-            fixed = bound.count_tokens(system_message("") + user) + PROMPT_MARGIN
-            budget = route.context_window - ctx.max_output_tokens - fixed
-            packed = pack_files(ordered, max(budget, 0), bound.count_tokens)
-            context.clear()
-            context.update(packed.as_dict(), budget=max(budget, 0), model=route.ref)
-            return [SystemMessage(system_message(packed.text)), HumanMessage(user)]
-
-        schema = restrict_files(output_schema(role.output), [f.path for f in ordered])
-        outcome = await _run(ctx, role_name, subtask["id"], role.output, ctx.chains[role_name], build, schema=schema)
+        contract = contract_for(role.output)
+        contract = contract.with_schema(restrict_files(contract.schema, [f.path for f in files]))
+        build = packed_messages(ctx, files, user, context)
+        outcome = await run_node(ctx, role_name, subtask["id"], ctx.chains[role_name], build, contract)
         outcome.context = dict(context)
-        return {"results": [_record(subtask, outcome, _check_patches(ctx, outcome.output))]}
+        return {"results": [record(subtask, outcome, check_patches(ctx, outcome.output), node=role_name)]}
 
     role_node.__name__ = role_name
     return role_node
-
-
-def _check_patches(ctx: RunContext, output: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if not output:
-        return []
-    patches = list(output.get("patches") or [])
-    if output.get("fix"):
-        patches.append(output["fix"])
-    return [check_patch(ctx.workspace, p["file"], p["diff"]).as_dict() for p in patches]
 
 
 # ---------------------------------------------------------------- aggregate
 
 
 def digest(results: list[SubtaskResult], budget_chars: int) -> str:
-    """Subtask outputs as compact JSON, each shortened evenly to fit the aggregator's window."""
-    items = [
-        {"id": r["id"], "role": r["role"], "model": r.get("model"), "status": r["status"], "output": r.get("output")}
-        for r in sorted(results, key=lambda r: r["id"])
-    ]
+    """Outputs as compact JSON, each shortened evenly to fit the aggregator's window."""
+    items = []
+    for r in results:
+        item = {key: r.get(key) for key in ("id", "role", "model", "status", "output")}
+        if r.get("checks"):
+            item["patch_checks"] = r["checks"]  # whether each proposed diff applies, and git's message
+        items.append(item)
     share = max(200, budget_chars // max(1, len(items)))
     lines = []
     for item in items:
@@ -221,17 +258,25 @@ def digest(results: list[SubtaskResult], budget_chars: int) -> str:
     return "\n".join(lines)
 
 
-async def aggregate_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
-    results = state.get("results", [])
+def make_aggregate_node(name: str = "aggregate") -> Any:
+    async def aggregate_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        results = [r for r in state.get("results", []) if not r.get("proposal_of")]
+        chain = ctx.node_chains.get(name) or ctx.chains[PLANNER]
 
-    def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
-        budget_tokens = route.context_window - ctx.max_output_tokens - 600
-        user = user_message(
-            ctx.roles[AGGREGATE].prompt, "aggregate", goal=ctx.goal, results=digest(results, budget_tokens * 3)
-        )
-        return [SystemMessage(system_message("")), HumanMessage(user)]
+        def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
+            budget_chars = (route.context_window - ctx.max_output_tokens - 600) * 3
+            user = user_message(
+                ctx.roles[AGGREGATE].prompt, "aggregate", goal=ctx.goal, results=digest(results, budget_chars)
+            )
+            return [SystemMessage(system_message("")), HumanMessage(user)]
 
-    subtask = Subtask(id="aggregate", role=AGGREGATE, instruction="merge every output into one report", files=[])
-    outcome = await _run(ctx, AGGREGATE, "aggregate", "aggregate", ctx.chains[PLANNER], build)
-    return {"aggregate": _record(subtask, outcome)}
+        subtask = Subtask(id=name, role=AGGREGATE, instruction="merge every output into one report", files=[])
+        outcome = await run_node(ctx, name, name, chain, build, contract_for("aggregate"))
+        return {"aggregate": record(subtask, outcome, node=name)}
+
+    aggregate_node.__name__ = name
+    return aggregate_node
+
+
+aggregate_node = make_aggregate_node()

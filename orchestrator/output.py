@@ -7,9 +7,11 @@ what constrains the model (a llama.cpp grammar, Ollama `format`, OpenAI `respons
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -84,6 +86,86 @@ OUTPUT_MODELS: dict[str, type[BaseModel]] = {
     "docs": Docs,
     "text": Text,
     "aggregate": Aggregate,
+}
+
+
+class ContractError(ValueError):
+    """An answer that does not satisfy its contract; `problems` are one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What an answer must be: the JSON Schema that constrains the model, and the validator
+    that accepts the parsed JSON (returning it normalised) or raises ContractError."""
+
+    name: str
+    schema: dict[str, Any]
+    validate: Callable[[Any], dict[str, Any]]
+
+    def with_schema(self, schema: dict[str, Any]) -> Contract:
+        return Contract(self.name, schema, self.validate)
+
+
+def contract_for(output: str | dict[str, Any]) -> Contract:
+    """The contract of an output kind, or of a role whose output is a JSON Schema."""
+    if isinstance(output, dict):
+        return _schema_contract(output)
+    model = OUTPUT_MODELS[output]
+
+    def validate(data: Any) -> dict[str, Any]:
+        try:
+            return model.model_validate(data).model_dump(mode="json")
+        except ValidationError as exc:
+            raise ContractError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()][:8]) from None
+
+    return Contract(model.__name__, output_schema(output), validate)
+
+
+def _schema_contract(schema: dict[str, Any]) -> Contract:
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+
+    def validate(data: Any) -> dict[str, Any]:
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+        if errors:
+            raise ContractError([f"{'.'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors][:8])
+        if not isinstance(data, dict):
+            raise ContractError(["the answer must be a JSON object"])
+        return data
+
+    return Contract(str(schema.get("title") or "Output"), schema, validate)
+
+
+def merged_contract(base: Contract) -> Contract:
+    """An ensemble's merge: the same output as its proposals plus where they disagree."""
+    schema = {**base.schema, "properties": {**base.schema.get("properties", {}), **_DISAGREEMENTS}}
+    schema["required"] = [*base.schema.get("required", []), "disagreements"]
+
+    def validate(data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ContractError(["the answer must be a JSON object"])
+        rest = {key: value for key, value in data.items() if key != "disagreements"}
+        disagreements = data.get("disagreements")
+        if not isinstance(disagreements, list) or not all(isinstance(d, str) for d in disagreements):
+            raise ContractError(["disagreements: a list of strings is required"])
+        return {**base.validate(rest), "disagreements": disagreements}
+
+    return Contract(f"Merged{base.name}", schema, validate)
+
+
+_DISAGREEMENTS = {
+    "disagreements": {
+        "type": "array",
+        "maxItems": 20,
+        "items": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "description": "points where the proposals contradict each other",
+    }
 }
 
 

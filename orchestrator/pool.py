@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.breaker import Breaker
@@ -49,13 +49,16 @@ class ModelPool:
         self._model_limits: dict[str, asyncio.Semaphore] = {}
         self._modes: dict[str, list[str]] = {}
 
-    def get(self, route: Route) -> BoundModel:
-        if route.ref not in self._models:
+    def get(self, route: Route, variant: int = 0) -> BoundModel:
+        """The chat model for a route; `variant` > 0 gives one seeded differently."""
+        key = route.ref if not variant else f"{route.ref}#{variant}"
+        if key not in self._models:
             config = self.providers[route.provider]
             kind = registry.get(config.kind)
-            model = kind.chat_model(route, config, self.settings)
-            self._models[route.ref] = BoundModel(route=route, model=model, kind=kind, config=config)
-        return self._models[route.ref]
+            settings = replace(self.settings, seed=self.settings.seed + variant)
+            model = kind.chat_model(route, config, settings)
+            self._models[key] = BoundModel(route=route, model=model, kind=kind, config=config)
+        return self._models[key]
 
     @asynccontextmanager
     async def slot(self, route: Route) -> AsyncIterator[None]:

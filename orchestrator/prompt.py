@@ -8,7 +8,9 @@ carries the fenced repository files first, so consecutive calls can reuse a cach
 
 from __future__ import annotations
 
+import json
 from string import Template
+from typing import Any
 
 from orchestrator.resource import read_data
 
@@ -33,8 +35,13 @@ def render(template: str, **values: str) -> str:
     return Template(template).safe_substitute(values).strip()
 
 
-def user_message(template: str, kind: str, **values: str) -> str:
-    return f"{render(template, **values)}\n\nAnswer with JSON of this shape:\n{OUTPUT_SHAPES[kind]}"
+def user_message(template: str, output: str | dict[str, Any], **values: str) -> str:
+    """The role's task, then the shape of its answer (an output kind, or a role's own schema)."""
+    if isinstance(output, dict):
+        shape = f"JSON following this JSON Schema:\n{json.dumps(output, ensure_ascii=False)}"
+    else:
+        shape = f"JSON of this shape:\n{OUTPUT_SHAPES[output]}"
+    return f"{render(template, **values)}\n\nAnswer with {shape}".strip()
 
 
 def system_message(files_block: str) -> str:

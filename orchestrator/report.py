@@ -90,7 +90,7 @@ def render_markdown(result: dict[str, Any], roles: dict[str, Role]) -> str:
         if role is not None:
             add(f"_{role.description}_\n")
         for sub in subs:
-            _subtask(sub, role.output if role else "text", add)
+            _subtask(sub, role.output if role and isinstance(role.output, str) else "text", add)
     _failures(result, add)
     _context(result, add)
     return "\n".join(lines).rstrip() + "\n"
@@ -114,7 +114,12 @@ def _summary(result: dict[str, Any], add: Any) -> None:
 
 def _plan(result: dict[str, Any], add: Any) -> None:
     plan = result["plan"]
-    source = {"spec": "the spec's tasks", "planner": "the planner", "fallback": "the fallback plan"}
+    source = {
+        "spec": "the spec's tasks",
+        "planner": "the planner",
+        "fallback": "the fallback plan",
+        "graph": "the graph's nodes",
+    }
     add("## Plan\n")
     add(f"Planned by {source.get(plan['source'], plan['source'])}.\n")
     for note in plan.get("notes", []):
@@ -134,11 +139,26 @@ def _plan(result: dict[str, Any], add: Any) -> None:
 
 def _subtask(sub: dict[str, Any], kind: str, add: Any) -> None:
     add(f"### {sub['id']}: {_cell(sub['instruction'])[:160]}\n")
+    if sub.get("proposal_of"):
+        add(f"_A proposal of the ensemble `{sub['proposal_of']}`._\n")
+    if sub.get("proposals"):
+        add(f"_Merged from the proposals {', '.join(f'`{p}`' for p in sub['proposals'])}._\n")
     if sub["status"] != "ok":
         add(f"**Failed:** {_cell((sub.get('error') or {}).get('message'))}\n")
         return
     add(f"_Model: `{sub['model']}`_\n")
     output = sub.get("output") or {}
+    _body(sub, kind, output, add)
+    if output.get("disagreements") is not None:
+        add("**Disagreements between the proposals:**\n")
+        add(
+            "\n".join(f"- {_cell(d)}" for d in output["disagreements"]) + "\n"
+            if output["disagreements"]
+            else "_None._\n"
+        )
+
+
+def _body(sub: dict[str, Any], kind: str, output: dict[str, Any], add: Any) -> None:
     checks = iter(sub.get("checks") or [])
     if kind == "findings":
         findings = output.get("findings") or []
@@ -169,8 +189,11 @@ def _subtask(sub: dict[str, Any], kind: str, add: Any) -> None:
     elif kind == "docs":
         rtl = sub["role"] == "arabic_docs"
         add(_docs_markdown(output, rtl=rtl, heading="####"))
+    elif isinstance(output.get("text"), str):
+        add(f"{output['text'].strip()}\n")
     else:
-        add(f"{(output.get('text') or json.dumps(output, ensure_ascii=False)).strip()}\n")
+        shown = {k: v for k, v in output.items() if k != "disagreements"}
+        add(f"```json\n{json.dumps(shown, indent=2, ensure_ascii=False)}\n```\n")
 
 
 def _patch(patch: dict[str, Any], check: dict[str, Any] | None, add: Any) -> None:

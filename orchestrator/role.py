@@ -7,6 +7,7 @@ graph adds roles of its own with the same record; one node factory serves them a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.resource import read_data
 
@@ -17,7 +18,7 @@ AGGREGATE = "aggregate"  # the planner's second node; served by the planner's mo
 @dataclass(frozen=True)
 class Role:
     name: str
-    output: str  # an output kind of orchestrator.output
+    output: str | dict[str, Any]  # an output kind of orchestrator.output, or a JSON Schema
     prompt: str  # a string.Template with $goal, $instruction, $files, $roles, ...
     description: str
     builtin: bool = False

@@ -70,6 +70,7 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress) -> RunCon
         pool=ModelPool(workflow.providers, settings),
         max_output_tokens=spec.limits.max_output_tokens,
         fallback_roles=named or sorted(worker_roles(roles)),
+        node_chains=workflow.node_chains,
         progress=progress,
     )
 
@@ -87,16 +88,23 @@ def initial_state(workflow: Workflow) -> RunState:
 
 
 async def run_workflow_async(workflow: Workflow, options: RunOptions) -> RunOutcome:
-    from orchestrator.graph import compile_graph
+    from orchestrator.compile import compile_graph
+    from orchestrator.graph import recursion_limit
 
     run_id = options.run_id or new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     context = build_context(workflow, run_id, options.progress)
-    graph = compile_graph(workflow.graph, sorted(worker_roles(context.roles))).compile()
-    log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph.name)
-    config: Any = {"max_concurrency": workflow.loaded.spec.limits.concurrency, "recursion_limit": 100}
+    if workflow.graph is not None:
+        graph = compile_graph(workflow.graph, sorted(worker_roles(context.roles))).compile()
+        steps = recursion_limit(workflow.graph)
+    else:  # a Python graph, built at validation with the same node factories
+        built = workflow.python_graph
+        graph = built.compile() if hasattr(built, "add_node") else built
+        steps = 200
+    log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph_name)
+    config: Any = {"max_concurrency": workflow.loaded.spec.limits.concurrency, "recursion_limit": steps}
     final = await graph.ainvoke(initial_state(workflow), config=config, context=context)
     result = build_result(workflow, run_id, final, started_at, int((time.perf_counter() - started) * 1000))
     written: list[Path] = []
@@ -116,11 +124,12 @@ def build_result(
     workflow: Workflow, run_id: str, final: dict[str, Any], started_at: datetime, duration_ms: int
 ) -> dict[str, Any]:
     spec = workflow.loaded.spec
-    plan = final["plan"]
+    plan = final.get("plan") or {"source": "graph", "notes": [], "subtasks": [], "call": None}
     order = {s["id"]: i for i, s in enumerate(plan["subtasks"])}
-    subtasks = sorted(final.get("results", []), key=lambda r: order.get(r["id"], len(order)))
+    subtasks = sorted(final.get("results", []), key=lambda r: order.get(r["id"], len(order)))  # stable
     aggregate = final.get("aggregate")
-    findings = [f for s in subtasks for f in (s.get("output") or {}).get("findings") or []]
+    verdicts = [s for s in subtasks if not s.get("proposal_of")]  # an ensemble's merge speaks for it
+    findings = [f for s in verdicts for f in (s.get("output") or {}).get("findings") or []]
     worst = max_severity(findings)
     failed = [s for s in [*subtasks, aggregate] if s and s["status"] != "ok"]
     gate = spec.fail_on != "none" and worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[spec.fail_on]
@@ -134,7 +143,7 @@ def build_result(
     return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "run_id": run_id,
-        "spec": {"name": spec.name, "path": str(workflow.loaded.path), "graph": workflow.graph.name},
+        "spec": {"name": spec.name, "path": str(workflow.loaded.path), "graph": workflow.graph_name},
         "goal": spec.goal,
         "workspace": str(workflow.loaded.workspace),
         "started_at": started_at.isoformat(timespec="seconds"),

@@ -55,7 +55,9 @@ class ProviderSpec(_Strict):
 
 
 class RoleSpec(_Strict):
-    output: Literal["findings", "patches", "diagnosis", "docs", "text"]
+    output: Literal["findings", "patches", "diagnosis", "docs", "text"] | dict[str, Any] = Field(
+        description="an output kind, or a JSON Schema the answer must follow"
+    )
     prompt: str | None = Field(default=None, description="inline prompt template")
     prompt_file: str | None = Field(default=None, description="template file, relative to the spec")
     description: str = ""

@@ -52,17 +52,41 @@ class SubtaskResult(TypedDict, total=False):
     error: dict[str, str] | None
     context: dict[str, Any]
     checks: list[dict[str, Any]]
+    node: str  # the graph node that produced it
+    iteration: int  # 1 on the node's first run
+    proposal_of: str | None  # an ensemble proposal: the ensemble node's name
+
+
+def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(left or {}), **(right or {})}
+
+
+def add_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
+    out = dict(left or {})
+    for key, value in (right or {}).items():
+        out[key] = out.get(key, 0) + value
+    return out
 
 
 class RunState(TypedDict, total=False):
     goal: str
     plan: PlanRecord
-    results: Annotated[list[SubtaskResult], operator.add]
+    results: Annotated[list[SubtaskResult], operator.add]  # every call's result, in arrival order
+    outputs: Annotated[dict[str, SubtaskResult], merge_dicts]  # graph node -> its latest result
+    visits: Annotated[dict[str, int], add_counts]  # graph node -> how many times it ran
     aggregate: SubtaskResult
 
 
 class SubtaskInput(TypedDict):
     subtask: Subtask
+
+
+class ProposalInput(TypedDict):
+    """What an ensemble sends each proposer (a Send carries no other state)."""
+
+    proposer: int
+    iteration: int
+    inputs: dict[str, SubtaskResult]
 
 
 class Progress(Protocol):
@@ -99,4 +123,5 @@ class RunContext:
     pool: ModelPool
     max_output_tokens: int
     fallback_roles: list[str]  # the plan fallback: one subtask per role in this list
+    node_chains: dict[str, list[Route]] = field(default_factory=dict)  # graph nodes with their own models
     progress: Progress = field(default_factory=SilentProgress)

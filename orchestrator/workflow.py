@@ -5,40 +5,81 @@ module calls a model.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestrator.catalog import Catalog, Route, UnknownModel, load_catalog
+from orchestrator.endpoint import merge_providers
 from orchestrator.errors import PolicyError, Problem, SpecError
-from orchestrator.graph import GraphDefinition, load_graph
+from orchestrator.graph import GraphDefinition, RoleDef, check_graph, is_python_graph, load_graph
 from orchestrator.policy import refusal
-from orchestrator.registry import ProviderConfig, registry
+from orchestrator.registry import ProviderConfig
 from orchestrator.role import AGGREGATE, PLANNER, Role, builtin_roles, worker_roles
-from orchestrator.source import close_match
-from orchestrator.spec import LoadedSpec
+from orchestrator.source import Document, Loc, close_match
+from orchestrator.spec import LoadedSpec, PolicySpec, RoleSpec
 from orchestrator.workspace import FileSet, collect_files
 
 EMBEDDED = "local/smollm2"
 DEFAULT_KEY = "default"  # models.default: the chain of every role the spec does not name
-TRUSTED_HOSTS_ENV = "ORCHESTRATOR_TRUSTED_HOSTS"
+RESERVED = (PLANNER, AGGREGATE, DEFAULT_KEY, "plan", "START", "END")
 
 
 @dataclass
 class Workflow:
     loaded: LoadedSpec
-    graph: GraphDefinition
+    graph: GraphDefinition | None  # a YAML graph; None for a Python graph
     roles: dict[str, Role]
     providers: dict[str, ProviderConfig]
     chains: dict[str, list[Route]]
     excluded: dict[str, list[dict[str, str]]]
     files: FileSet
+    node_chains: dict[str, list[Route]] = field(default_factory=dict)
+    python_graph: Any = None  # the StateGraph (or compiled graph) a Python graph returned
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def graph_name(self) -> str:
+        return self.graph.name if self.graph is not None else self.loaded.spec.graph
 
     @property
     def worker_roles(self) -> list[str]:
         """Worker roles that have at least one allowed model (the planner may use these)."""
         return [name for name in worker_roles(self.roles) if self.chains.get(name)]
+
+
+class _Resolver:
+    """Turns model references into policy-checked chains, reporting problems where they are."""
+
+    def __init__(self, catalog: Catalog, providers: dict[str, ProviderConfig], policy: PolicySpec) -> None:
+        self.catalog, self.providers, self.policy = catalog, providers, policy
+        self.excluded: dict[str, list[dict[str, str]]] = {}
+
+    def chain(
+        self, owner: str, refs: list[str], doc: Document, loc: Loc, listed: bool, problems: list[Problem] | None
+    ) -> list[Route]:
+        chain: list[Route] = []
+        for index, ref in enumerate(refs):
+            where = (*loc, index) if listed else loc
+            try:
+                route = self.catalog.resolve(ref, set(self.providers))
+            except UnknownModel as exc:
+                _add(problems, doc.problem(where, str(exc)))
+                continue
+            if route.provider not in self.providers:
+                _add(problems, doc.problem(where, f"provider '{route.provider}' is not configured"))
+                continue
+            reason = refusal(route, self.catalog.entry_for(route), self.providers[route.provider], self.policy)
+            if reason:
+                self.excluded.setdefault(owner, []).append({"model": route.ref, "reason": reason})
+            else:
+                chain.append(route)
+        return chain
+
+
+def _add(problems: list[Problem] | None, problem: Problem) -> None:
+    if problems is not None and problem not in problems:
+        problems.append(problem)
 
 
 def prepare_workflow(loaded: LoadedSpec) -> Workflow:
@@ -47,21 +88,30 @@ def prepare_workflow(loaded: LoadedSpec) -> Workflow:
     spec = loaded.spec
     problems: list[Problem] = []
     catalog = load_catalog()
-    try:
-        graph = load_graph(spec.graph, loaded.base_dir)
-    except SpecError as exc:
-        problems += [_at_graph(loaded, p) for p in exc.problems]
-        graph = None
-    roles = _roles(loaded, problems)
-    providers = _providers(loaded, catalog, problems)
-    chains, excluded = _chains(loaded, catalog, roles, providers, problems)
+    graph: GraphDefinition | None = None
+    if not is_python_graph(spec.graph):
+        try:
+            graph = load_graph(spec.graph, loaded.base_dir)
+        except SpecError as exc:
+            problems += [_at_graph(loaded, p) for p in exc.problems]
+    roles = _roles(loaded, graph, problems)
+    providers = merge_providers(loaded, catalog, problems)
+    resolver = _Resolver(catalog, providers, spec.policy)
+    chains = _chains(loaded, resolver, roles, problems)
+    node_chains = _node_chains(graph, resolver, problems) if graph is not None else {}
+    if graph is not None:
+        problems += [p for p in check_graph(graph, set(roles)) if p.field.endswith(".role")]
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
     _check_tasks(loaded, roles, files, problems)
-    if problems or graph is None:
+    if problems:
         raise SpecError(problems)
-    workflow = Workflow(loaded, graph, roles, providers, chains, excluded, files)
+    workflow = Workflow(loaded, graph, roles, providers, chains, resolver.excluded, files, node_chains)
+    if is_python_graph(spec.graph):
+        _build_python_graph(workflow, resolver)
     if not files.files:
         workflow.warnings.append("no file in the workspace matches include/exclude")
+    if spec.tasks and graph is not None and not graph.nodes_of("plan"):
+        workflow.warnings.append(f"graph '{graph.name}' has no plan node: the spec's tasks are not used")
     _check_policy(workflow)
     return workflow
 
@@ -73,98 +123,56 @@ def _at_graph(loaded: LoadedSpec, problem: Problem) -> Problem:
     return loaded.problem(("graph",), problem.message)
 
 
-def _roles(loaded: LoadedSpec, problems: list[Problem]) -> dict[str, Role]:
-    roles = builtin_roles()
-    for name, role_spec in loaded.spec.roles.items():
-        if name in (PLANNER, AGGREGATE, DEFAULT_KEY, "plan", "START", "END"):
-            problems.append(loaded.problem(("roles", name), f"'{name}' is reserved for the workflow itself"))
-            continue
-        if role_spec.prompt_file:
-            prompt = (loaded.base_dir / role_spec.prompt_file).read_text(encoding="utf-8")
-        else:
-            prompt = role_spec.prompt or ""
-        description = role_spec.description or f"custom role ({role_spec.output})"
-        roles[name] = Role(name=name, output=role_spec.output, prompt=prompt, description=description)
-    return roles
-
-
-def trusted_hosts() -> set[str]:
-    return {h.strip().lower() for h in os.environ.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()}
-
-
-def default_providers() -> dict[str, ProviderConfig]:
-    """The providers the catalog defines, before any spec changes them."""
-    return {
-        name: ProviderConfig(
-            name=name,
-            kind=e.kind,
-            base_url=e.base_url,
-            api_key_env=e.api_key_env,
-            hosts=e.hosts,
-            max_concurrency=e.max_concurrency,
-            compact_output=e.compact_output,
-        )
-        for name, e in load_catalog().providers.items()
-    }
-
-
-def _providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) -> dict[str, ProviderConfig]:
-    providers = default_providers()
-    kinds = registry.names()
-    for name, override in loaded.spec.providers.items():
-        base = providers.get(name)
-        kind = override.kind or (base.kind if base else None)
-        if kind is None:
-            problems.append(loaded.problem(("providers", name), f"new provider needs a kind ({', '.join(kinds)})"))
-            continue
-        if kind not in kinds:
-            hint = close_match(kind, kinds)
-            problems.append(loaded.problem(("providers", name, "kind"), f"unknown provider kind '{kind}'{hint}"))
-            continue
-        config = ProviderConfig(
-            name=name,
-            kind=kind,
-            base_url=override.base_url or (base.base_url if base else None),
-            api_key_env=override.api_key_env or (base.api_key_env if base else None),
-            hosts=base.hosts if base else (),
-            max_concurrency=override.max_concurrency or (base.max_concurrency if base else None),
-            max_concurrency_per_model=override.max_concurrency_per_model,
-            compact_output=override.compact_output
-            if override.compact_output is not None
-            else bool(base and base.compact_output),
-            structured_output=override.structured_output,
-        )
-        reason = _untrusted(config, catalog)
-        if reason:
-            problems.append(loaded.problem(("providers", name, "base_url"), reason))
-        providers[name] = config
-    return providers
-
-
-def _untrusted(config: ProviderConfig, catalog: Catalog) -> str | None:
-    """An API key goes only to a host the catalog knows for the provider, or one the operator
-    trusts outside the spec; a spec from a pull request cannot redirect a key."""
-    if not config.api_key_env or config.host is None:
-        return None
-    known = set(config.hosts) | trusted_hosts()
-    entry = catalog.providers.get(config.name)
-    if entry and entry.base_url:
-        known.add(ProviderConfig(name="", kind="", base_url=entry.base_url).host or "")
-    if config.host.lower() in known or config.is_local:
-        return None
-    return (
-        f"the API key in {config.api_key_env} would be sent to {config.host}, which is not a known host "
-        f"of provider '{config.name}'; if you trust it, set {TRUSTED_HOSTS_ENV}={config.host} outside the spec"
+def _role(name: str, definition: RoleSpec | RoleDef, base_dir: Path) -> Role:
+    if definition.prompt_file:
+        prompt = (base_dir / definition.prompt_file).read_text(encoding="utf-8")
+    else:
+        prompt = definition.prompt or ""
+    kind = definition.output if isinstance(definition.output, str) else "JSON Schema"
+    return Role(
+        name=name,
+        output=definition.output,
+        prompt=prompt,
+        description=definition.description or f"custom role ({kind})",
     )
 
 
+def _roles(loaded: LoadedSpec, graph: GraphDefinition | None, problems: list[Problem]) -> dict[str, Role]:
+    """Built-in roles, then the graph's, then the spec's (a spec may redefine a graph's role)."""
+    roles = builtin_roles()
+    sources: list[tuple[dict[str, Any], Document, Path, tuple[str, ...]]] = []
+    if graph is not None:
+        sources.append((dict(graph.graph.roles), graph.document, graph.base_dir, ("roles",)))
+    sources.append((dict(loaded.spec.roles), loaded.document, loaded.base_dir, ("roles",)))
+    for definitions, doc, base_dir, loc in sources:
+        for name, definition in definitions.items():
+            if name in RESERVED:
+                problems.append(doc.problem((*loc, name), f"'{name}' is reserved for the workflow itself"))
+            elif (definition.prompt is None) == (definition.prompt_file is None):
+                problems.append(doc.problem((*loc, name), "give exactly one of prompt or prompt_file"))
+            elif definition.prompt_file and not (base_dir / definition.prompt_file).is_file():
+                problems.append(doc.problem((*loc, name, "prompt_file"), "file not found"))
+            elif isinstance(definition.output, dict) and (error := _schema_error(definition.output)):
+                problems.append(doc.problem((*loc, name, "output"), f"not a valid JSON Schema: {error}"))
+            else:
+                roles[name] = _role(name, definition, base_dir)
+    return roles
+
+
+def _schema_error(schema: dict[str, Any]) -> str | None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return exc.message
+    return None if schema.get("type") == "object" else "the answer must be an object (type: object)"
+
+
 def _chains(
-    loaded: LoadedSpec,
-    catalog: Catalog,
-    roles: dict[str, Role],
-    providers: dict[str, ProviderConfig],
-    problems: list[Problem],
-) -> tuple[dict[str, list[Route]], dict[str, list[dict[str, str]]]]:
+    loaded: LoadedSpec, resolver: _Resolver, roles: dict[str, Role], problems: list[Problem]
+) -> dict[str, list[Route]]:
     spec = loaded.spec
     raw = loaded.document.data.get("models") or {}
     model_roles = [name for name in roles if name != AGGREGATE]
@@ -174,32 +182,48 @@ def _chains(
             problems.append(loaded.problem(("models", name), f"unknown role '{name}'{hint}"))
     default = spec.models.get(DEFAULT_KEY, [EMBEDDED])
     chains: dict[str, list[Route]] = {}
-    excluded: dict[str, list[dict[str, str]]] = {}
     for role in model_roles:
         key = role if role in spec.models else DEFAULT_KEY
         refs = spec.models.get(role, default)
-        chain: list[Route] = []
-        for index, ref in enumerate(refs):
-            loc: tuple[str | int, ...] = ("models", key, index) if isinstance(raw.get(key), list) else ("models", key)
-            try:
-                route = catalog.resolve(ref, set(providers))
-            except UnknownModel as exc:
-                problem = loaded.problem(loc, str(exc))
-                if key in spec.models and problem not in problems:
-                    problems.append(problem)
-                continue
-            if route.provider not in providers:
-                problem = loaded.problem(loc, f"provider '{route.provider}' is not configured")
-                if problem not in problems:
-                    problems.append(problem)
-                continue
-            reason = refusal(route, catalog.entry_for(route), providers[route.provider], spec.policy)
-            if reason:
-                excluded.setdefault(role, []).append({"model": route.ref, "reason": reason})
-            else:
-                chain.append(route)
-        chains[role] = chain
-    return chains, excluded
+        report = problems if key in spec.models else None
+        chains[role] = resolver.chain(
+            role, refs, loaded.document, ("models", key), isinstance(raw.get(key), list), report
+        )
+    return chains
+
+
+def _node_chains(graph: GraphDefinition, resolver: _Resolver, problems: list[Problem]) -> dict[str, list[Route]]:
+    """Graph nodes with models of their own (they override the spec's models for that node)."""
+    raw_nodes = graph.document.data.get("nodes") or {}
+    found = {}
+    for name, node in graph.graph.nodes.items():
+        if node.models:
+            listed = isinstance((raw_nodes.get(name) or {}).get("models"), list)
+            found[name] = resolver.chain(name, node.models, graph.document, ("nodes", name, "models"), listed, problems)
+    return found
+
+
+def _build_python_graph(workflow: Workflow, resolver: _Resolver) -> None:
+    from orchestrator.compile import GraphKit, build_python_graph, load_python_graph
+
+    loaded = workflow.loaded
+    ref = loaded.spec.graph
+    problems: list[Problem] = []
+
+    def resolve(name: str, refs: list[str]) -> list[Route]:
+        found = resolver.chain(name, refs, loaded.document, ("graph",), False, problems)
+        if problems:
+            raise SpecError(list(problems))
+        return found
+
+    try:
+        builder = load_python_graph(ref, loaded.base_dir)
+        kit = GraphKit(worker_roles=sorted(workflow.worker_roles), resolve_models=resolve)
+        workflow.python_graph = build_python_graph(ref, builder, kit)
+    except SpecError as exc:
+        raise SpecError([_at_graph(loaded, p) for p in exc.problems]) from None
+    workflow.node_chains.update(kit.node_models)
+    workflow.excluded = resolver.excluded
 
 
 def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, problems: list[Problem]) -> None:
@@ -216,21 +240,32 @@ def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, pro
 
 
 def needed_roles(workflow: Workflow) -> list[str]:
-    """Roles the run cannot do without: the planner, and the spec's task roles (or, without
-    tasks, the roles it names in `models`)."""
+    """Roles the run cannot do without: the planner (for planning, aggregation and merges
+    without models of their own), the roles of the graph's role and ensemble nodes, and the
+    spec's task roles (or, without tasks, the roles it names in `models`)."""
     spec = workflow.loaded.spec
-    return [PLANNER, *sorted({t.role for t in spec.tasks} or set(spec.models) - {PLANNER, DEFAULT_KEY})]
+    graph = workflow.graph
+    if graph is None:  # a Python graph: whatever the spec names
+        return [PLANNER, *sorted(set(spec.models) - {PLANNER, DEFAULT_KEY})]
+    needed: set[str] = set()
+    nodes = graph.graph.nodes
+    if any(n.kind == "plan" or (n.kind in ("aggregate", "merge") and not n.models) for n in nodes.values()):
+        needed.add(PLANNER)
+    needed |= {n.role for name, n in nodes.items() if n.kind in ("role", "ensemble") and n.role and not n.models}
+    if graph.nodes_of("fanout"):
+        needed |= {t.role for t in spec.tasks} or set(spec.models) - {PLANNER, DEFAULT_KEY}
+    return sorted(needed)
 
 
 def _check_policy(workflow: Workflow) -> None:
-    """Exit 5 when a role the run needs has no allowed model left."""
-    needed = needed_roles(workflow)
-    empty = [role for role in needed if role in workflow.chains and not workflow.chains[role]]
+    """Exit 5 when a role or graph node the run needs has no allowed model left."""
+    empty = [role for role in needed_roles(workflow) if role in workflow.chains and not workflow.chains[role]]
+    empty += [name for name, chain in workflow.node_chains.items() if not chain]
     if empty:
         lines = []
-        for role in empty:
-            reasons = "; ".join(f"{e['model']}: {e['reason']}" for e in workflow.excluded.get(role, []))
-            lines.append(f"role '{role}' has no allowed model ({reasons or 'no model configured'})")
+        for owner in empty:
+            reasons = "; ".join(f"{e['model']}: {e['reason']}" for e in workflow.excluded.get(owner, []))
+            lines.append(f"'{owner}' has no allowed model ({reasons or 'no model configured'})")
         raise PolicyError("\n".join(lines))
     for role in worker_roles(workflow.roles):
         if not workflow.chains.get(role):
@@ -243,12 +278,13 @@ def describe(workflow: Workflow) -> dict[str, Any]:
     return {
         "spec": str(workflow.loaded.path),
         "name": spec.name,
-        "graph": workflow.graph.name,
+        "graph": workflow.graph_name,
         "workspace": str(workflow.loaded.workspace),
         "files": [f.path for f in workflow.files.files],
         "skipped_files": [{"path": p, "reason": r} for p, r in workflow.files.skipped],
         "tasks": [t.model_dump() for t in spec.tasks],
         "chains": {role: [r.ref for r in chain] for role, chain in workflow.chains.items()},
+        "node_chains": {node: [r.ref for r in chain] for node, chain in workflow.node_chains.items()},
         "excluded_by_policy": workflow.excluded,
         "warnings": workflow.warnings,
     }

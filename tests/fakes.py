@@ -111,6 +111,7 @@ class FakeProvider:
     delay_s: float = 0.0
     in_flight: Counter[str] = field(default_factory=Counter)
     peak: Counter[str] = field(default_factory=Counter)  # most calls at once, per model and "*"
+    built: list[tuple[str, int]] = field(default_factory=list)  # (model, seed) of every chat model built
     real: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -132,6 +133,7 @@ class FakeProvider:
 
     # the ProviderKind protocol
     def chat_model(self, route: Any, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
+        self.built.append((route.model, settings.seed))
         return ScriptedChatModel(model_name=route.model, provider=self)
 
     def structured_kwargs(

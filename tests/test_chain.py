@@ -13,7 +13,7 @@ from orchestrator.catalog import Route
 from orchestrator.chain import call_chain, parse_json
 from orchestrator.errors import ProviderConfigError, ProviderError, ProviderUnavailable
 from orchestrator.failure import classify
-from orchestrator.output import Findings, output_schema
+from orchestrator.output import contract_for
 from orchestrator.pool import ModelPool
 from orchestrator.registry import CallSettings, ProviderConfig
 from tests.fakes import Call, FakeProvider
@@ -31,7 +31,7 @@ def run_chain(fake: FakeProvider, models: list[str], **kwargs: Any) -> Any:
     pool = ModelPool({"fake": ProviderConfig(name="fake", kind="fake")}, settings)
     chain = [Route(provider="fake", model=m) for m in models]
     return asyncio.run(
-        call_chain(pool, chain, lambda r, b: [HumanMessage("review")], output_schema("findings"), Findings, **kwargs)
+        call_chain(pool, chain, lambda r, b: [HumanMessage("review")], contract_for("findings"), **kwargs)
     )
 
 
@@ -213,7 +213,7 @@ def pool_with(settings: CallSettings, *providers: str) -> ModelPool:
 
 def chain_on(pool: ModelPool, refs: list[str]) -> Any:
     routes = [Route(provider=r.split("/")[0], model=r.split("/")[1]) for r in refs]
-    return asyncio.run(call_chain(pool, routes, lambda r, b: [HumanMessage("x")], output_schema("findings"), Findings))
+    return asyncio.run(call_chain(pool, routes, lambda r, b: [HumanMessage("x")], contract_for("findings")))
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 400])
@@ -296,7 +296,7 @@ def test_structured_mode_steps_down_when_the_endpoint_rejects_it() -> None:
         pool = ModelPool({"p": ProviderConfig(name="p", kind="picky")}, CallSettings(backoff_s=0))
         route = [Route(provider="p", model="m")]
         run = lambda: asyncio.run(  # noqa: E731
-            call_chain(pool, route, lambda r, b: [HumanMessage("x")], output_schema("findings"), Findings)
+            call_chain(pool, route, lambda r, b: [HumanMessage("x")], contract_for("findings"))
         )
         first = run()
         assert first.ok and first.mode == "grammar" and first.hops == []
@@ -323,3 +323,7 @@ def test_concurrent_rejections_step_down_only_once() -> None:
         assert pool.downgrade(bound, "json_object") is None
     finally:
         registry.unregister("picky")
+
+
+def test_parse_json_accepts_raw_control_characters_in_strings() -> None:
+    assert parse_json('{"a": "line one\nline\ttwo"}') == {"a": "line one\nline\ttwo"}

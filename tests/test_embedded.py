@@ -84,3 +84,44 @@ def test_planner_plans_on_the_embedded_model(tmp_path: Path) -> None:
         assert all(set(s["files"]) <= set(result["files"]["included"]) for s in plan["subtasks"])
     assert [s["id"] for s in result["subtasks"]] == [s["id"] for s in plan["subtasks"]]
     assert_valid_result(result)
+
+
+GRAPH_SPEC = """version: 1
+name: graph-{graph}
+goal: Find why test_new_store_is_empty fails and fix it.
+workspace: {workspace}
+include: ['inventory/*.py', 'tests/*.py']
+graph: {graph}
+fail_on: none
+"""
+
+
+@pytest.mark.parametrize("graph", ["review-only", "architect-editor", "debug-loop", "ensemble-review"])
+def test_every_shipped_graph_runs_on_the_embedded_model(graph: str, tmp_path: Path) -> None:
+    from orchestrator.run import RunOptions, run_workflow
+    from orchestrator.spec import load_spec
+    from orchestrator.workflow import prepare_workflow
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GRAPH_SPEC.format(graph=graph, workspace=QUICKSTART / "project"))
+    outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
+    result = outcome.result
+    assert outcome.exit_code == 0, [s.get("error") for s in result["subtasks"]]
+    assert result["spec"]["graph"] == graph and result["subtasks"]
+    for call in [*result["subtasks"], result["aggregate"]]:
+        assert call["status"] == "ok" and call["model"] == "local/smollm2" and call["tokens_out"] > 0
+    if graph == "debug-loop":
+        assert sum(1 for s in result["subtasks"] if s["node"] == "diagnose") <= 3  # bounded
+    if graph == "ensemble-review":
+        merge = next(s for s in result["subtasks"] if s["node"] == "merge")
+        assert len(merge["proposals"]) == 2 and isinstance(merge["output"]["disagreements"], list)
+    assert (tmp_path / "out" / "report.md").read_text().startswith(f"# graph-{graph}")
+
+
+@pytest.mark.parametrize("example", ["custom-graph", "python-graph"])
+def test_graph_examples_run_from_their_spec(example: str, tmp_path: Path) -> None:
+    done = run_cli("run", str(REPO / "examples" / example / "spec.yaml"), "--output-dir", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["subtasks"] and all(s["status"] == "ok" for s in result["subtasks"])
+    assert result["subtasks"][0]["node"] == "review"
