@@ -23,7 +23,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from structlog import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from orchestrator.errors import ProviderCooledDown, ProviderError, StructuredOutputError
+from orchestrator.budget import Budget
+from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
 from orchestrator.failure import classify
 from orchestrator.output import Contract, ContractError, compact_schema
 from orchestrator.pool import BoundModel, ModelPool
@@ -106,6 +107,8 @@ async def call_structured(
     usage: Usage,
     timeout_s: float,
     check: Check | None = None,
+    budget: Budget | None = None,
+    max_output_tokens: int = 0,
 ) -> dict[str, Any]:
     """Ask one model for JSON following the contract; validate it; repair once if invalid."""
     kind: Any = bound.kind
@@ -117,9 +120,7 @@ async def call_structured(
     conversation = list(messages)
     problems: list[str] = []
     for attempt in (1, 2):
-        answer = await asyncio.wait_for(runnable.ainvoke(conversation), timeout_s)
-        if not isinstance(answer, AIMessage):
-            raise StructuredOutputError(f"{bound.route.ref}: unexpected answer type", model=bound.route.ref)
+        answer = await _budgeted(bound, runnable, conversation, timeout_s, budget, max_output_tokens)
         usage.add(answer)
         text = answer.text
         try:
@@ -144,6 +145,33 @@ async def call_structured(
     raise StructuredOutputError(
         f"{bound.route.ref}: invalid output after one repair: {'; '.join(problems)}", model=bound.route.ref
     )
+
+
+async def _budgeted(
+    bound: BoundModel,
+    runnable: Any,
+    conversation: list[BaseMessage],
+    timeout_s: float,
+    budget: Budget | None,
+    max_output_tokens: int,
+) -> AIMessage:
+    """One model call inside the budget: reserve its worst case, then settle what it used."""
+    reservation = None
+    if budget is not None and (budget.max_tokens is not None or budget.max_cost_usd is not None):
+        prompt = sum(bound.count_tokens(m.text) for m in conversation)
+        reservation = budget.reserve(bound.route, prompt, max_output_tokens, bound.self_hosted)
+    answer: Any = None
+    try:
+        answer = await asyncio.wait_for(runnable.ainvoke(conversation), timeout_s)
+    finally:
+        if reservation is not None and budget is not None:
+            used = Usage()
+            if isinstance(answer, AIMessage):
+                used.add(answer)
+            budget.settle(reservation, bound.route, used.tokens_in, used.tokens_out, bound.self_hosted)
+    if not isinstance(answer, AIMessage):
+        raise StructuredOutputError(f"{bound.route.ref}: unexpected answer type", model=bound.route.ref)
+    return answer
 
 
 @dataclass
@@ -196,7 +224,7 @@ async def call_route(
                 raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
             try:
                 output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check)
-            except StructuredOutputError:
+            except (StructuredOutputError, BudgetExceeded):
                 raise
             except ProviderError as known:
                 pool.breaker.failure(route.provider, route.ref, known)
@@ -228,7 +256,17 @@ async def _negotiated(
     while True:
         mode = pool.mode(bound)
         try:
-            return await call_structured(bound, mode, messages, contract, usage, timeout_s, check)
+            return await call_structured(
+                bound,
+                mode,
+                messages,
+                contract,
+                usage,
+                timeout_s,
+                check,
+                pool.budget,
+                pool.settings.max_output_tokens,
+            )
         except Exception as exc:
             if not rejects(exc):
                 raise
@@ -271,6 +309,9 @@ async def call_chain(
                 output = await call_route(pool, bound, messages, contract, usage, attempts, settings, check)
         except asyncio.CancelledError:
             raise
+        except BudgetExceeded as exc:  # no further call: not this model, not the next one
+            result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
+            break
         except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
             if _is_graph_signal(exc):
                 raise
@@ -298,9 +339,7 @@ async def call_chain(
         result.attempts = attempts.count
         result.waited_s = round(attempts.waited_s, 3)
         result.mode = pool.mode(bound)
-        result.cost_usd = cost_of(
-            route, result.usage, bound.config.kind in ("local", "ollama") or bound.config.is_local
-        )
+        result.cost_usd = cost_of(route, result.usage, bound.self_hosted)
         return result
     last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}
     result.error = {

@@ -37,6 +37,9 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except OrchestratorError as exc:
+            outcome = getattr(exc, "outcome", None)
+            if outcome is not None and outcome.written:
+                click.echo(f"partial outputs in {outcome.written[0].parent}", err=True)
             _fail(str(exc), exc.hint, exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", code=EXIT_INTERRUPTED)
@@ -73,11 +76,18 @@ def _prepare(spec_path: str, overrides: tuple[str, ...]) -> Any:
     return prepare_workflow(load_spec(spec_path, overrides))
 
 
+SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
+FORMATS = ["markdown", "json", "sarif", "junit"]
+
+
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a spec field")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="where outputs go")
-@click.option("--format", "formats", multiple=True, type=click.Choice(["markdown", "json"]), help="output formats")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="output formats (repeatable)")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), help="exit 1 on a finding at or above this severity")
+@click.option("--record", type=click.Path(file_okay=False, path_type=Path), help="record every model call in DIR")
+@click.option("--replay", type=click.Path(file_okay=False, path_type=Path), help="answer every call from DIR")
 @click.option("--dry-run", is_flag=True, help="resolve and print the run; call no model")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
 @_log_options
@@ -87,15 +97,22 @@ def run(
     overrides: tuple[str, ...],
     output_dir: Path | None,
     formats: tuple[str, ...],
+    fail_on: str | None,
+    record: Path | None,
+    replay: Path | None,
     dry_run: bool,
     quiet: bool,
     log_format: str,
     verbose: int,
 ) -> None:
-    """Run the workflow of SPEC. Exit 0 ok, 1 quality gate, 2 spec error, 3 provider failure,
-    5 no model allowed by policy."""
+    """Run the workflow of SPEC.
+
+    Exit 0 ok, 1 quality gate, 2 spec error, 3 provider failure, 4 budget reached,
+    5 no model allowed by policy, 130 interrupted (143 on SIGTERM)."""
     _setup_logging(log_format, verbose, quiet)
-    workflow = _prepare(spec, overrides)
+    if record and replay:
+        _fail("--record and --replay cannot be used together")
+    workflow = _prepare(spec, (*overrides, *([f"fail_on={fail_on}"] if fail_on else [])))
     for warning in workflow.warnings:
         click.echo(f"warning: {warning}", err=True)
     if dry_run:
@@ -104,32 +121,60 @@ def run(
         click.echo(json.dumps(describe(workflow), indent=2, ensure_ascii=False))
         return
     from orchestrator.progress import LineProgress, LiveProgress, interactive
+    from orchestrator.recording import Recorder
     from orchestrator.run import RunOptions, new_run_id, run_workflow
     from orchestrator.state import SilentProgress
 
+    try:
+        recorder = Recorder(record, "record") if record else Recorder(replay, "replay") if replay else None
+    except FileNotFoundError as exc:
+        _fail(str(exc))
     to_stdout = list(formats) == ["json"] and output_dir is None
     run_id = new_run_id()
     if not quiet:
         click.echo(f"run {run_id}: {workflow.loaded.spec.name} ({workflow.graph_name})", err=True)
     progress: Any = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
+    options = RunOptions(
+        output_dir=output_dir,
+        formats=list(formats) or None,
+        write=not to_stdout,
+        progress=progress,
+        run_id=run_id,
+        handle_sigterm=True,
+        recorder=recorder,
+    )
     with progress if isinstance(progress, LiveProgress) else nullcontext():
-        options = RunOptions(
-            output_dir=output_dir, formats=list(formats) or None, write=not to_stdout, progress=progress, run_id=run_id
-        )
         outcome = run_workflow(workflow, options)
     if to_stdout:
         click.echo(json.dumps(outcome.result, indent=2, ensure_ascii=False))
+    _github(outcome.result, workflow.loaded.workspace, to_stdout)
     if not quiet:
-        totals = outcome.result["totals"]
-        cost = "unknown" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
-        where = f", report in {outcome.written[0].parent}" if outcome.written else ""
-        click.echo(
-            f"done: {outcome.result['status']} (exit {outcome.exit_code}), {len(outcome.result['subtasks'])} subtasks, "
-            f"{totals['tokens_in']}+{totals['tokens_out']} tokens, cost {cost}, "
-            f"{outcome.result['duration_ms'] / 1000:.1f}s{where}",
-            err=True,
-        )
+        click.echo(_done_line(outcome), err=True)
     sys.exit(outcome.exit_code)
+
+
+def _done_line(outcome: Any) -> str:
+    result = outcome.result
+    totals = result["totals"]
+    cost = "unknown" if totals["cost_usd"] is None else f"${totals['cost_usd']:.4f}"
+    where = f", report in {outcome.written[0].parent}" if outcome.written else ""
+    return (
+        f"done: {result['status']} (exit {outcome.exit_code}), {len(result['subtasks'])} subtasks, "
+        f"{totals['tokens_in']}+{totals['tokens_out']} tokens, cost {cost}, {result['duration_ms'] / 1000:.1f}s{where}"
+    )
+
+
+def _github(result: dict[str, Any], workspace: Path, stdout_is_json: bool) -> None:
+    """On GitHub Actions: the step summary, and an ::error annotation per gated finding
+    (on stdout as the runner expects, or stderr when stdout carries the JSON result)."""
+    from orchestrator.actions import error_commands, in_github_actions, write_step_summary
+    from orchestrator.sarif import repo_prefix
+
+    if not in_github_actions():
+        return
+    write_step_summary(result)
+    for line in error_commands(result, repo_prefix(workspace)):
+        click.echo(line, err=stdout_is_json)
 
 
 @main.command()
@@ -261,13 +306,19 @@ def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: fl
 
 @main.command()
 @click.option("--graph", "which", flag_value="graph", help="the graph file format instead of the spec")
+@click.option("--result", "which", flag_value="result", help="result.json (schema_version 1) instead of the spec")
 @click.option("--spec", "which", flag_value="spec", default=True, hidden=True)
 def schema(which: str) -> None:
-    """Print the JSON Schema of the spec file (for editors)."""
+    """Print the JSON Schema of the spec file (for editors), a graph file or result.json."""
     if which == "graph":
         from orchestrator.graph import GraphFile
 
         click.echo(json.dumps(GraphFile.model_json_schema(), indent=2))
+        return
+    if which == "result":
+        from orchestrator.result import result_json_schema
+
+        click.echo(json.dumps(result_json_schema(), indent=2))
         return
     from orchestrator.spec import spec_json_schema
 

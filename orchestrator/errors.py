@@ -13,12 +13,13 @@ next. Only the CLI prints and exits; library code raises these.
     │   └── StructuredOutputError     exit 3  the model's output did not validate
     ├── BudgetExceeded                exit 4  max_cost_usd or max_tokens reached
     ├── PolicyError                   exit 5  the policy leaves a role without a model
-    └── Interrupted                   exit 130
+    └── Interrupted                   exit 130 (SIGINT) or 143 (SIGTERM)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class OrchestratorError(Exception):
@@ -119,4 +120,13 @@ class PolicyError(OrchestratorError):
 
 
 class Interrupted(OrchestratorError):
+    """The run was stopped by a signal; `outcome` holds what finished (outputs are written)."""
+
     exit_code = 130
+    hint = "the outputs hold the subtasks that finished"
+
+    def __init__(self, message: str, *, outcome: Any = None, signal_name: str = "SIGINT") -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        if signal_name == "SIGTERM":
+            self.exit_code = 143  # 128 + SIGTERM, as shells report it

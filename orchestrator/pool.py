@@ -4,18 +4,20 @@ they keep failing, and remembering which structured-output mode each endpoint ac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.breaker import Breaker
+from orchestrator.budget import Budget
 from orchestrator.registry import CallSettings, ProviderConfig, ProviderKind, registry
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from orchestrator.catalog import Route
+    from orchestrator.recording import Recorder
 
 UNLIMITED = 1_000_000
 
@@ -28,9 +30,17 @@ class BoundModel:
     model: BaseChatModel
     kind: ProviderKind
     config: ProviderConfig
+    counter: Callable[[str], int] | None = None
 
     def count_tokens(self, text: str) -> int:
+        if self.counter is not None:
+            return self.counter(text)
         return self.kind.count_tokens(self.model, text)
+
+    @property
+    def self_hosted(self) -> bool:
+        """Served by the user's own machine or host: costed at 0 when it has no price."""
+        return self.config.kind in ("local", "ollama") or self.config.is_local
 
 
 def structured_modes(kind: Any, config: ProviderConfig) -> list[str]:
@@ -40,9 +50,17 @@ def structured_modes(kind: Any, config: ProviderConfig) -> list[str]:
 
 
 class ModelPool:
-    def __init__(self, providers: dict[str, ProviderConfig], settings: CallSettings) -> None:
+    def __init__(
+        self,
+        providers: dict[str, ProviderConfig],
+        settings: CallSettings,
+        budget: Budget | None = None,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.providers = providers
         self.settings = settings
+        self.budget = budget or Budget()
+        self.recorder = recorder
         self.breaker = Breaker(threshold=settings.cooldown_after)
         self._models: dict[str, BoundModel] = {}
         self._provider_limits: dict[str, asyncio.Semaphore] = {}
@@ -53,12 +71,33 @@ class ModelPool:
         """The chat model for a route; `variant` > 0 gives one seeded differently."""
         key = route.ref if not variant else f"{route.ref}#{variant}"
         if key not in self._models:
-            config = self.providers[route.provider]
-            kind = registry.get(config.kind)
-            settings = replace(self.settings, seed=self.settings.seed + variant)
-            model = kind.chat_model(route, config, settings)
-            self._models[key] = BoundModel(route=route, model=model, kind=kind, config=config)
+            self._models[key] = self._build(route, variant)
         return self._models[key]
+
+    def _build(self, route: Route, variant: int) -> BoundModel:
+        config = self.providers[route.provider]
+        settings = replace(self.settings, seed=self.settings.seed + variant)
+        recorder = self.recorder
+        if recorder is None:
+            kind = registry.get(config.kind)
+            return BoundModel(route, kind.chat_model(route, config, settings), kind, config)
+        from orchestrator.recording import RecordingChatModel, ReplayChatModel
+
+        params = {
+            "temperature": settings.temperature,
+            "max_output_tokens": settings.max_output_tokens,
+            "seed": settings.seed,
+        }
+        if recorder.mode == "replay":  # nothing is built, loaded or contacted
+            kind = registry.get(config.kind, calling=False)
+            model: BaseChatModel = ReplayChatModel(route=route.ref, params=params, recorder=recorder)
+            inner = model
+        else:
+            kind = registry.get(config.kind)
+            inner = kind.chat_model(route, config, settings)
+            model = RecordingChatModel(route=route.ref, params=params, recorder=recorder, inner=inner)
+        counter = lambda text: recorder.count(route.ref, text, lambda t: kind.count_tokens(inner, t))  # noqa: E731
+        return BoundModel(route, model, kind, config, counter)
 
     @asynccontextmanager
     async def slot(self, route: Route) -> AsyncIterator[None]:

@@ -124,13 +124,14 @@ class Registry:
         self._load()
         return sorted(self.kinds)
 
-    def get(self, name: str) -> ProviderKind:
+    def get(self, name: str, calling: bool = True) -> ProviderKind:
+        """The provider kind; `calling=False` when no model of it will be called (replays)."""
         self._load()
         try:
             kind = self.kinds[name]
         except KeyError:
             raise KeyError(f"unknown provider kind '{name}' (known: {', '.join(self.names())})") from None
-        if kind.real and not self.allow_real:
+        if calling and kind.real and not self.allow_real:
             raise RealModelsForbidden(f"real model calls are forbidden here (provider kind '{name}')")
         return kind
 

@@ -21,9 +21,30 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "file"
 
 
-def write_outputs(result: dict[str, Any], roles: dict[str, Role], out_dir: Path, formats: list[str]) -> list[Path]:
+def write_outputs(
+    result: dict[str, Any],
+    roles: dict[str, Role],
+    out_dir: Path,
+    formats: list[str],
+    line_counts: dict[str, int] | None = None,
+) -> list[Path]:
+    """Write the formats asked for (markdown, json, sarif, junit), plus patches and docs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    if "sarif" in formats:
+        from orchestrator import __version__
+        from orchestrator.sarif import build_sarif
+
+        path = out_dir / "findings.sarif"
+        sarif = build_sarif(result, line_counts or {}, __version__)
+        path.write_text(json.dumps(sarif, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    if "junit" in formats:
+        from orchestrator.junit import build_junit
+
+        path = out_dir / "junit.xml"
+        path.write_text(build_junit(result), encoding="utf-8")
+        written.append(path)
     if "json" in formats:
         path = out_dir / "result.json"
         path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

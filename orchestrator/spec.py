@@ -17,7 +17,7 @@ from orchestrator.errors import Problem, SpecError
 from orchestrator.output import Severity
 from orchestrator.source import Document, apply_overrides, load_yaml, validate_document
 
-OutputFormat = Literal["markdown", "json"]
+OutputFormat = Literal["markdown", "json", "sarif", "junit"]
 DataClass = Literal["public", "internal", "confidential"]
 
 
@@ -73,12 +73,20 @@ class PolicySpec(_Strict):
 class LimitsSpec(_Strict):
     concurrency: int = Field(default=4, ge=1, le=1024)
     timeout_s: float = Field(default=120, gt=0)
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0, description="stop (exit 4) before a call could overrun")
+    max_tokens: int | None = Field(default=None, ge=1, description="tokens in + out for the whole run")
     max_output_tokens: int = Field(default=1024, ge=16, le=65536)
     retries: int = Field(default=2, ge=0, le=10, description="retries of a transient failure per model")
     backoff_s: float = Field(default=1.0, ge=0, description="first backoff; doubles each retry")
     max_wait_s: float = Field(default=30.0, ge=0, description="longest Retry-After honoured before falling back")
     cooldown_after: int = Field(default=3, ge=1, description="consecutive failures that cool a provider down")
+
+
+class PriceSpec(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class OutputSpec(_Strict):
@@ -102,6 +110,9 @@ class Spec(_Strict):
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
     policy: PolicySpec = Field(default_factory=PolicySpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    prices: dict[str, PriceSpec] = Field(
+        default_factory=dict, description="provider/model -> USD per million tokens, overriding the catalog"
+    )
     output: OutputSpec = Field(default_factory=OutputSpec)
     fail_on: Severity | Literal["none"] = "high"
 

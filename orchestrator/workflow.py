@@ -5,11 +5,11 @@ module calls a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.catalog import Catalog, Route, UnknownModel, load_catalog
+from orchestrator.catalog import Catalog, Price, Route, UnknownModel, load_catalog
 from orchestrator.endpoint import merge_providers
 from orchestrator.errors import PolicyError, Problem, SpecError
 from orchestrator.graph import GraphDefinition, RoleDef, check_graph, is_python_graph, load_graph
@@ -17,7 +17,7 @@ from orchestrator.policy import refusal
 from orchestrator.registry import ProviderConfig
 from orchestrator.role import AGGREGATE, PLANNER, Role, builtin_roles, worker_roles
 from orchestrator.source import Document, Loc, close_match
-from orchestrator.spec import LoadedSpec, PolicySpec, RoleSpec
+from orchestrator.spec import LoadedSpec, PolicySpec, PriceSpec, RoleSpec
 from orchestrator.workspace import FileSet, collect_files
 
 EMBEDDED = "local/smollm2"
@@ -51,8 +51,14 @@ class Workflow:
 class _Resolver:
     """Turns model references into policy-checked chains, reporting problems where they are."""
 
-    def __init__(self, catalog: Catalog, providers: dict[str, ProviderConfig], policy: PolicySpec) -> None:
-        self.catalog, self.providers, self.policy = catalog, providers, policy
+    def __init__(
+        self,
+        catalog: Catalog,
+        providers: dict[str, ProviderConfig],
+        policy: PolicySpec,
+        prices: dict[str, PriceSpec],
+    ) -> None:
+        self.catalog, self.providers, self.policy, self.prices = catalog, providers, policy, prices
         self.excluded: dict[str, list[dict[str, str]]] = {}
 
     def chain(
@@ -69,6 +75,9 @@ class _Resolver:
             if route.provider not in self.providers:
                 _add(problems, doc.problem(where, f"provider '{route.provider}' is not configured"))
                 continue
+            if route.ref in self.prices:
+                price = self.prices[route.ref]
+                route = replace(route, price=Price(input=price.input, output=price.output))
             reason = refusal(route, self.catalog.entry_for(route), self.providers[route.provider], self.policy)
             if reason:
                 self.excluded.setdefault(owner, []).append({"model": route.ref, "reason": reason})
@@ -96,13 +105,14 @@ def prepare_workflow(loaded: LoadedSpec) -> Workflow:
             problems += [_at_graph(loaded, p) for p in exc.problems]
     roles = _roles(loaded, graph, problems)
     providers = merge_providers(loaded, catalog, problems)
-    resolver = _Resolver(catalog, providers, spec.policy)
+    resolver = _Resolver(catalog, providers, spec.policy, spec.prices)
     chains = _chains(loaded, resolver, roles, problems)
     node_chains = _node_chains(graph, resolver, problems) if graph is not None else {}
     if graph is not None:
         problems += [p for p in check_graph(graph, set(roles)) if p.field.endswith(".role")]
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
     _check_tasks(loaded, roles, files, problems)
+    _check_prices(loaded, [*chains.values(), *node_chains.values()], providers, problems)
     if problems:
         raise SpecError(problems)
     workflow = Workflow(loaded, graph, roles, providers, chains, resolver.excluded, files, node_chains)
@@ -224,6 +234,26 @@ def _build_python_graph(workflow: Workflow, resolver: _Resolver) -> None:
         raise SpecError([_at_graph(loaded, p) for p in exc.problems]) from None
     workflow.node_chains.update(kit.node_models)
     workflow.excluded = resolver.excluded
+
+
+def _check_prices(
+    loaded: LoadedSpec, chains: list[list[Route]], providers: dict[str, ProviderConfig], problems: list[Problem]
+) -> None:
+    """A cost budget needs a price for every API model that may be called."""
+    if loaded.spec.limits.max_cost_usd is None:
+        return
+    unpriced = sorted(
+        {
+            r.ref
+            for chain in chains
+            for r in chain
+            if r.price is None
+            and not (providers[r.provider].kind in ("local", "ollama") or providers[r.provider].is_local)
+        }
+    )
+    for ref in unpriced:
+        message = f"no known price for {ref}, so max_cost_usd cannot be enforced; add prices.{ref}: {{input, output}}"
+        problems.append(loaded.problem(("limits", "max_cost_usd"), message))
 
 
 def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, problems: list[Problem]) -> None:

@@ -42,7 +42,7 @@ def assert_valid_result(result: dict[str, Any]) -> None:
 
 def test_quickstart_runs_every_role_on_the_embedded_model(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = run_cli("run", str(QUICKSTART / "spec.yaml"), "--output-dir", str(out))
+    done = run_cli("run", str(QUICKSTART / "spec.yaml"), "--output-dir", str(out), "--record", str(tmp_path / "rec"))
     assert done.returncode in (0, 1), done.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["exit_code"] == done.returncode
@@ -64,6 +64,7 @@ def test_quickstart_runs_every_role_on_the_embedded_model(tmp_path: Path) -> Non
     # nothing was written into the workspace
     assert subprocess.run(["git", "status", "--porcelain", str(QUICKSTART / "project")], capture_output=True,
                           text=True, cwd=REPO).stdout == ""  # fmt: skip
+    replay_the_recording(tmp_path, result)
 
 
 def test_planner_plans_on_the_embedded_model(tmp_path: Path) -> None:
@@ -84,6 +85,25 @@ def test_planner_plans_on_the_embedded_model(tmp_path: Path) -> None:
         assert all(set(s["files"]) <= set(result["files"]["included"]) for s in plan["subtasks"])
     assert [s["id"] for s in result["subtasks"]] == [s["id"] for s in plan["subtasks"]]
     assert_valid_result(result)
+
+
+def replay_the_recording(tmp_path: Path, recorded: dict[str, Any]) -> None:
+    """The recorded quickstart replays with no model loaded (llama_cpp cannot even be imported)
+    and gives the same result.json apart from the fields that measure time."""
+    from tests.test_ci import normalised
+
+    blocker = tmp_path / "block" / "llama_cpp"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ImportError('llama_cpp is blocked: a replay must not load the model')\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path / "block")}
+    args = ("run", QUICKSTART / "spec.yaml", "--output-dir", tmp_path / "replayed", "--replay", tmp_path / "rec")
+    done = orchestrator(*args, env=env)
+    assert done.returncode == recorded["exit_code"], done.stderr
+    replayed = json.loads((tmp_path / "replayed" / "result.json").read_text())
+    assert normalised(replayed) == normalised(recorded)
+    assert replayed["run_id"] != recorded["run_id"]
 
 
 GRAPH_SPEC = """version: 1

@@ -44,7 +44,7 @@ def sample(schema: Any) -> Any:
     kind = schema.get("type")
     if kind == "object":
         props = schema.get("properties", {})
-        return {key: sample(props[key]) for key in schema.get("required", list(props))}
+        return {key: sample(value) for key, value in props.items()}  # optional fields too
     if kind == "array":
         return [sample(schema.get("items", {})) for _ in range(schema.get("minItems", 1))]
     if kind == "string":
