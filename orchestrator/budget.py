@@ -1,22 +1,19 @@
 """Budgets: `limits.max_cost_usd` and `limits.max_tokens`.
 
 Before each model call its worst case (the prompt, counted or estimated, plus the whole
-`max_output_tokens`, at the route's price) is reserved; after the call the reservation is
-settled with what the call really used. A call whose worst case would overrun the budget is not
-made: the budget is then exhausted for the rest of the run, calls already running finish, no new
-call starts, the partial report is written and the run exits 4.
+`max_output_tokens`; its cost at the route's price, or for a self-hosted model the whole timeout
+at the provider's hourly rate) is reserved; after the call the reservation is settled with what
+the call really used. A call whose worst case would overrun the budget is not made: the budget is
+then exhausted for the rest of the run, calls already running finish, no new call starts, and the
+node pauses so that `orchestrator resume` with a larger budget can go on (exit 4).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from orchestrator.errors import BudgetExceeded
-
-if TYPE_CHECKING:
-    from orchestrator.catalog import Route
 
 
 @dataclass
@@ -36,22 +33,24 @@ class Budget:
     exhausted: str | None = None  # why no further call may start
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def reserve(self, route: Route, prompt_tokens: int, max_output_tokens: int, self_hosted: bool) -> Reservation:
-        # a priced route costs its price; an unpriced one is self-hosted (validation made sure)
-        cost = 0.0 if route.price is None else self._cost(route, prompt_tokens, max_output_tokens)
-        tokens = prompt_tokens + max_output_tokens
+    @property
+    def active(self) -> bool:
+        return self.max_tokens is not None or self.max_cost_usd is not None
+
+    def reserve(self, label: str, tokens: int, cost: float) -> Reservation:
+        """Reserve a call's worst case, or raise BudgetExceeded (and stay exhausted)."""
         with self.lock:
             if self.exhausted:
                 raise BudgetExceeded(f"budget exhausted: {self.exhausted}")
             if self.max_tokens is not None and self.spent_tokens + self.reserved_tokens + tokens > self.max_tokens:
                 self.exhausted = (
-                    f"a call to {route.ref} could use {tokens} tokens; {self.spent_tokens} of limits.max_tokens "
+                    f"a call to {label} could use {tokens} tokens; {self.spent_tokens} of limits.max_tokens "
                     f"{self.max_tokens} are spent and {self.reserved_tokens} reserved"
                 )
                 raise BudgetExceeded(f"budget exhausted: {self.exhausted}")
             if self.max_cost_usd is not None and self.spent_cost + self.reserved_cost + cost > self.max_cost_usd:
                 self.exhausted = (
-                    f"a call to {route.ref} could cost ${cost:.4f}; ${self.spent_cost:.4f} of limits.max_cost_usd "
+                    f"a call to {label} could cost ${cost:.4f}; ${self.spent_cost:.4f} of limits.max_cost_usd "
                     f"${self.max_cost_usd:.2f} is spent and ${self.reserved_cost:.4f} reserved"
                 )
                 raise BudgetExceeded(f"budget exhausted: {self.exhausted}")
@@ -59,17 +58,9 @@ class Budget:
             self.reserved_cost += cost
         return Reservation(tokens, cost)
 
-    def settle(
-        self, reservation: Reservation, route: Route, tokens_in: int, tokens_out: int, self_hosted: bool
-    ) -> None:
-        cost = 0.0 if route.price is None else self._cost(route, tokens_in, tokens_out)
+    def settle(self, reservation: Reservation, tokens: int, cost: float) -> None:
         with self.lock:
             self.reserved_tokens -= reservation.tokens
             self.reserved_cost -= reservation.cost
-            self.spent_tokens += tokens_in + tokens_out
+            self.spent_tokens += tokens
             self.spent_cost += cost
-
-    @staticmethod
-    def _cost(route: Route, tokens_in: int, tokens_out: int) -> float:
-        assert route.price is not None
-        return (tokens_in * route.price.input + tokens_out * route.price.output) / 1_000_000

@@ -42,11 +42,15 @@ Check = Callable[[dict[str, Any]], list[str]]
 class Usage:
     tokens_in: int = 0
     tokens_out: int = 0
+    calls: int = 0
+    cached: int = 0  # calls answered from the result cache
 
     def add(self, message: AIMessage) -> None:
         meta: dict[str, Any] = dict(message.usage_metadata or {})
         self.tokens_in += int(meta.get("input_tokens", 0) or 0)
         self.tokens_out += int(meta.get("output_tokens", 0) or 0)
+        self.calls += 1
+        self.cached += 1 if message.response_metadata.get("cached") else 0
 
 
 @dataclass
@@ -59,6 +63,7 @@ class ChainResult:
     attempts: int = 0  # on the model that answered (more than 1 when retries were needed)
     waited_s: float = 0.0  # backoff slept on that model
     mode: str | None = None  # the structured-output mode that model answered in
+    cached: bool = False  # every call of the answer came from the result cache
     cost_usd: float | None = None
     context: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None
@@ -84,12 +89,16 @@ def parse_json(text: str) -> Any:
     return json.loads(text, strict=False)  # raw tabs/newlines inside strings are common and harmless
 
 
-def cost_of(route: Route, usage: Usage, self_hosted: bool = False) -> float | None:
-    """USD for this usage: the catalog's price, 0 for self-hosted models (local or an Ollama
-    host: machine time is not priced), None when an API route has no known price."""
-    if route.price is None:
-        return 0.0 if self_hosted else None
-    return (usage.tokens_in * route.price.input + usage.tokens_out * route.price.output) / 1_000_000
+def price_call(bound: BoundModel, tokens_in: int, tokens_out: int, seconds: float) -> float | None:
+    """USD for one call: the route's token price (catalog or spec `prices`); for a self-hosted
+    model without one, its model time at the provider's `usd_per_hour` (default 0); None when
+    an API route has no known price."""
+    price = bound.route.price
+    if price is not None:
+        return (tokens_in * price.input + tokens_out * price.output) / 1_000_000
+    if bound.self_hosted:
+        return seconds / 3600 * bound.config.usd_per_hour
+    return None
 
 
 def _with_schema(messages: list[BaseMessage], schema: dict[str, Any]) -> list[BaseMessage]:
@@ -157,10 +166,12 @@ async def _budgeted(
 ) -> AIMessage:
     """One model call inside the budget: reserve its worst case, then settle what it used."""
     reservation = None
-    if budget is not None and (budget.max_tokens is not None or budget.max_cost_usd is not None):
+    if budget is not None and budget.active:
         prompt = sum(bound.count_tokens(m.text) for m in conversation)
-        reservation = budget.reserve(bound.route, prompt, max_output_tokens, bound.self_hosted)
+        worst = price_call(bound, prompt, max_output_tokens, timeout_s) or 0.0
+        reservation = budget.reserve(bound.route.ref, prompt + max_output_tokens, worst)
     answer: Any = None
+    started = time.perf_counter()
     try:
         answer = await asyncio.wait_for(runnable.ainvoke(conversation), timeout_s)
     finally:
@@ -168,7 +179,8 @@ async def _budgeted(
             used = Usage()
             if isinstance(answer, AIMessage):
                 used.add(answer)
-            budget.settle(reservation, bound.route, used.tokens_in, used.tokens_out, bound.self_hosted)
+            cost = price_call(bound, used.tokens_in, used.tokens_out, time.perf_counter() - started) or 0.0
+            budget.settle(reservation, used.tokens_in + used.tokens_out, cost)
     if not isinstance(answer, AIMessage):
         raise StructuredOutputError(f"{bound.route.ref}: unexpected answer type", model=bound.route.ref)
     return answer
@@ -339,7 +351,8 @@ async def call_chain(
         result.attempts = attempts.count
         result.waited_s = round(attempts.waited_s, 3)
         result.mode = pool.mode(bound)
-        result.cost_usd = cost_of(route, result.usage, bound.self_hosted)
+        result.cached = usage.calls > 0 and usage.cached == usage.calls
+        result.cost_usd = price_call(bound, result.usage.tokens_in, result.usage.tokens_out, result.latency_ms / 1000)
         return result
     last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}
     result.error = {

@@ -64,6 +64,9 @@ def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem
             if override.compact_output is not None
             else bool(base and base.compact_output),
             structured_output=override.structured_output,
+            usd_per_hour=override.usd_per_hour
+            if override.usd_per_hour is not None
+            else (base.usd_per_hour if base else 0.0),
         )
         reason = untrusted(config, catalog)
         if reason:

@@ -17,7 +17,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from langgraph.types import Send
+from langgraph.types import Send, interrupt
 from structlog import get_logger
 
 from orchestrator.catalog import Route
@@ -57,6 +57,7 @@ def record(
         attempts=outcome.attempts,
         waited_s=outcome.waited_s,
         structured_mode=outcome.mode,
+        cached=outcome.cached,
         cost_usd=outcome.cost_usd,
         output=outcome.output,
         error=outcome.error,
@@ -78,18 +79,27 @@ async def run_node(
     settings: CallSettings | None = None,
     variant: int = 0,
 ) -> ChainResult:
-    """Call a chain for one node with progress and the canonical `node.finished` log line."""
+    """Call a chain for one node with progress and the canonical `node.finished` log line.
+
+    When the budget refuses the call, the node pauses (a LangGraph interrupt): the run stops
+    scheduling, the pause is checkpointed, and `orchestrator resume` with a larger budget calls
+    again from here, without re-running anything that finished."""
     started = time.perf_counter()
-    outcome = await call_chain(
-        ctx.pool,
-        chain,
-        build,
-        contract,
-        check=check,
-        on_attempt=lambda route: ctx.progress.started(node, key, route.ref),
-        settings=settings,
-        variant=variant,
-    )
+    while True:
+        outcome = await call_chain(
+            ctx.pool,
+            chain,
+            build,
+            contract,
+            check=check,
+            on_attempt=lambda route: ctx.progress.started(node, key, route.ref),
+            settings=settings,
+            variant=variant,
+        )
+        if not (outcome.error and outcome.error.get("kind") == "budget"):
+            break
+        ctx.progress.note(f"{key}: budget reached; the run stops here and can be resumed")
+        interrupt({"reason": "budget", "node": node, "subtask": key, "message": outcome.error["message"]})
     duration_ms = int((time.perf_counter() - started) * 1000)
     model = outcome.route.ref if outcome.route else None
     tokens = outcome.usage.tokens_in + outcome.usage.tokens_out

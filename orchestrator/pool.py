@@ -16,6 +16,7 @@ from orchestrator.registry import CallSettings, ProviderConfig, ProviderKind, re
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
+    from orchestrator.cache import ResponseCache
     from orchestrator.catalog import Route
     from orchestrator.recording import Recorder
 
@@ -56,11 +57,13 @@ class ModelPool:
         settings: CallSettings,
         budget: Budget | None = None,
         recorder: Recorder | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.providers = providers
         self.settings = settings
         self.budget = budget or Budget()
         self.recorder = recorder
+        self.cache = cache
         self.breaker = Breaker(threshold=settings.cooldown_after)
         self._models: dict[str, BoundModel] = {}
         self._provider_limits: dict[str, asyncio.Semaphore] = {}
@@ -75,29 +78,39 @@ class ModelPool:
         return self._models[key]
 
     def _build(self, route: Route, variant: int) -> BoundModel:
-        config = self.providers[route.provider]
-        settings = replace(self.settings, seed=self.settings.seed + variant)
-        recorder = self.recorder
-        if recorder is None:
-            kind = registry.get(config.kind)
-            return BoundModel(route, kind.chat_model(route, config, settings), kind, config)
+        """The model of a route, wrapped in the run's layers: answers from a replay, or the
+        provider's model behind the result cache and the recorder, when they are on."""
+        from orchestrator.cache import CachingChatModel
         from orchestrator.recording import RecordingChatModel, ReplayChatModel
 
+        config = self.providers[route.provider]
+        settings = replace(self.settings, seed=self.settings.seed + variant)
         params = {
             "temperature": settings.temperature,
             "max_output_tokens": settings.max_output_tokens,
             "seed": settings.seed,
         }
-        if recorder.mode == "replay":  # nothing is built, loaded or contacted
+        recorder = self.recorder
+        if recorder is not None and recorder.mode == "replay":  # nothing is built, loaded or contacted
             kind = registry.get(config.kind, calling=False)
-            model: BaseChatModel = ReplayChatModel(route=route.ref, params=params, recorder=recorder)
-            inner = model
-        else:
-            kind = registry.get(config.kind)
-            inner = kind.chat_model(route, config, settings)
-            model = RecordingChatModel(route=route.ref, params=params, recorder=recorder, inner=inner)
-        counter = lambda text: recorder.count(route.ref, text, lambda t: kind.count_tokens(inner, t))  # noqa: E731
-        return BoundModel(route, model, kind, config, counter)
+            replay = ReplayChatModel(route=route.ref, params=params, recorder=recorder)
+            counter = self._counter(route, lambda text: kind.count_tokens(replay, text))
+            return BoundModel(route, replay, kind, config, counter)
+        kind = registry.get(config.kind)
+        inner = kind.chat_model(route, config, settings)
+        model: BaseChatModel = inner
+        if self.cache is not None:
+            model = CachingChatModel(route=route.ref, params=params, recorder=self.cache, inner=model)
+        if recorder is not None:
+            model = RecordingChatModel(route=route.ref, params=params, recorder=recorder, inner=model)
+        return BoundModel(route, model, kind, config, self._counter(route, lambda text: kind.count_tokens(inner, text)))
+
+    def _counter(self, route: Route, count: Callable[[str], int]) -> Callable[[str], int] | None:
+        """Token counts go through the recorder (recorded, or served on replay) when there is one."""
+        recorder = self.recorder
+        if recorder is None:
+            return None
+        return lambda text: recorder.count(route.ref, text, count)
 
     @asynccontextmanager
     async def slot(self, route: Route) -> AsyncIterator[None]:

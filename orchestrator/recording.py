@@ -115,7 +115,8 @@ class Recorder:
             (self.directory / "tokens.json").write_text(data + "\n", encoding="utf-8")
 
 
-def _result(message: dict[str, Any]) -> ChatResult:
+def chat_result(message: dict[str, Any], cached: bool = False) -> ChatResult:
+    """A chat result from a stored answer ({"content", "usage"}); `cached` marks cache hits."""
     usage = message.get("usage") or {}
     ai = AIMessage(
         content=message.get("content", ""),
@@ -124,18 +125,20 @@ def _result(message: dict[str, Any]) -> ChatResult:
             output_tokens=usage.get("output_tokens", 0),
             total_tokens=usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
         ),
+        response_metadata={"cached": True} if cached else {},
     )
     return ChatResult(generations=[ChatGeneration(message=ai)])
 
 
-class _RecordedModel(BaseChatModel):
-    """A chat model whose calls go through the recording: `_answer` gets each call's key."""
+class KeyedChatModel(BaseChatModel):
+    """A chat model whose every call has a key: a hash of the model, its parameters, the
+    messages and the output options (schema, mode). `_answer` gets each call's key."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     route: str
     params: dict[str, Any]
-    recorder: Any
+    recorder: Any  # the Recorder, or the ResponseCache
 
     def _generate(
         self,
@@ -162,7 +165,7 @@ class _RecordedModel(BaseChatModel):
         raise NotImplementedError
 
 
-class RecordingChatModel(_RecordedModel):
+class RecordingChatModel(KeyedChatModel):
     """Calls the real model and writes the call down."""
 
     inner: BaseChatModel
@@ -191,10 +194,10 @@ class RecordingChatModel(_RecordedModel):
             "usage": {"input_tokens": meta.get("input_tokens", 0), "output_tokens": meta.get("output_tokens", 0)},
         }
         self.recorder.save(key, request, {"response": response})
-        return _result(response)
+        return chat_result(response)
 
 
-class ReplayChatModel(_RecordedModel):
+class ReplayChatModel(KeyedChatModel):
     """Answers from the recording; reaches no provider and loads no model."""
 
     @property
@@ -207,7 +210,7 @@ class ReplayChatModel(_RecordedModel):
         recorded = self.recorder.load(key, request)
         if "error" in recorded:
             raise _replayed_error(recorded["error"], self.route)
-        return _result(recorded["response"])
+        return chat_result(recorded["response"])
 
 
 def _replayed_error(error: dict[str, Any], route: str) -> ProviderError:

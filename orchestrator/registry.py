@@ -39,6 +39,7 @@ class ProviderConfig:
     max_concurrency_per_model: int | None = None
     structured_output: str | None = None
     compact_output: bool = False  # tight bounds on output strings and lists, for very small models
+    usd_per_hour: float = 0.0  # what an hour of a self-hosted model's time costs (no token price)
 
     @property
     def host(self) -> str | None:

@@ -34,6 +34,7 @@ def build_result(
     duration_ms: int,
     budget: Budget | None = None,
     interrupted: bool = False,
+    pending: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     spec = workflow.loaded.spec
     plan = final.get("plan") or {"source": "graph", "notes": [], "subtasks": [], "call": None}
@@ -74,6 +75,7 @@ def build_result(
         "aggregate": aggregate,
         "totals": totals(calls),
         "budget": _budget(budget),
+        "pending": pending or [],
         "policy": {"excluded": workflow.excluded},
         "files": {
             "included": [f.path for f in workflow.files.files],
@@ -96,31 +98,44 @@ def _budget(budget: Budget | None) -> dict[str, Any]:
 
 
 def totals(calls: list[Any]) -> dict[str, Any]:
-    tokens_in = sum(c.get("tokens_in", 0) for c in calls)
-    tokens_out = sum(c.get("tokens_out", 0) for c in calls)
-    costs = [c.get("cost_usd") for c in calls if c.get("model")]
+    """Tokens, latency, cost and calls for the run, and per model, per role and per node."""
+    made = [c for c in calls if c.get("model") or c.get("fallbacks")]
+    costs = [c.get("cost_usd") for c in made if c.get("model")]
     known = all(cost is not None for cost in costs)
-    by_model: dict[str, dict[str, Any]] = {}
+    note = ""
+    if any(c.get("cost_usd") == 0 for c in made if c.get("model")):
+        note = (
+            "Self-hosted models (embedded, Ollama, loopback) are costed at their provider's usd_per_hour "
+            "of model time (default 0: machine time is not priced unless you set it)."
+        )
+    if not known:
+        note += " Some API models have no price in the catalog or the spec: the total cost is unknown."
+    return {
+        "tokens_in": sum(c.get("tokens_in", 0) for c in made),
+        "tokens_out": sum(c.get("tokens_out", 0) for c in made),
+        "cost_usd": round(sum(c for c in costs if c is not None), 6) if known else None,
+        "cost_note": note.strip(),
+        "cached_calls": sum(1 for c in made if c.get("cached")),
+        "by_model": _group(made, lambda c: c.get("model")),
+        "by_role": _group(made, lambda c: c.get("role")),
+        "by_node": _group(made, lambda c: c.get("node") or c.get("role")),
+    }
+
+
+def _group(calls: list[Any], key: Any) -> dict[str, dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
     for call in calls:
-        if not call.get("model"):
+        name = key(call)
+        if not name:
             continue
-        entry = by_model.setdefault(call["model"], {"calls": 0, "tokens_in": 0, "tokens_out": 0, "latency_ms": 0})
+        entry = groups.setdefault(name, {"calls": 0, "tokens_in": 0, "tokens_out": 0, "latency_ms": 0, "cost_usd": 0.0})
         entry["calls"] += 1
         entry["tokens_in"] += call.get("tokens_in", 0)
         entry["tokens_out"] += call.get("tokens_out", 0)
         entry["latency_ms"] += call.get("latency_ms", 0)
-    note = ""
-    if any(c.get("cost_usd") == 0 for c in calls if c.get("model")):
-        note = "Self-hosted models (embedded, Ollama, loopback) are costed at 0 USD: machine time is not priced."
-    if not known:
-        note += " Some API models have no price in the catalog: the total cost is unknown."
-    return {
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-        "cost_usd": round(sum(c for c in costs if c is not None), 6) if known else None,
-        "cost_note": note,
-        "by_model": by_model,
-    }
+        cost = call.get("cost_usd")
+        entry["cost_usd"] = None if cost is None or entry["cost_usd"] is None else round(entry["cost_usd"] + cost, 6)
+    return groups
 
 
 # ---------------------------------------------------------------- the documented schema
@@ -165,6 +180,7 @@ class CallDoc(_Doc):
     attempts: int = 0
     waited_s: float = 0.0
     structured_mode: str | None = None
+    cached: bool = Field(default=False, description="answered from the result cache, no model call")
     cost_usd: float | None
     output: dict[str, Any] | None = Field(description="the validated answer, in the role's output kind")
     error: dict[str, str] | None
@@ -202,6 +218,8 @@ class ResultDoc(_Doc):
     aggregate: CallDoc | None
     totals: dict[str, Any]
     budget: dict[str, Any]
+    pending: list[dict[str, Any]] = Field(description="calls stopped by the budget; `resume` runs them")
+    checkpoint: dict[str, Any] = Field(description="where the run is checkpointed and what it cost")
     policy: dict[str, Any]
     files: dict[str, list[Any]]
     warnings: list[str]

@@ -1,5 +1,7 @@
-"""Running a prepared workflow: build the run's context, compile and invoke the graph, decide
-the exit code, write the outputs. Library code: it returns a RunOutcome, it never exits."""
+"""Running a prepared workflow: build the run's context, compile the graph with a checkpointer,
+stream it, decide the exit code, write the outputs. `resume_workflow` finishes an interrupted
+run from its checkpoint. Library code: it returns a RunOutcome and raises Interrupted on a
+signal; it never exits."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import asyncio
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +19,7 @@ from typing import Any
 import structlog
 
 from orchestrator.budget import Budget
-from orchestrator.errors import Interrupted
+from orchestrator.errors import Interrupted, OrchestratorError
 from orchestrator.pool import ModelPool
 from orchestrator.recording import Recorder
 from orchestrator.registry import CallSettings
@@ -37,6 +41,8 @@ class RunOptions:
     run_id: str | None = None
     handle_sigterm: bool = False  # the CLI: SIGTERM stops the run like Ctrl-C (exit 143)
     recorder: Recorder | None = None  # --record / --replay
+    checkpoint: str | None = None  # a SQLite path or postgres:// URL; None keeps checkpoints in memory
+    cache: Path | None = None  # the result cache's SQLite file; None: no cache
 
 
 @dataclass
@@ -46,11 +52,16 @@ class RunOutcome:
     written: list[Path]
 
 
+class NoCheckpoint(OrchestratorError):
+    exit_code = 2
+    hint = "list the runs with `orchestrator runs`"
+
+
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder: Recorder | None = None) -> RunContext:
+def build_context(workflow: Workflow, run_id: str, options: RunOptions, cache: Any = None) -> RunContext:
     spec = workflow.loaded.spec
     usable = set(workflow.worker_roles)
     roles = {name: role for name, role in workflow.roles.items() if name in usable or name in (PLANNER, AGGREGATE)}
@@ -64,6 +75,7 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         max_wait_s=limits.max_wait_s,
         cooldown_after=limits.cooldown_after,
     )
+    budget = Budget(limits.max_cost_usd, limits.max_tokens)
     return RunContext(
         run_id=run_id,
         goal=spec.goal.strip(),
@@ -71,11 +83,11 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         roles=roles,
         chains=workflow.chains,
         files=workflow.files,
-        pool=ModelPool(workflow.providers, settings, Budget(limits.max_cost_usd, limits.max_tokens), recorder),
+        pool=ModelPool(workflow.providers, settings, budget, options.recorder, cache),
         max_output_tokens=spec.limits.max_output_tokens,
         fallback_roles=named or sorted(worker_roles(roles)),
         node_chains=workflow.node_chains,
-        progress=progress,
+        progress=options.progress,
     )
 
 
@@ -99,13 +111,16 @@ class _Tracker:
         self.state = dict(state)
         self.pending: list[Any] = []
         self.extra: dict[str, Any] = {}
+        self.interrupts: list[dict[str, Any]] = []
 
     def see(self, mode: str, chunk: Any) -> None:
         if mode == "values":
             self.state, self.pending, self.extra = dict(chunk), [], {}
             return
-        for update in (chunk or {}).values():
-            if not isinstance(update, dict):
+        for name, update in (chunk or {}).items():
+            if name == "__interrupt__":
+                self.interrupts += [{"id": i.id, **(i.value if isinstance(i.value, dict) else {})} for i in update]
+            if not isinstance(update, dict) or name.startswith("__"):
                 continue
             self.pending += update.get("results") or []
             self.extra.update({k: v for k, v in update.items() if k in ("plan", "aggregate") and v})
@@ -116,57 +131,140 @@ class _Tracker:
         return state
 
 
-async def run_workflow_async(workflow: Workflow, options: RunOptions) -> RunOutcome:
+@asynccontextmanager
+async def _checkpointer(location: str | None) -> AsyncIterator[Any]:
+    if location is None:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        from orchestrator.store import strict_serde
+
+        yield InMemorySaver(serde=strict_serde())
+        return
+    from orchestrator.store import open_checkpointer
+
+    async with open_checkpointer(location) as saver:
+        yield saver
+
+
+def _compile(workflow: Workflow, context: RunContext, saver: Any) -> tuple[Any, int]:
     from orchestrator.compile import compile_graph
     from orchestrator.graph import recursion_limit
+
+    if workflow.graph is not None:
+        builder = compile_graph(workflow.graph, sorted(worker_roles(context.roles)))
+        return builder.compile(checkpointer=saver), recursion_limit(workflow.graph)
+    built = workflow.python_graph  # a Python graph, built at validation with the same node factories
+    if hasattr(built, "add_node"):
+        return built.compile(checkpointer=saver), 200
+    built.checkpointer = saver
+    return built, 200
+
+
+async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bool = False) -> RunOutcome:
+    """Run (or, with `resume`, finish) the workflow; the run id is the checkpoint's thread."""
+    from orchestrator.store import DURABILITY
 
     run_id = options.run_id or new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    context = build_context(workflow, run_id, options.progress, options.recorder)
-    if workflow.graph is not None:
-        graph = compile_graph(workflow.graph, sorted(worker_roles(context.roles))).compile()
-        steps = recursion_limit(workflow.graph)
-    else:  # a Python graph, built at validation with the same node factories
-        built = workflow.python_graph
-        graph = built.compile() if hasattr(built, "add_node") else built
-        steps = 200
-    log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph_name)
-    config: Any = {"max_concurrency": workflow.loaded.spec.limits.concurrency, "recursion_limit": steps}
-    tracker = _Tracker(dict(initial_state(workflow)))
+    cache = _open_cache(options)
+    context = build_context(workflow, run_id, options, cache)
     interrupted = False
     signals: list[str] = []
     if options.handle_sigterm:
-        task = asyncio.current_task()
-        assert task is not None
-
-        def on_sigterm() -> None:
-            signals.append("SIGTERM")
-            task.cancel()
-
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
-    try:
-        async for mode, chunk in graph.astream(
-            initial_state(workflow), config=config, context=context, stream_mode=["updates", "values"]
-        ):
-            tracker.see(mode, chunk)
-    except asyncio.CancelledError:  # Ctrl-C or SIGTERM: keep what finished, then stop
-        interrupted = True
-    finally:
-        if options.recorder is not None:
-            options.recorder.flush()
-    duration_ms = int((time.perf_counter() - started) * 1000)
+        _on_sigterm(signals)
+    async with _checkpointer(options.checkpoint) as saver:
+        graph, steps = _compile(workflow, context, saver)
+        config: Any = {
+            "configurable": {"thread_id": run_id},
+            "max_concurrency": workflow.loaded.spec.limits.concurrency,
+            "recursion_limit": steps,
+        }
+        start: Any = initial_state(workflow)
+        tracker = _Tracker(dict(start))
+        if resume:
+            start, tracker = await _resume_point(graph, config, context, run_id)
+        log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph_name, resume=resume)
+        try:
+            async for mode, chunk in graph.astream(
+                start, config=config, context=context, stream_mode=["updates", "values"], durability=DURABILITY
+            ):
+                tracker.see(mode, chunk)
+        except asyncio.CancelledError:  # Ctrl-C or SIGTERM: keep what finished (it is checkpointed), then stop
+            interrupted = True
+        finally:
+            if options.recorder is not None:
+                options.recorder.flush()
+            if cache is not None:
+                cache.close()
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        checkpointing = {
+            "backend": _backend(options.checkpoint),
+            "location": options.checkpoint,
+            "durability": DURABILITY,
+            "writes": getattr(saver, "puts", 0),
+            "ms": round(getattr(saver, "elapsed_s", 0.0) * 1000, 2),
+        }
+    state = tracker.snapshot()
     result = build_result(
-        workflow, run_id, tracker.snapshot(), started_at, duration_ms, context.pool.budget, interrupted
+        workflow, run_id, state, started_at, duration_ms, context.pool.budget, interrupted, tracker.interrupts
     )
+    result["checkpoint"] = checkpointing
     written = _write(workflow, options, result)
     log.info("run.finished", status=result["status"], exit_code=result["exit_code"], **result["totals"])
     outcome = RunOutcome(result=result, exit_code=result["exit_code"], written=written)
     if interrupted:
         name = signals[0] if signals else "SIGINT"
-        raise Interrupted(f"the run was stopped by {name}", outcome=outcome, signal_name=name)
+        raise Interrupted(
+            f"the run was stopped by {name}; resume it with `orchestrator resume {run_id}`",
+            outcome=outcome,
+            signal_name=name,
+        )
     return outcome
+
+
+async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: str) -> tuple[Any, _Tracker]:
+    """Where an interrupted run goes on: the checkpointed state, pending budget interrupts
+    answered, and the budget already spent carried over."""
+    from langgraph.types import Command
+
+    snapshot = await graph.aget_state(config)
+    if not snapshot.values:
+        raise NoCheckpoint(f"no checkpoint for run {run_id}")
+    values = dict(snapshot.values)
+    calls = [*values.get("results", []), values.get("aggregate"), (values.get("plan") or {}).get("call")]
+    budget = context.pool.budget
+    budget.spent_tokens = sum(c.get("tokens_in", 0) + c.get("tokens_out", 0) for c in calls if c)
+    budget.spent_cost = sum(c.get("cost_usd") or 0.0 for c in calls if c)
+    pending = {i.id: True for task in snapshot.tasks for i in task.interrupts}
+    start: Any = Command(resume=pending) if pending else None
+    return start, _Tracker(values)
+
+
+def _backend(location: str | None) -> str:
+    if location is None:
+        return "memory"
+    return "postgres" if location.startswith(("postgres://", "postgresql://")) else "sqlite"
+
+
+def _open_cache(options: RunOptions) -> Any:
+    if options.cache is None or (options.recorder is not None and options.recorder.mode == "replay"):
+        return None
+    from orchestrator.cache import ResponseCache
+
+    return ResponseCache(options.cache)
+
+
+def _on_sigterm(signals: list[str]) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        signals.append("SIGTERM")
+        task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
 
 
 def _write(workflow: Workflow, options: RunOptions, result: dict[str, Any]) -> list[Path]:
@@ -181,3 +279,10 @@ def _write(workflow: Workflow, options: RunOptions, result: dict[str, Any]) -> l
 
 def run_workflow(workflow: Workflow, options: RunOptions | None = None) -> RunOutcome:
     return asyncio.run(run_workflow_async(workflow, options or RunOptions()))
+
+
+def resume_workflow(workflow: Workflow, run_id: str, options: RunOptions | None = None) -> RunOutcome:
+    """Finish an interrupted run from its checkpoint: no completed subtask runs again."""
+    options = options or RunOptions()
+    options.run_id = run_id
+    return asyncio.run(run_workflow_async(workflow, options, resume=True))

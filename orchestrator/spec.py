@@ -52,6 +52,9 @@ class ProviderSpec(_Strict):
     compact_output: bool | None = Field(
         default=None, description="bound output strings and lists tightly (for very small models)"
     )
+    usd_per_hour: float | None = Field(
+        default=None, ge=0, description="self-hosted models: USD per hour of model time (default 0)"
+    )
 
 
 class RoleSpec(_Strict):

@@ -47,6 +47,7 @@ class SubtaskResult(TypedDict, total=False):
     attempts: int
     waited_s: float
     structured_mode: str | None
+    cached: bool
     cost_usd: float | None
     output: dict[str, Any] | None
     error: dict[str, str] | None

@@ -20,6 +20,15 @@ def _no_real_models(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _isolated_run_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints, caches and the run ledger of each test (and of the CLI subprocesses it
+    starts) live in a folder of its own, never in the repository or the user's home."""
+    home = tmp_path_factory.mktemp("run-data")
+    monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeProvider]:
     """A scripted provider registered as kind `fake` (spec: providers: {fake: {kind: fake}})."""

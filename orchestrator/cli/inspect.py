@@ -1,0 +1,177 @@
+"""`orchestrator validate`, `models`, `graph show` and `schema`: everything that calls no model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator.cli import _prepare, _table, handle_errors, main
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--json", "as_json", is_flag=True, help="print the resolved workflow as JSON")
+@handle_errors
+def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Check SPEC, its graph, models and policy. Calls no model."""
+    from orchestrator.workflow import describe
+
+    workflow = _prepare(spec, overrides)
+    info = describe(workflow)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"ok: {spec} is valid (graph {info['graph']}, {len(info['files'])} files)")
+    for role, chain in info["chains"].items():
+        click.echo(f"  {role}: {' -> '.join(chain) or '(no allowed model)'}")
+    for warning in workflow.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
+@click.option("--country", help="ISO 3166 code, e.g. AE")
+@click.option("--strength", help="e.g. coding, reasoning, arabic")
+@click.option("--open-weights", is_flag=True, help="only models with open weights")
+@click.option("--provider", help="only models with a route on this provider")
+@click.option("--check", is_flag=True, help="ask each configured provider what it serves")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False), help="with --check: check this spec's roles")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="with --spec: override a field")
+@click.option("--timeout", default=5.0, show_default=True, help="seconds per provider for --check")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def models(
+    country: str | None,
+    strength: str | None,
+    open_weights: bool,
+    provider: str | None,
+    check: bool,
+    spec_path: str | None,
+    overrides: tuple[str, ...],
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """List the model catalog, or with --check, what the configured providers serve.
+
+    --check exits 3 when a role of --spec has no reachable model."""
+    if check or spec_path:
+        _check_models(spec_path, overrides, timeout, as_json)
+        return
+    from orchestrator.catalog import load_catalog
+
+    entries = load_catalog().filter(
+        country=country, strength=strength, open_weights=True if open_weights else None, provider=provider
+    )
+    if as_json:
+        click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return
+    rows = [
+        (
+            e.id,
+            e.country,
+            e.lab,
+            "yes" if e.open_weights else "no",
+            ",".join(e.strengths),
+            f"{e.context_window // 1024}k" if e.context_window else "?",
+            " ".join(f"{r.provider}/{r.model}" for r in e.routes) or "(no route)",
+        )
+        for e in entries
+    ]
+    _table(("id", "country", "lab", "open", "strengths", "context", "routes"), rows)
+    if not rows:
+        click.echo("(no model matches)", err=True)
+
+
+def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: float, as_json: bool) -> None:
+    from orchestrator.probe import (
+        default_providers_to_check,
+        probe_chains,
+        probe_providers,
+        unreachable_roles,
+    )
+
+    if spec_path:
+        from orchestrator.workflow import needed_roles
+
+        workflow = _prepare(spec_path, overrides)
+        used = {route.provider for chain in workflow.chains.values() for route in chain}
+        providers = {name: workflow.providers[name] for name in sorted(used)}
+    else:
+        from orchestrator.endpoint import default_providers
+
+        providers = default_providers_to_check(default_providers())
+    statuses = probe_providers(providers, timeout)
+    rows = probe_chains(workflow.chains, workflow.providers, statuses) if spec_path else []
+    missing = unreachable_roles(rows, needed_roles(workflow)) if spec_path else []
+    if as_json:
+        report = {
+            "providers": [vars(s) for s in statuses.values()],
+            "roles": rows,
+            "unreachable_roles": missing,
+        }
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _table(
+            ("provider", "kind", "endpoint", "status"),
+            [(s.name, s.kind, s.endpoint, ("ok: " if s.ok else "FAILED: ") + s.detail) for s in statuses.values()],
+        )
+        if rows:
+            click.echo("")
+            _table(
+                ("role", "model", "reachable", "structured output", "detail"),
+                [
+                    (r["role"], r["model"], "yes" if r["reachable"] else "no", r["structured"], r["detail"])
+                    for r in rows
+                ],
+            )
+    if missing:
+        click.echo(f"error: no reachable model for role(s): {', '.join(missing)}", err=True)
+        sys.exit(3)
+
+
+@main.command()
+@click.option("--graph", "which", flag_value="graph", help="the graph file format instead of the spec")
+@click.option("--result", "which", flag_value="result", help="result.json (schema_version 1) instead of the spec")
+@click.option("--spec", "which", flag_value="spec", default=True, hidden=True)
+def schema(which: str) -> None:
+    """Print the JSON Schema of the spec file (for editors), a graph file or result.json."""
+    if which == "graph":
+        from orchestrator.graph import GraphFile
+
+        click.echo(json.dumps(GraphFile.model_json_schema(), indent=2))
+        return
+    if which == "result":
+        from orchestrator.result import result_json_schema
+
+        click.echo(json.dumps(result_json_schema(), indent=2))
+        return
+    from orchestrator.spec import spec_json_schema
+
+    click.echo(json.dumps(spec_json_schema(), indent=2))
+
+
+@main.group()
+def graph() -> None:
+    """Inspect graphs."""
+
+
+@graph.command("show")
+@click.argument("name_or_path")
+@handle_errors
+def graph_show(name_or_path: str) -> None:
+    """Print the Mermaid text of a built-in graph, a graph file, or a Python graph (pkg.module:build)."""
+    from orchestrator.compile import GraphKit, build_python_graph, compile_graph, load_python_graph
+    from orchestrator.graph import is_python_graph, load_graph
+    from orchestrator.role import builtin_roles, worker_roles
+
+    roles = sorted(worker_roles(builtin_roles()))
+    if is_python_graph(name_or_path):
+        kit = GraphKit(worker_roles=roles, resolve_models=lambda name, refs: [])
+        built = build_python_graph(name_or_path, load_python_graph(name_or_path, Path.cwd()), kit)
+        compiled = built.compile() if hasattr(built, "add_node") else built
+    else:
+        compiled = compile_graph(load_graph(name_or_path, Path.cwd()), roles).compile()
+    click.echo(compiled.get_graph().draw_mermaid())
