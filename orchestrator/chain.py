@@ -64,6 +64,7 @@ class ChainResult:
     waited_s: float = 0.0  # backoff slept on that model
     mode: str | None = None  # the structured-output mode that model answered in
     cached: bool = False  # every call of the answer came from the result cache
+    cost_basis: str | None = None  # tokens (a price) | time (self-hosted, by the hour) | None
     cost_usd: float | None = None
     context: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None
@@ -87,6 +88,13 @@ def parse_json(text: str) -> Any:
     if start != -1 and end > start:
         text = text[start : end + 1]
     return json.loads(text, strict=False)  # raw tabs/newlines inside strings are common and harmless
+
+
+def cost_basis(bound: BoundModel) -> str | None:
+    """How a call is costed: "tokens" (a price), "time" (self-hosted, by the hour), or None."""
+    if bound.route.price is not None:
+        return "tokens"
+    return "time" if bound.self_hosted else None
 
 
 def price_call(bound: BoundModel, tokens_in: int, tokens_out: int, seconds: float) -> float | None:
@@ -352,6 +360,7 @@ async def call_chain(
         result.waited_s = round(attempts.waited_s, 3)
         result.mode = pool.mode(bound)
         result.cached = usage.calls > 0 and usage.cached == usage.calls
+        result.cost_basis = cost_basis(bound)
         result.cost_usd = price_call(bound, result.usage.tokens_in, result.usage.tokens_out, result.latency_ms / 1000)
         return result
     last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}

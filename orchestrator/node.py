@@ -58,6 +58,7 @@ def record(
         waited_s=outcome.waited_s,
         structured_mode=outcome.mode,
         cached=outcome.cached,
+        cost_basis=outcome.cost_basis,
         cost_usd=outcome.cost_usd,
         output=outcome.output,
         error=outcome.error,

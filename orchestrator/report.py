@@ -152,10 +152,14 @@ def _plan(result: dict[str, Any], add: Any) -> None:
     for sub in result["subtasks"]:
         hops = ", ".join(f"{h['model']} ({h['error_kind']})" for h in sub.get("fallbacks", [])) or "-"
         add(
-            f"| {sub['id']} | {sub['role']} | {sub.get('model') or '-'} | {sub['status']} | "
+            f"| {sub['id']} | {sub['role']} | {sub.get('model') or '-'} | {_status(sub)} | "
             f"{sub.get('tokens_in', 0)}/{sub.get('tokens_out', 0)} | {sub.get('latency_ms', 0)} ms | {_cell(hops)} |"
         )
     add("")
+
+
+def _status(sub: dict[str, Any]) -> str:
+    return f"{sub['status']} (cached)" if sub.get("cached") else sub["status"]
 
 
 def _subtask(sub: dict[str, Any], kind: str, add: Any) -> None:
@@ -167,7 +171,7 @@ def _subtask(sub: dict[str, Any], kind: str, add: Any) -> None:
     if sub["status"] != "ok":
         add(f"**Failed:** {_cell((sub.get('error') or {}).get('message'))}\n")
         return
-    add(f"_Model: `{sub['model']}`_\n")
+    add(f"_Model: `{sub['model']}`{' (cached)' if sub.get('cached') else ''}_\n")
     output = sub.get("output") or {}
     _body(sub, kind, output, add)
     if output.get("disagreements") is not None:

@@ -103,7 +103,7 @@ def totals(calls: list[Any]) -> dict[str, Any]:
     costs = [c.get("cost_usd") for c in made if c.get("model")]
     known = all(cost is not None for cost in costs)
     note = ""
-    if any(c.get("cost_usd") == 0 for c in made if c.get("model")):
+    if any(c.get("cost_basis") == "time" for c in made):
         note = (
             "Self-hosted models (embedded, Ollama, loopback) are costed at their provider's usd_per_hour "
             "of model time (default 0: machine time is not priced unless you set it)."
@@ -181,6 +181,7 @@ class CallDoc(_Doc):
     waited_s: float = 0.0
     structured_mode: str | None = None
     cached: bool = Field(default=False, description="answered from the result cache, no model call")
+    cost_basis: str | None = Field(default=None, description="tokens (priced) | time (self-hosted, per hour) | null")
     cost_usd: float | None
     output: dict[str, Any] | None = Field(description="the validated answer, in the role's output kind")
     error: dict[str, str] | None

@@ -48,6 +48,7 @@ class SubtaskResult(TypedDict, total=False):
     waited_s: float
     structured_mode: str | None
     cached: bool
+    cost_basis: str | None
     cost_usd: float | None
     output: dict[str, Any] | None
     error: dict[str, str] | None

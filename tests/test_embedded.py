@@ -48,6 +48,9 @@ def test_quickstart_runs_every_role_on_the_embedded_model(tmp_path: Path) -> Non
     assert result["exit_code"] == done.returncode
     assert {s["role"] for s in result["subtasks"]} == ROLES and len(result["subtasks"]) == 4
     assert result["plan"]["source"] == "spec" and result["plan"]["call"] is None
+    checkpoint = result["checkpoint"]  # checkpointed by default, with what it cost
+    assert checkpoint["backend"] == "sqlite" and checkpoint["durability"] == "sync"
+    assert checkpoint["writes"] >= 3 and checkpoint["ms"] > 0
     assert_valid_result(result)
     # files named in findings and patches are real workspace files (the grammar constrains them)
     included = set(result["files"]["included"])

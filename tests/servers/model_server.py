@@ -62,6 +62,7 @@ def sample(schema: Any) -> Any:
 class ServerState:
     models: dict[str, Backend]
     load_delay_s: float = 0.0
+    canned_usage: tuple[int, int] = (10, 5)  # (prompt, completion) tokens a canned answer reports
     faults: list[Fault] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     loaded: str | None = None
@@ -89,7 +90,7 @@ def generate(
             time.sleep(state.load_delay_s)
         if state.models[model] == "canned":
             text = json.dumps(sample(schema)) if isinstance(schema, dict) else "hello"
-            return text, 10, 5
+            return text, *state.canned_usage
         from orchestrator.providers.local import shared_llama, weights_path
 
         llama, lock = shared_llama(weights_path())
