@@ -16,6 +16,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
 from orchestrator.recording import KeyedChatModel, chat_result
+from orchestrator.secret import redact_tree
 
 
 class ResponseCache:
@@ -28,6 +29,7 @@ class ResponseCache:
         self.conn.commit()
         self.hits = 0
         self.misses = 0
+        self.secrets: list[str] = []  # redacted from every answer stored
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self.lock:
@@ -41,7 +43,8 @@ class ResponseCache:
 
     def put(self, key: str, response: dict[str, Any]) -> None:
         with self.lock:
-            self.conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, json.dumps(response)))
+            stored = json.dumps(redact_tree(response, self.secrets))
+            self.conn.execute("INSERT OR REPLACE INTO answers VALUES (?, ?)", (key, stored))
             self.conn.commit()
 
     def close(self) -> None:

@@ -8,29 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-_SECRET_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
-
-
-def secret_values() -> list[str]:
-    """Values of environment variables whose names look secret (long enough to matter)."""
-    return sorted(
-        {value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8},
-        key=len,
-        reverse=True,
-    )
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+from orchestrator.secret import redact, secret_values
 
 
 def _redactor(secrets: list[str]) -> Any:

@@ -28,6 +28,7 @@ from orchestrator.pool import BoundModel
 from orchestrator.prompt import system_message, user_message
 from orchestrator.registry import CallSettings
 from orchestrator.role import AGGREGATE, PLANNER, worker_roles
+from orchestrator.secret import redact_tree
 from orchestrator.state import RunContext, RunState, Subtask, SubtaskInput, SubtaskResult
 from orchestrator.workspace import SourceFile, pack_files
 
@@ -99,8 +100,13 @@ async def run_node(
         )
         if not (outcome.error and outcome.error.get("kind") == "budget"):
             break
+        outcome.hops = redact_tree(outcome.hops, ctx.pool.secrets)
         ctx.progress.note(f"{key}: budget reached; the run stops here and can be resumed")
         interrupt({"reason": "budget", "node": node, "subtask": key, "message": outcome.error["message"]})
+    secrets = ctx.pool.secrets  # nothing a provider or model said may carry a key into state
+    outcome.output, outcome.hops, outcome.error = (
+        redact_tree(x, secrets) for x in (outcome.output, outcome.hops, outcome.error)
+    )
     duration_ms = int((time.perf_counter() - started) * 1000)
     model = outcome.route.ref if outcome.route else None
     tokens = outcome.usage.tokens_in + outcome.usage.tokens_out
@@ -242,9 +248,12 @@ def make_role_node(role_name: str) -> Any:
         contract = contract_for(role.output)
         contract = contract.with_schema(restrict_files(contract.schema, [f.path for f in files]))
         build = packed_messages(ctx, files, user, context)
-        outcome = await run_node(ctx, role_name, subtask["id"], ctx.chains[role_name], build, contract)
+        data_class = ctx.data_class_of([f.path for f in files])
+        chain = ctx.chain(role_name, data_class)
+        outcome = await run_node(ctx, role_name, subtask["id"], chain, build, contract)
         outcome.context = dict(context)
-        return {"results": [record(subtask, outcome, check_patches(ctx, outcome.output), node=role_name)]}
+        checks = check_patches(ctx, outcome.output)
+        return {"results": [record(subtask, outcome, checks, node=role_name, data_class=data_class)]}
 
     role_node.__name__ = role_name
     return role_node
@@ -273,7 +282,8 @@ def make_aggregate_node(name: str = "aggregate") -> Any:
     async def aggregate_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         results = [r for r in state.get("results", []) if not r.get("proposal_of")]
-        chain = ctx.node_chains.get(name) or ctx.chains[PLANNER]
+        data_class = ctx.data_class_of([], results)  # the report repeats what every subtask saw
+        chain = ctx.chain(PLANNER, data_class, node=name)
 
         def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
             budget_chars = (route.context_window - ctx.max_output_tokens - 600) * 3
@@ -284,7 +294,7 @@ def make_aggregate_node(name: str = "aggregate") -> Any:
 
         subtask = Subtask(id=name, role=AGGREGATE, instruction="merge every output into one report", files=[])
         outcome = await run_node(ctx, name, name, chain, build, contract_for("aggregate"))
-        return {"aggregate": record(subtask, outcome, node=name)}
+        return {"aggregate": record(subtask, outcome, node=name, data_class=data_class)}
 
     aggregate_node.__name__ = name
     return aggregate_node

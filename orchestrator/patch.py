@@ -1,7 +1,8 @@
 """Checking proposed diffs against the workspace without changing it.
 
 A diff is valid when `git apply --check` accepts it in the workspace and every path it
-touches stays inside the workspace (no absolute paths, no `..`, nothing under `.git/`).
+touches stays inside the workspace (no absolute paths, no `..`, nothing under `.git/`, no
+symlink that leads out).
 """
 
 from __future__ import annotations
@@ -40,13 +41,19 @@ def unsafe_path(path: str) -> str | None:
     return None
 
 
+def escapes(workspace: Path, path: str) -> bool:
+    """Whether the path, with its symlinks followed, ends up outside the workspace."""
+    root = workspace.resolve()
+    return not (root / path).resolve().is_relative_to(root)
+
+
 def check_patch(workspace: Path, file: str, diff: str) -> PatchCheck:
     """Validate a unified diff with `git apply --check`; nothing is written."""
     paths = touched_paths(diff)
     if not paths:
         return PatchCheck(file, False, "not a unified diff (no ---/+++ headers)")
     for path in paths:
-        reason = unsafe_path(path)
+        reason = unsafe_path(path) or ("a symlink leads out of the workspace" if escapes(workspace, path) else None)
         if reason:
             return PatchCheck(file, False, f"rejected: {path}: {reason}")
     if not diff.endswith("\n"):

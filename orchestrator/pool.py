@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from orchestrator.cache import ResponseCache
     from orchestrator.catalog import Route
+    from orchestrator.egress import Egress
     from orchestrator.recording import Recorder
 
 UNLIMITED = 1_000_000
@@ -58,12 +59,17 @@ class ModelPool:
         budget: Budget | None = None,
         recorder: Recorder | None = None,
         cache: ResponseCache | None = None,
+        egress: Egress | None = None,
+        allowed: dict[str, str] | None = None,
     ) -> None:
         self.providers = providers
         self.settings = settings
         self.budget = budget or Budget()
         self.recorder = recorder
         self.cache = cache
+        self.egress = egress
+        self.allowed = allowed or {}  # provider/model -> the policy rule it passed
+        self.secrets: list[str] = []  # values never to write or send (secret.py)
         self.breaker = Breaker(threshold=settings.cooldown_after)
         self._models: dict[str, BoundModel] = {}
         self._provider_limits: dict[str, asyncio.Semaphore] = {}
@@ -97,6 +103,11 @@ class ModelPool:
             counter = self._counter(route, lambda text: kind.count_tokens(replay, text))
             return BoundModel(route, replay, kind, config, counter)
         kind = registry.get(config.kind)
+        if self.egress is not None:
+            if config.kind == "local":
+                self.egress.in_process.add(route.ref)
+            rule = self.allowed.get(route.ref, "allowed by the policy")
+            settings = replace(settings, http_hooks=self.egress.hooks(route.ref, rule))
         inner = kind.chat_model(route, config, settings)
         model: BaseChatModel = inner
         if self.cache is not None:

@@ -30,6 +30,7 @@ from pydantic import ConfigDict
 
 from orchestrator.errors import ProviderError
 from orchestrator.failure import classify
+from orchestrator.secret import redact_tree
 
 Mode = Literal["record", "replay"]
 
@@ -50,6 +51,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.ordinals: Counter[str] = Counter()
         self.tokens: dict[str, int] = {}
+        self.secrets: list[str] = []  # redacted from every file written
         tokens_file = directory / "tokens.json"
         if mode == "replay":
             if not (directory / "calls").is_dir():
@@ -79,9 +81,8 @@ class Recorder:
     def save(self, key: str, request: dict[str, Any], outcome: dict[str, Any]) -> None:
         path = self._next_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps({"request": request, **outcome}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        record = redact_tree({"request": request, **outcome}, self.secrets)
+        path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
     def load(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
         path = self._next_path(key)

@@ -74,6 +74,7 @@ class CallSettings:
     backoff_s: float = 1.0  # first backoff; doubles each retry (with jitter)
     max_wait_s: float = 30.0  # a longer Retry-After falls back at once instead of waiting
     cooldown_after: int = 3  # consecutive failed attempts that cool a provider down
+    http_hooks: Any = field(default=None, compare=False)  # (sync, async) httpx event hooks: egress accounting
 
 
 class ProviderKind(Protocol):

@@ -113,6 +113,7 @@ def render_markdown(result: dict[str, Any], roles: dict[str, Role]) -> str:
         for sub in subs:
             _subtask(sub, role.output if role and isinstance(role.output, str) else "text", add)
     _failures(result, add)
+    _egress(result, add)
     _context(result, add)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -261,6 +262,26 @@ def _failures(result: dict[str, Any], add: Any) -> None:
             for item in items:
                 add(f"- {role}: `{item['model']}`: {_cell(item['reason'])}")
         add("")
+
+
+def _egress(result: dict[str, Any], add: Any) -> None:
+    egress = result.get("egress") or {}
+    hosts = egress.get("hosts") or []
+    add("## Egress\n")
+    if egress.get("in_process"):
+        add(f"Models run in this process (nothing sent): {', '.join(f'`{m}`' for m in egress['in_process'])}.\n")
+    if not hosts:
+        add("No data left this machine over the network.\n")
+        return
+    add("| host | models | requests | bytes sent | bytes received | allowed by |")
+    add("| --- | --- | --- | --- | --- | --- |")
+    for h in hosts:
+        models = ", ".join(f"`{m}`" for m in h["models"])
+        add(
+            f"| {h['host']} | {models} | {h['requests']} | {h['bytes_sent']} | {h['bytes_received']} | "
+            f"{_cell('; '.join(h['rules']))} |"
+        )
+    add("")
 
 
 def _context(result: dict[str, Any], add: Any) -> None:

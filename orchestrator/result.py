@@ -191,6 +191,7 @@ class CallDoc(_Doc):
     iteration: int | None = None
     proposal_of: str | None = None
     proposals: list[str] | None = None
+    data_class: str | None = Field(default=None, description="public | internal | confidential: what the call saw")
 
 
 class PlanDoc(_Doc):
@@ -220,6 +221,7 @@ class ResultDoc(_Doc):
     totals: dict[str, Any]
     budget: dict[str, Any]
     pending: list[dict[str, Any]] = Field(description="calls stopped by the budget; `resume` runs them")
+    egress: dict[str, Any] = Field(description="hosts contacted: models, requests, bytes, the policy rule")
     checkpoint: dict[str, Any] = Field(description="where the run is checkpointed and what it cost")
     policy: dict[str, Any]
     files: dict[str, list[Any]]

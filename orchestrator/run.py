@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from orchestrator.budget import Budget
+from orchestrator.egress import Egress
 from orchestrator.errors import Interrupted, OrchestratorError
 from orchestrator.pool import ModelPool
 from orchestrator.recording import Recorder
@@ -26,8 +27,10 @@ from orchestrator.registry import CallSettings
 from orchestrator.report import write_outputs
 from orchestrator.result import build_result
 from orchestrator.role import AGGREGATE, PLANNER, worker_roles
+from orchestrator.secret import redact, redact_tree, secret_values
 from orchestrator.state import Progress, RunContext, RunState, SilentProgress, Subtask
 from orchestrator.workflow import DEFAULT_KEY, Workflow
+from orchestrator.workspace import FileSet, SourceFile
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +46,7 @@ class RunOptions:
     recorder: Recorder | None = None  # --record / --replay
     checkpoint: str | None = None  # a SQLite path or postgres:// URL; None keeps checkpoints in memory
     cache: Path | None = None  # the result cache's SQLite file; None: no cache
+    telemetry: bool = False  # LangSmith tracing (when its environment is set); off unless asked for
 
 
 @dataclass
@@ -61,7 +65,9 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def build_context(workflow: Workflow, run_id: str, options: RunOptions, cache: Any = None) -> RunContext:
+def build_context(
+    workflow: Workflow, run_id: str, options: RunOptions, cache: Any = None, egress: Egress | None = None
+) -> RunContext:
     spec = workflow.loaded.spec
     usable = set(workflow.worker_roles)
     roles = {name: role for name, role in workflow.roles.items() if name in usable or name in (PLANNER, AGGREGATE)}
@@ -76,18 +82,29 @@ def build_context(workflow: Workflow, run_id: str, options: RunOptions, cache: A
         cooldown_after=limits.cooldown_after,
     )
     budget = Budget(limits.max_cost_usd, limits.max_tokens)
+    secrets = secret_values(p.api_key_env for p in workflow.providers.values() if p.api_key_env)
+    for keeper in (options.recorder, cache):
+        if keeper is not None:
+            keeper.secrets = secrets
+    pool = ModelPool(workflow.providers, settings, budget, options.recorder, cache, egress, workflow.allowed)
+    pool.secrets = secrets
+    files = FileSet([SourceFile(f.path, redact(f.text, secrets)) for f in workflow.files.files], workflow.files.skipped)
     return RunContext(
         run_id=run_id,
         goal=spec.goal.strip(),
         workspace=workflow.loaded.workspace,
         roles=roles,
         chains=workflow.chains,
-        files=workflow.files,
-        pool=ModelPool(workflow.providers, settings, budget, options.recorder, cache),
+        files=files,
+        pool=pool,
         max_output_tokens=spec.limits.max_output_tokens,
         fallback_roles=named or sorted(worker_roles(roles)),
         node_chains=workflow.node_chains,
         progress=options.progress,
+        base_class=workflow.base_class,
+        file_classes=workflow.file_classes,
+        class_chains=workflow.class_chains,
+        node_class_chains=workflow.node_class_chains,
     )
 
 
@@ -169,7 +186,8 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bo
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     cache = _open_cache(options)
-    context = build_context(workflow, run_id, options, cache)
+    egress = Egress()
+    context = build_context(workflow, run_id, options, cache, egress)
     interrupted = False
     signals: list[str] = []
     if options.handle_sigterm:
@@ -187,10 +205,11 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bo
             start, tracker = await _resume_point(graph, config, context, run_id)
         log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph_name, resume=resume)
         try:
-            async for mode, chunk in graph.astream(
-                start, config=config, context=context, stream_mode=["updates", "values"], durability=DURABILITY
-            ):
-                tracker.see(mode, chunk)
+            with _telemetry(options.telemetry):
+                async for mode, chunk in graph.astream(
+                    start, config=config, context=context, stream_mode=["updates", "values"], durability=DURABILITY
+                ):
+                    tracker.see(mode, chunk)
         except asyncio.CancelledError:  # Ctrl-C or SIGTERM: keep what finished (it is checkpointed), then stop
             interrupted = True
         finally:
@@ -211,6 +230,8 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bo
         workflow, run_id, state, started_at, duration_ms, context.pool.budget, interrupted, tracker.interrupts
     )
     result["checkpoint"] = checkpointing
+    result["egress"] = egress.report()
+    result = redact_tree(result, context.pool.secrets)
     written = _write(workflow, options, result)
     log.info("run.finished", status=result["status"], exit_code=result["exit_code"], **result["totals"])
     outcome = RunOutcome(result=result, exit_code=result["exit_code"], written=written)
@@ -240,6 +261,14 @@ async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: st
     pending = {i.id: True for task in snapshot.tasks for i in task.interrupts}
     start: Any = Command(resume=pending) if pending else None
     return start, _Tracker(values)
+
+
+def _telemetry(enabled: bool) -> Any:
+    """LangSmith tracing only when asked for: with it off, no trace leaves the machine even when
+    the environment sets LANGSMITH_TRACING / LANGCHAIN_TRACING_V2."""
+    from langsmith import tracing_context
+
+    return tracing_context(enabled=enabled)
 
 
 def _backend(location: str | None) -> str:

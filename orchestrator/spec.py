@@ -66,11 +66,28 @@ class RoleSpec(_Strict):
     description: str = ""
 
 
-class PolicySpec(_Strict):
-    data_class: DataClass = "internal"
-    allow_countries: list[str] | None = None
-    deny_countries: list[str] = Field(default_factory=list)
-    open_weights_only: bool = False
+class RulesSpec(_Strict):
+    """Policy rules; every field left out keeps the value of the level above."""
+
+    data_class: DataClass | None = None
+    allow_countries: list[str] | None = Field(default=None, description="ISO 3166 codes of the labs allowed")
+    deny_countries: list[str] | None = None
+    open_weights_only: bool | None = None
+    allow_licenses: list[str] | None = Field(default=None, description="licenses allowed, as the catalog names them")
+    local_only: bool | None = Field(default=None, description="only the embedded model and loopback hosts")
+    allow_hosts: list[str] | None = Field(
+        default=None, description="hosts besides this machine that may receive data (your own servers)"
+    )
+
+
+class PolicySpec(RulesSpec):
+    """The run's policy, with per-role rules and data classes for files (by glob)."""
+
+    data_class: DataClass | None = "internal"
+    roles: dict[str, RulesSpec] = Field(default_factory=dict, description="role -> rules overriding the run's")
+    files: dict[str, DataClass] = Field(
+        default_factory=dict, description="glob -> data class; a subtask that sees the file is held to it"
+    )
 
 
 class LimitsSpec(_Strict):

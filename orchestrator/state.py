@@ -7,6 +7,7 @@ State holds plain JSON-able dicts only; file contents stay out of it, in the con
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
@@ -57,6 +58,7 @@ class SubtaskResult(TypedDict, total=False):
     node: str  # the graph node that produced it
     iteration: int  # 1 on the node's first run
     proposal_of: str | None  # an ensemble proposal: the ensemble node's name
+    data_class: str  # the data class of what the call saw (files and earlier results)
 
 
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -127,3 +129,22 @@ class RunContext:
     fallback_roles: list[str]  # the plan fallback: one subtask per role in this list
     node_chains: dict[str, list[Route]] = field(default_factory=dict)  # graph nodes with their own models
     progress: Progress = field(default_factory=SilentProgress)
+    base_class: str = "internal"  # the run's data class
+    file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
+    class_chains: dict[str, dict[str, list[Route]]] = field(default_factory=dict)  # role -> class -> chain
+    node_class_chains: dict[str, dict[str, list[Route]]] = field(default_factory=dict)
+
+    def data_class_of(self, paths: Sequence[str], inputs: Sequence[Any] = ()) -> str:
+        """The class of what a call sees: its files' classes and those of the results it reads."""
+        order = ("public", "internal", "confidential")
+        seen = [self.base_class, *(self.file_classes.get(p, self.base_class) for p in paths)]
+        seen += [r.get("data_class") or self.base_class for r in inputs if r]
+        return max(seen, key=order.index)
+
+    def chain(self, role: str, data_class: str, node: str | None = None) -> list[Route]:
+        """The policy-checked chain for this role (or graph node) at this data class."""
+        if node is not None and node in self.node_class_chains:
+            return self.node_class_chains[node].get(data_class, self.node_chains.get(node, []))
+        if node is not None and node in self.node_chains:
+            return self.node_chains[node]
+        return self.class_chains.get(role, {}).get(data_class, self.chains.get(role, []))

@@ -72,10 +72,13 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
         label = _label(name, iteration)
         build = packed_messages(ctx, files, user, context)
         settings = node_settings(ctx, spec.retries, spec.timeout_s)
-        outcome = await run_node(ctx, name, label, _chain(ctx, name, role_name), build, contract, settings=settings)
+        data_class = ctx.data_class_of([f.path for f in files], list(earlier.values()))
+        chain = ctx.chain(role_name, data_class, node=name)
+        outcome = await run_node(ctx, name, label, chain, build, contract, settings=settings)
         outcome.context = dict(context)
         subtask = Subtask(id=label, role=role_name, instruction=instruction, files=[f.path for f in files])
-        result = record(subtask, outcome, check_patches(ctx, outcome.output), node=name, iteration=iteration)
+        checks = check_patches(ctx, outcome.output)
+        result = record(subtask, outcome, checks, node=name, iteration=iteration, data_class=data_class)
         return {"results": [result], "outputs": {name: result}, "visits": {name: 1}}
 
     step_node.__name__ = name
@@ -108,9 +111,10 @@ def make_proposer_node(name: str, spec: NodeSpec) -> Any:
         ctx = runtime.context
         role = ctx.roles[role_name]
         index = state["proposer"]
-        chain = _chain(ctx, name, role_name)
-        rotated = chain[index % len(chain) :] + chain[: index % len(chain)] if chain else []
         files = _files(ctx, spec)
+        data_class = ctx.data_class_of([f.path for f in files], list(state["inputs"].values()))
+        chain = ctx.chain(role_name, data_class, node=name)
+        rotated = chain[index % len(chain) :] + chain[: index % len(chain)] if chain else []
         instruction = _task_text(ctx, spec, state["inputs"])
         user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction)
         contract = contract_for(role.output)
@@ -130,6 +134,7 @@ def make_proposer_node(name: str, spec: NodeSpec) -> Any:
             node=name,
             iteration=state["iteration"],
             proposal_of=name,
+            data_class=data_class,
         )
         return {"results": [result]}
 
@@ -152,7 +157,8 @@ def make_merge_node(name: str, spec: NodeSpec, ensemble: NodeSpec) -> Any:
         answered = [r for r in proposals if r["status"] == "ok"]
         instruction = render(ensemble.instruction or "$goal", goal=ctx.goal)
         contract = merged_contract(contract_for(role.output))
-        chain = ctx.node_chains.get(name) or ctx.chains[PLANNER]
+        data_class = ctx.data_class_of([], proposals)
+        chain = ctx.chain(PLANNER, data_class, node=name)
 
         def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
             budget_chars = (route.context_window - ctx.max_output_tokens - 600) * 3
@@ -177,6 +183,7 @@ def make_merge_node(name: str, spec: NodeSpec, ensemble: NodeSpec) -> Any:
             node=name,
             iteration=iteration,
             proposals=[r["id"] for r in proposals],
+            data_class=data_class,
         )
         return {"results": [result], "outputs": {name: result, of: result}, "visits": {name: 1, of: 1}}
 

@@ -13,7 +13,7 @@ from orchestrator.catalog import Catalog, Price, Route, UnknownModel, load_catal
 from orchestrator.endpoint import merge_providers
 from orchestrator.errors import PolicyError, Problem, SpecError
 from orchestrator.graph import GraphDefinition, RoleDef, check_graph, is_python_graph, load_graph
-from orchestrator.policy import refusal
+from orchestrator.policy import CLASSES, Rules, allowed_by, file_class, refusal, rules_for
 from orchestrator.registry import ProviderConfig
 from orchestrator.role import AGGREGATE, PLANNER, Role, builtin_roles, worker_roles
 from orchestrator.source import Document, Loc, close_match
@@ -37,6 +37,17 @@ class Workflow:
     node_chains: dict[str, list[Route]] = field(default_factory=dict)
     python_graph: Any = None  # the StateGraph (or compiled graph) a Python graph returned
     warnings: list[str] = field(default_factory=list)
+    class_chains: dict[str, dict[str, list[Route]]] = field(default_factory=dict)  # role -> data class -> chain
+    node_class_chains: dict[str, dict[str, list[Route]]] = field(default_factory=dict)  # graph node -> class -> chain
+    file_classes: dict[str, str] = field(default_factory=dict)  # workspace file -> its data class
+    allowed: dict[str, str] = field(default_factory=dict)  # provider/model -> the rule it passed
+
+    @property
+    def base_class(self) -> str:
+        return str(self.loaded.spec.policy.data_class or "internal")
+
+    def chain_for(self, role: str, data_class: str) -> list[Route]:
+        return self.class_chains.get(role, {}).get(data_class, self.chains.get(role, []))
 
     @property
     def graph_name(self) -> str:
@@ -60,10 +71,20 @@ class _Resolver:
     ) -> None:
         self.catalog, self.providers, self.policy, self.prices = catalog, providers, policy, prices
         self.excluded: dict[str, list[dict[str, str]]] = {}
+        self.allowed: dict[str, str] = {}
 
     def chain(
-        self, owner: str, refs: list[str], doc: Document, loc: Loc, listed: bool, problems: list[Problem] | None
+        self,
+        owner: str,
+        refs: list[str],
+        doc: Document,
+        loc: Loc,
+        listed: bool,
+        problems: list[Problem] | None,
+        rules: Rules | None = None,
     ) -> list[Route]:
+        """The policy-checked chain of `refs`; `owner` is the role or node (for reasons)."""
+        rules = rules or rules_for(self.policy, owner)
         chain: list[Route] = []
         for index, ref in enumerate(refs):
             where = (*loc, index) if listed else loc
@@ -78,10 +99,17 @@ class _Resolver:
             if route.ref in self.prices:
                 price = self.prices[route.ref]
                 route = replace(route, price=Price(input=price.input, output=price.output))
-            reason = refusal(route, self.catalog.entry_for(route), self.providers[route.provider], self.policy)
+            entry, provider = self.catalog.entry_for(route), self.providers[route.provider]
+            reason = refusal(route, entry, provider, rules)
+            label = (
+                owner if rules.data_class == (self.policy.data_class or "internal") else f"{owner} [{rules.data_class}]"
+            )
             if reason:
-                self.excluded.setdefault(owner, []).append({"model": route.ref, "reason": reason})
+                excluded = {"model": route.ref, "reason": reason}
+                if excluded not in self.excluded.setdefault(label, []):
+                    self.excluded[label].append(excluded)
             else:
+                self.allowed.setdefault(route.ref, allowed_by(route, entry, provider, rules))
                 chain.append(route)
         return chain
 
@@ -112,10 +140,16 @@ def prepare_workflow(loaded: LoadedSpec) -> Workflow:
         problems += [p for p in check_graph(graph, set(roles)) if p.field.endswith(".role")]
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
     _check_tasks(loaded, roles, files, problems)
+    file_classes = {f.path: file_class(spec.policy, f.path) for f in files.files}
+    class_chains = _class_chains(loaded, resolver, roles, set(file_classes.values()))
     _check_prices(loaded, [*chains.values(), *node_chains.values()], providers, problems)
     if problems:
         raise SpecError(problems)
     workflow = Workflow(loaded, graph, roles, providers, chains, resolver.excluded, files, node_chains)
+    workflow.class_chains, workflow.file_classes = class_chains, file_classes
+    if graph is not None:
+        workflow.node_class_chains = _node_class_chains(loaded, graph, resolver, set(file_classes.values()))
+    workflow.allowed = resolver.allowed
     if is_python_graph(spec.graph):
         _build_python_graph(workflow, resolver)
     if not files.files:
@@ -202,6 +236,25 @@ def _chains(
     return chains
 
 
+def _class_chains(
+    loaded: LoadedSpec, resolver: _Resolver, roles: dict[str, Role], classes: set[str]
+) -> dict[str, dict[str, list[Route]]]:
+    """For every role, its chain at each data class the files have (a confidential file holds
+    the subtask that sees it to the confidential rules)."""
+    spec = loaded.spec
+    default = spec.models.get(DEFAULT_KEY, [EMBEDDED])
+    found: dict[str, dict[str, list[Route]]] = {}
+    for role in roles:
+        if role == AGGREGATE:
+            continue
+        refs = spec.models.get(role, default)
+        for data_class in sorted(classes, key=CLASSES.index):
+            rules = rules_for(spec.policy, role, data_class)
+            chain = resolver.chain(role, refs, loaded.document, ("models",), False, None, rules)
+            found.setdefault(role, {})[data_class] = chain
+    return found
+
+
 def _node_chains(graph: GraphDefinition, resolver: _Resolver, problems: list[Problem]) -> dict[str, list[Route]]:
     """Graph nodes with models of their own (they override the spec's models for that node)."""
     raw_nodes = graph.document.data.get("nodes") or {}
@@ -209,7 +262,24 @@ def _node_chains(graph: GraphDefinition, resolver: _Resolver, problems: list[Pro
     for name, node in graph.graph.nodes.items():
         if node.models:
             listed = isinstance((raw_nodes.get(name) or {}).get("models"), list)
-            found[name] = resolver.chain(name, node.models, graph.document, ("nodes", name, "models"), listed, problems)
+            rules = rules_for(resolver.policy, node.role or PLANNER)
+            loc = ("nodes", name, "models")
+            found[name] = resolver.chain(name, node.models, graph.document, loc, listed, problems, rules)
+    return found
+
+
+def _node_class_chains(
+    loaded: LoadedSpec, graph: GraphDefinition, resolver: _Resolver, classes: set[str]
+) -> dict[str, dict[str, list[Route]]]:
+    """Graph nodes with models of their own, at each data class (the node's role's rules)."""
+    found: dict[str, dict[str, list[Route]]] = {}
+    for name, node in graph.graph.nodes.items():
+        if node.models:
+            role = node.role or PLANNER
+            for data_class in sorted(classes, key=CLASSES.index):
+                rules = rules_for(loaded.spec.policy, role, data_class)
+                chain = resolver.chain(name, node.models, graph.document, ("nodes", name), False, None, rules)
+                found.setdefault(name, {})[data_class] = chain
     return found
 
 
@@ -288,8 +358,24 @@ def needed_roles(workflow: Workflow) -> list[str]:
 
 
 def _check_policy(workflow: Workflow) -> None:
-    """Exit 5 when a role or graph node the run needs has no allowed model left."""
-    empty = [role for role in needed_roles(workflow) if role in workflow.chains and not workflow.chains[role]]
+    """Exit 5 when a role or graph node the run needs has no allowed model left, at the run's
+    data class or at the class of the files it may see."""
+    spec = workflow.loaded.spec
+    classes = sorted(set(workflow.file_classes.values()) | {workflow.base_class}, key=CLASSES.index)
+    highest = classes[-1]
+    needs: list[tuple[str, str]] = []  # (role, data class)
+    for role in needed_roles(workflow):
+        task_files = [t.files or list(workflow.file_classes) for t in spec.tasks if t.role == role]
+        if task_files:
+            seen = {workflow.file_classes.get(p, workflow.base_class) for files in task_files for p in files}
+            needs.append((role, max(seen | {workflow.base_class}, key=CLASSES.index)))
+        else:  # the planner and roles without tasks may see any file
+            needs.append((role, highest))
+    empty = [
+        f"{role}" + ("" if c == workflow.base_class else f" [{c}]")
+        for role, c in needs
+        if not workflow.chain_for(role, c)
+    ]
     empty += [name for name, chain in workflow.node_chains.items() if not chain]
     if empty:
         lines = []

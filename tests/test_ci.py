@@ -304,11 +304,12 @@ def test_replay_of_a_missing_recording_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "no recording" in done.stderr
 
 
-TIMING_FIELDS = {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms"}
+# the fields that measure time, and the egress report (a replay contacts nothing, by design)
+TIMING_FIELDS = {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms", "egress"}
 
 
 def normalised(value: Any) -> Any:
-    """A result document without the fields that measure time (they differ between runs)."""
+    """A result document without the fields that differ between a run and its replay."""
     if isinstance(value, dict):
         return {k: normalised(v) for k, v in value.items() if k not in TIMING_FIELDS}
     if isinstance(value, list):

@@ -25,6 +25,7 @@ class OllamaProvider:
         import httpx
         from langchain_ollama import ChatOllama
 
+        sync_hooks, async_hooks = settings.http_hooks or ({}, {})
         return ChatOllama(
             model=route.model,
             base_url=config.base_url or DEFAULT_BASE_URL,
@@ -33,6 +34,8 @@ class OllamaProvider:
             num_ctx=route.context_window,
             seed=settings.seed,
             client_kwargs={"timeout": httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s))},
+            sync_client_kwargs={"event_hooks": sync_hooks},
+            async_client_kwargs={"event_hooks": async_hooks},
         )
 
     def structured_kwargs(

@@ -26,6 +26,7 @@ class OpenAICompatibleProvider:
     real = True
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
+        import httpx
         from langchain_openai import ChatOpenAI
         from pydantic import SecretStr
 
@@ -34,6 +35,7 @@ class OpenAICompatibleProvider:
         key = config.api_key()
         if config.api_key_env and not key:
             raise PermissionError(f"environment variable {config.api_key_env} is not set")
+        sync_hooks, async_hooks = settings.http_hooks or ({}, {})
         return ChatOpenAI(
             model=route.model,
             base_url=config.base_url,
@@ -45,6 +47,8 @@ class OpenAICompatibleProvider:
             seed=settings.seed,
             timeout=settings.timeout_s,
             max_retries=0,
+            http_client=httpx.Client(timeout=settings.timeout_s, event_hooks=sync_hooks),
+            http_async_client=httpx.AsyncClient(timeout=settings.timeout_s, event_hooks=async_hooks),
         )
 
     def structured_modes(self, config: ProviderConfig) -> list[str]:

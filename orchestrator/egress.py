@@ -1,0 +1,116 @@
+"""The egress report: every host the run's model clients contacted, which models, how many
+requests and bytes each way, and the policy rule that allowed it.
+
+Each provider's HTTP client gets event hooks (they see proxied and direct requests alike): a
+request hook counts the request and its body, a response hook wraps the body stream to count what
+comes back as it is read. Models served in-process (the embedded one) send nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _host(url: Any) -> str:
+    port = url.port
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.host if port in (None, default) else f"{url.host}:{port}"
+
+
+@dataclass
+class HostTraffic:
+    host: str
+    models: set[str] = field(default_factory=set)
+    rules: set[str] = field(default_factory=set)
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "models": sorted(self.models),
+            "requests": self.requests,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "rules": sorted(self.rules),
+        }
+
+
+class Egress:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hosts: dict[str, HostTraffic] = {}
+        self.in_process: set[str] = set()
+
+    def _traffic(self, host: str, model: str, rule: str) -> HostTraffic:
+        with self.lock:
+            traffic = self.hosts.setdefault(host, HostTraffic(host))
+            traffic.models.add(model)
+            traffic.rules.add(rule)
+            return traffic
+
+    def _count(self, traffic: HostTraffic, sent: int = 0, received: int = 0, request: bool = False) -> None:
+        with self.lock:
+            traffic.requests += 1 if request else 0
+            traffic.bytes_sent += sent
+            traffic.bytes_received += received
+
+    def hooks(self, model: str, rule: str) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+        """httpx event hooks (sync, async) that account one model's traffic."""
+        egress = self
+
+        def on_request(request: Any) -> None:
+            traffic = egress._traffic(_host(request.url), model, rule)
+            egress._count(traffic, sent=len(request.content), request=True)
+
+        def on_response(response: Any) -> None:
+            traffic = egress._traffic(_host(response.request.url), model, rule)
+            response.stream = _counted(response.stream, lambda n: egress._count(traffic, received=n))
+
+        async def on_request_async(request: Any) -> None:
+            on_request(request)
+
+        async def on_response_async(response: Any) -> None:
+            on_response(response)
+
+        sync: dict[str, list[Any]] = {"request": [on_request], "response": [on_response]}
+        asynchronous: dict[str, list[Any]] = {"request": [on_request_async], "response": [on_response_async]}
+        return sync, asynchronous
+
+    def report(self) -> dict[str, Any]:
+        with self.lock:
+            hosts = [traffic.as_dict() for traffic in sorted(self.hosts.values(), key=lambda t: t.host)]
+        return {"hosts": hosts, "in_process": sorted(self.in_process)}
+
+
+def _counted(stream: Any, add: Callable[[int], None]) -> Any:
+    """The same body stream, reporting the bytes read through it (httpx checks the stream's type)."""
+    import httpx
+
+    if isinstance(stream, httpx.AsyncByteStream):
+
+        class AsyncCounted(httpx.AsyncByteStream):
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                async for chunk in stream:
+                    add(len(chunk))
+                    yield chunk
+
+            async def aclose(self) -> None:
+                await stream.aclose()
+
+        return AsyncCounted()
+
+    class SyncCounted(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in stream:
+                add(len(chunk))
+                yield chunk
+
+        def close(self) -> None:
+            stream.close()
+
+    return SyncCounted()
