@@ -28,6 +28,7 @@ FORMATS = ["markdown", "json", "sarif", "junit"]
 @click.option("--replay", type=click.Path(file_okay=False, path_type=Path), help="answer every call from DIR")
 @click.option("--checkpoint", help="SQLite file or postgres:// URL (default: WORKSPACE/.orchestrator); 'none'")
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")
+@click.option("--trace", is_flag=True, help="send LangSmith traces (LANGSMITH_* must be set); off by default")
 @click.option("--dry-run", is_flag=True, help="resolve and print the run; call no model")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
 @_log_options
@@ -42,6 +43,7 @@ def run(
     replay: Path | None,
     checkpoint: str | None,
     no_cache: bool,
+    trace: bool,
     dry_run: bool,
     quiet: bool,
     log_format: str,
@@ -91,7 +93,7 @@ def run(
             finished_at=None,
         )
         ledger.start_run(entry)
-    _execute(workflow, run_id, location, cache, recorder, output_dir, formats, quiet, resume=False)
+    _execute(workflow, run_id, location, cache, recorder, output_dir, formats, quiet, resume=False, trace=trace)
 
 
 def _execute(
@@ -104,6 +106,7 @@ def _execute(
     formats: Sequence[str],
     quiet: bool,
     resume: bool,
+    trace: bool = False,
 ) -> None:
     """Run or resume with progress on stderr; record the outcome in the ledger; exit with its code."""
     from orchestrator.errors import Interrupted
@@ -126,6 +129,7 @@ def _execute(
         recorder=recorder,
         checkpoint=location,
         cache=cache,
+        telemetry=trace,
     )
     try:
         with progress if isinstance(progress, LiveProgress) else nullcontext():

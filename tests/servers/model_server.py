@@ -24,7 +24,7 @@ Backend = str  # "embedded" | "canned"
 
 @dataclass
 class Fault:
-    kind: str  # close | hang | status | malformed | truncate | invalid_json
+    kind: str  # close | hang | status | echo_auth | malformed | truncate | invalid_json
     model: str = "*"
     times: int = 1
     status: int = 500
@@ -63,6 +63,7 @@ class ServerState:
     models: dict[str, Backend]
     load_delay_s: float = 0.0
     canned_usage: tuple[int, int] = (10, 5)  # (prompt, completion) tokens a canned answer reports
+    bodies: list[str] = field(default_factory=list)  # every request body received
     faults: list[Fault] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     loaded: str | None = None
@@ -130,7 +131,10 @@ class Handler(BaseHTTPRequestHandler):
     # ---- plumbing
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
+        raw = self.rfile.read(length) or b"{}"
+        with self.state.lock:
+            self.state.bodies.append(raw.decode("utf-8", "replace"))
+        return json.loads(raw)
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -173,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
         message = {429: "rate limited", 401: "unauthorized", 404: f"model '{model}' not found"}.get(
             fault.status, "boom"
         )
+        if fault.kind == "echo_auth":  # a careless server that repeats the credentials it was sent
+            message = f"invalid credentials: {self.headers.get('Authorization')}"
         payload = {"error": {"message": message, "type": "fault"}} if openai else {"error": message}
         self._json(fault.status, payload, headers)
         return True

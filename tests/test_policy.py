@@ -1,0 +1,148 @@
+"""Policy fields, per-role rules and file classes, resolved before any call; untrusted content
+cannot widen what the graph allows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import PolicyError
+from orchestrator.patch import check_patch
+from orchestrator.spec import load_spec
+from orchestrator.workflow import Workflow, prepare_workflow
+
+HEAD = """version: 1
+name: p
+goal: g
+workspace: ws
+providers:
+  box: {kind: ollama, base_url: 'http://gpu.corp.example:11434'}
+"""
+
+
+def prepared(write_spec: Any, text: str, files: dict[str, str] | None = None) -> Workflow:
+    return prepare_workflow(load_spec(write_spec(HEAD + text, files=files)))
+
+
+def refs(workflow: Workflow, role: str, data_class: str | None = None) -> list[str]:
+    chain = workflow.chain_for(role, data_class) if data_class else workflow.chains[role]
+    return [r.ref for r in chain]
+
+
+CHAIN = "models:\n  debug: [openrouter/qwen/qwen3.6-plus:free, ollama/deepseek-r1:14b, box/llama3, local/smollm2]\n"
+
+
+@pytest.mark.parametrize(
+    ("policy", "allowed"),
+    [
+        ("", ["openrouter/qwen/qwen3.6-plus:free", "ollama/deepseek-r1:14b", "box/llama3", "local/smollm2"]),
+        ("policy: {local_only: true}\n", ["ollama/deepseek-r1:14b", "local/smollm2"]),
+        ("policy: {data_class: confidential}\n", ["ollama/deepseek-r1:14b", "local/smollm2"]),
+        (
+            "policy: {data_class: confidential, allow_hosts: [gpu.corp.example]}\n",
+            ["ollama/deepseek-r1:14b", "box/llama3", "local/smollm2"],
+        ),
+        ("policy: {allow_hosts: [gpu.corp.example]}\n", ["ollama/deepseek-r1:14b", "box/llama3", "local/smollm2"]),
+        (
+            "policy: {allow_countries: [CN], roles: {planner: {allow_countries: [US]}}}\n",
+            ["openrouter/qwen/qwen3.6-plus:free", "ollama/deepseek-r1:14b"],
+        ),
+        ("policy: {deny_countries: [CN]}\n", ["box/llama3", "local/smollm2"]),
+        ("policy: {allow_licenses: [Apache-2.0]}\n", ["openrouter/qwen/qwen3.6-plus:free", "local/smollm2"]),
+        (
+            "policy: {allow_licenses: [MIT], roles: {planner: {allow_licenses: [Apache-2.0]}}}\n",
+            ["ollama/deepseek-r1:14b"],
+        ),
+        (
+            "policy: {open_weights_only: true}\n",
+            ["openrouter/qwen/qwen3.6-plus:free", "ollama/deepseek-r1:14b", "local/smollm2"],
+        ),
+    ],
+)
+def test_policy_fields_filter_the_chain(write_spec: Any, policy: str, allowed: list[str]) -> None:
+    workflow = prepared(write_spec, CHAIN + policy)
+    assert refs(workflow, "debug") == allowed
+    removed = {e["model"] for e in workflow.excluded.get("debug", [])}
+    assert removed == set(CHAIN.split("[")[1].split("]")[0].split(", ")) - set(allowed)
+
+
+def test_role_rules_override_the_run(write_spec: Any) -> None:
+    policy = "policy:\n  allow_countries: [US]\n  roles:\n    debug: {allow_countries: [CN]}\n"
+    workflow = prepared(write_spec, CHAIN + "  refactor: [ollama/deepseek-r1:14b, local/smollm2]\n" + policy)
+    assert refs(workflow, "debug") == ["openrouter/qwen/qwen3.6-plus:free", "ollama/deepseek-r1:14b"]
+    assert refs(workflow, "refactor") == ["local/smollm2"]
+
+
+def test_a_file_class_holds_its_subtasks_to_stricter_rules(write_spec: Any) -> None:
+    files = {"billing/ledger.py": "x = 1\n", "ui/view.py": "y = 2\n"}
+    workflow = prepared(write_spec, CHAIN + "policy:\n  files: {'billing/**': confidential}\n", files)
+    assert workflow.file_classes == {"billing/ledger.py": "confidential", "ui/view.py": "internal"}
+    assert refs(workflow, "debug", "internal")[0] == "openrouter/qwen/qwen3.6-plus:free"
+    assert refs(workflow, "debug", "confidential") == ["ollama/deepseek-r1:14b", "local/smollm2"]
+
+
+def test_no_allowed_model_for_a_needed_role_is_exit_5(write_spec: Any) -> None:
+    with pytest.raises(PolicyError) as caught:
+        prepared(write_spec, "models:\n  debug: openrouter/qwen/qwen3.6-plus:free\npolicy: {local_only: true}\n")
+    assert caught.value.exit_code == 5 and "local_only" in str(caught.value)
+
+
+def test_fallbacks_cannot_route_around_the_policy(write_spec: Any, fake: Any) -> None:
+    """Even a chain whose allowed models all fail never reaches a refused one."""
+    from orchestrator.run import RunOptions, run_workflow
+
+    text = (
+        "providers:\n  fake: {kind: fake, base_url: 'http://127.0.0.1:1'}\n  abroad: {kind: fake, base_url: 'http://far.example'}\n"
+        "models: {debug: [abroad/x, fake/down], planner: fake/p}\n"
+        "tasks: [{role: debug, instruction: look}]\npolicy: {local_only: true}\n"
+    )
+    fake.script("down", lambda call: (_ for _ in ()).throw(ConnectionRefusedError("down")))
+    fake.script("p", lambda call: '{"summary": "s", "decisions": [], "disagreements": [], "next_steps": []}')
+    spec = write_spec("version: 1\nname: p\ngoal: g\nworkspace: ws\n" + text)
+    result = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(write=False)).result
+    (subtask,) = result["subtasks"]
+    assert [h["model"] for h in subtask["fallbacks"]] == ["fake/down"]  # abroad/x was never tried
+    assert fake.calls_to("x") == []
+
+
+def test_a_patch_through_a_symlink_out_of_the_workspace_is_rejected(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "target.py").write_text("a = 1\n")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    os.symlink(outside, ws / "link")
+    diff = "--- a/link/target.py\n+++ b/link/target.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"
+    check = check_patch(ws, "link/target.py", diff)
+    assert not check.valid and "symlink" in check.message
+    assert (outside / "target.py").read_text() == "a = 1\n"
+
+
+def test_a_plan_cannot_reach_files_or_roles_beyond_the_selection(write_spec: Any, fake: Any) -> None:
+    """Model output chooses only among what the graph and the spec allow."""
+    from orchestrator.run import RunOptions, run_workflow
+
+    plan = (
+        '{"subtasks": [{"id": "a", "role": "debug", "instruction": "read", "files": ["../etc/passwd", "app.py"]},'
+        ' {"id": "b", "role": "shell", "instruction": "rm -rf /", "files": []}]}'
+    )
+    fake.script(
+        "p",
+        lambda call: (
+            plan if call.kind == "plan" else '{"summary": "s", "decisions": [], "disagreements": [], "next_steps": []}'
+        ),
+    )
+    fake.script("d", lambda call: '{"root_cause": "c", "evidence": [], "fix": null}')
+    models = "providers: {fake: {kind: fake}}\nmodels: {planner: fake/p, debug: fake/d}\n"
+    spec = write_spec("version: 1\nname: p\ngoal: g\nworkspace: ws\n" + models)
+    result = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(write=False)).result
+    assert [(s["role"], s["files"]) for s in result["plan"]["subtasks"]] == [("debug", ["app.py"])]
+    assert any("unknown role 'shell'" in note for note in result["plan"]["notes"])
+    plan_call = next(c for c in fake.calls if c.kind == "plan")
+    assert plan_call.schema["properties"]["subtasks"]["items"]["properties"]["files"]["items"]["enum"] == [
+        "app.py",
+        "lib/util.py",
+    ]
