@@ -16,8 +16,10 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.servers.loopback import LoopbackServer
 
 Backend = str  # "embedded" | "canned"
 
@@ -311,32 +313,17 @@ class Handler(BaseHTTPRequestHandler):
         )
 
 
-class ModelServer:
+class ModelServer(LoopbackServer):
     """Start on a free loopback port in a background thread; `url` is the base URL."""
 
-    def __init__(self, models: dict[str, Backend], load_delay_s: float = 0.0) -> None:
-        self.state = ServerState(models=dict(models), load_delay_s=load_delay_s)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.state = self.state  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    state: ServerState
 
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+    def __init__(self, models: dict[str, Backend], load_delay_s: float = 0.0) -> None:
+        super().__init__(Handler, ServerState(models=dict(models), load_delay_s=load_delay_s))
 
     def fault(self, kind: str, model: str = "*", **kwargs: Any) -> None:
         with self.state.lock:
             self.state.faults.append(Fault(kind=kind, model=model, **kwargs))
-
-    def __enter__(self) -> ModelServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def main() -> None:

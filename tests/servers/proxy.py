@@ -7,9 +7,11 @@ from __future__ import annotations
 import http.client
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.servers.loopback import LoopbackServer
 
 HOP_HEADERS = {"connection", "proxy-connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -72,23 +74,8 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = _forward
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
+    state: ProxyState
+
     def __init__(self, upstreams: dict[str, str]) -> None:
-        self.state = ProxyState(upstreams=dict(upstreams))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.state = self.state  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> RecordingProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, ProxyState(upstreams=dict(upstreams)))
