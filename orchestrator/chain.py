@@ -126,11 +126,12 @@ async def call_structured(
     check: Check | None = None,
     budget: Budget | None = None,
     max_output_tokens: int = 0,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Ask one model for JSON following the contract; validate it; repair once if invalid."""
     kind: Any = bound.kind
     schema = compact_schema(contract.schema) if bound.config.compact_output else contract.schema
-    kwargs = kind.structured_kwargs(schema, contract.name, bound.config, mode)
+    kwargs = {**kind.structured_kwargs(schema, contract.name, bound.config, mode), **(extra or {})}
     if getattr(kind, "schema_in_prompt", lambda m: False)(mode):
         messages = _with_schema(messages, schema)
     runnable = bound.model.bind(**kwargs)
@@ -209,8 +210,10 @@ async def call_route(
     attempts: Attempts,
     settings: CallSettings,
     check: Check | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One route with retries for transient failures; raises a classified ProviderError."""
+    """One route with retries for transient failures; raises a classified ProviderError.
+    `extra` are call options for the provider (e.g. Ollama's keep_alive)."""
     route = bound.route
 
     def retryable(exc: BaseException) -> bool:
@@ -243,7 +246,7 @@ async def call_route(
             if why:
                 raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
             try:
-                output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check)
+                output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check, extra)
             except (StructuredOutputError, BudgetExceeded):
                 raise
             except ProviderError as known:
@@ -270,6 +273,7 @@ async def _negotiated(
     usage: Usage,
     timeout_s: float,
     check: Check | None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Call in the endpoint's best structured-output mode, stepping down when it rejects one."""
     rejects = getattr(bound.kind, "rejects_format", lambda exc: False)
@@ -286,6 +290,7 @@ async def _negotiated(
                 check,
                 pool.budget,
                 pool.settings.max_output_tokens,
+                extra,
             )
         except Exception as exc:
             if not rejects(exc):
@@ -322,11 +327,12 @@ async def call_chain(
                 raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
             bound = pool.get(route, variant)
             messages = messages_for(route, bound)
-            async with pool.slot(route):
+            async with pool.slot(route) as unloads:
                 if on_attempt:
                     on_attempt(route)
                 started = time.perf_counter()  # model time, not time queued for the provider
-                output = await call_route(pool, bound, messages, contract, usage, attempts, settings, check)
+                unload: dict[str, Any] = getattr(bound.kind, "unload_kwargs", dict)() if unloads else {}
+                output = await call_route(pool, bound, messages, contract, usage, attempts, settings, check, unload)
         except asyncio.CancelledError:
             raise
         except BudgetExceeded as exc:  # no further call: not this model, not the next one

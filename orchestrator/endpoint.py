@@ -67,6 +67,7 @@ def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem
             usd_per_hour=override.usd_per_hour
             if override.usd_per_hour is not None
             else (base.usd_per_hour if base else 0.0),
+            max_loaded_models=override.max_loaded_models,
         )
         reason = untrusted(config, catalog)
         if reason:

@@ -229,8 +229,22 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
 
 
 def dispatch(state: RunState) -> list[Send]:
-    """Fan out: one Send per subtask to the node of its role (run in parallel)."""
-    return [Send(subtask["role"], {"subtask": subtask}) for subtask in state["plan"]["subtasks"]]
+    """Fan out: one Send per subtask to the node of its role (run in parallel). Subtasks whose
+    first model is on a single-model host are grouped by model, so that when the run's
+    concurrency admits only some of them, each model still loads once."""
+    from langgraph.runtime import get_runtime
+
+    subtasks = list(state["plan"]["subtasks"])
+    ctx = get_runtime(RunContext).context
+    keys: list[str] = []
+    for subtask in subtasks:
+        paths = subtask["files"] or [f.path for f in ctx.files.files]
+        chain = ctx.chain(subtask["role"], ctx.data_class_of(paths))
+        head = chain[0] if chain else None
+        keys.append(head.ref if head and ctx.pool.gate(head.provider) is not None else "")
+    first = {key: keys.index(key) for key in keys}
+    order = sorted(range(len(subtasks)), key=lambda i: (first[keys[i]], i) if keys[i] else (i, i))
+    return [Send(subtasks[i]["role"], {"subtask": subtasks[i]}) for i in order]
 
 
 # ---------------------------------------------------------------- fanned-out roles

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.breaker import Breaker
 from orchestrator.budget import Budget
 from orchestrator.registry import CallSettings, ProviderConfig, ProviderKind, registry
+from orchestrator.schedule import ModelGate
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -75,6 +76,7 @@ class ModelPool:
         self._provider_limits: dict[str, asyncio.Semaphore] = {}
         self._model_limits: dict[str, asyncio.Semaphore] = {}
         self._modes: dict[str, list[str]] = {}
+        self._gates: dict[str, ModelGate] = {}
 
     def get(self, route: Route, variant: int = 0) -> BoundModel:
         """The chat model for a route; `variant` > 0 gives one seeded differently."""
@@ -123,18 +125,32 @@ class ModelPool:
             return None
         return lambda text: recorder.count(route.ref, text, count)
 
+    def gate(self, provider: str) -> ModelGate | None:
+        """The swap-aware gate of a host that keeps one model loaded, else None."""
+        config = self.providers[provider]
+        if not config.max_loaded_models:
+            return None
+        if provider not in self._gates:
+            self._gates[provider] = ModelGate(capacity=config.max_concurrency or 1)
+        return self._gates[provider]
+
     @asynccontextmanager
-    async def slot(self, route: Route) -> AsyncIterator[None]:
-        """Wait for a free slot on the route's provider, then on the model itself."""
+    async def slot(self, route: Route) -> AsyncIterator[bool]:
+        """Wait for a turn on a single-model host, then a free slot on the provider and the
+        model. Yields whether the host may unload the model after this call."""
         config = self.providers[route.provider]
-        provider = self._provider_limits.setdefault(
-            route.provider, asyncio.Semaphore(config.max_concurrency or UNLIMITED)
-        )
-        model = self._model_limits.setdefault(
-            route.ref, asyncio.Semaphore(config.max_concurrency_per_model or UNLIMITED)
-        )
-        async with provider, model:
-            yield
+        if route.provider not in self._provider_limits:
+            self._provider_limits[route.provider] = asyncio.Semaphore(config.max_concurrency or UNLIMITED)
+        if route.ref not in self._model_limits:
+            self._model_limits[route.ref] = asyncio.Semaphore(config.max_concurrency_per_model or UNLIMITED)
+        gate = self.gate(route.provider)
+        last = await gate.acquire(route.model) if gate is not None else False
+        try:
+            async with self._provider_limits[route.provider], self._model_limits[route.ref]:
+                yield last
+        finally:
+            if gate is not None:
+                gate.release()
 
     def mode(self, bound: BoundModel) -> str:
         modes = self._modes.setdefault(bound.route.ref, structured_modes(bound.kind, bound.config))

@@ -40,6 +40,7 @@ class ProviderConfig:
     structured_output: str | None = None
     compact_output: bool = False  # tight bounds on output strings and lists, for very small models
     usd_per_hour: float = 0.0  # what an hour of a self-hosted model's time costs (no token price)
+    max_loaded_models: int | None = None  # a host that keeps this many models loaded (1: swap-aware)
 
     @property
     def host(self) -> str | None:

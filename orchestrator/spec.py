@@ -55,6 +55,9 @@ class ProviderSpec(_Strict):
     usd_per_hour: float | None = Field(
         default=None, ge=0, description="self-hosted models: USD per hour of model time (default 0)"
     )
+    max_loaded_models: int | None = Field(
+        default=None, ge=1, description="a host that keeps one model loaded: group calls per model"
+    )
 
 
 class RoleSpec(_Strict):

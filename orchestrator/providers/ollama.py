@@ -55,6 +55,10 @@ class OllamaProvider:
     def structured_support(self, config: ProviderConfig, model: str) -> str:
         return "format (JSON schema, Ollama >= 0.5)"
 
+    def unload_kwargs(self) -> dict[str, Any]:
+        """Sent with the last call for a model before a single-model host switches models."""
+        return {"keep_alive": 0}
+
     def count_tokens(self, model: BaseChatModel, text: str) -> int:
         return estimate_tokens(text)
 
