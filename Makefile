@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quickstart test check lint types unit
+.PHONY: quickstart test check lint types unit bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,15 @@ check: lint types
 	$(BIN)/pytest
 
 lint:
-	$(BIN)/ruff check orchestrator tests
-	$(BIN)/ruff format --check orchestrator tests
+	$(BIN)/ruff check orchestrator tests bench
+	$(BIN)/ruff format --check orchestrator tests bench
 
 types:
 	$(BIN)/mypy
 
 unit:
 	$(BIN)/pytest -m "not integration"
+
+bench: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/python -m bench

@@ -134,7 +134,8 @@ async def call_structured(
     kwargs = {**kind.structured_kwargs(schema, contract.name, bound.config, mode), **(extra or {})}
     if getattr(kind, "schema_in_prompt", lambda m: False)(mode):
         messages = _with_schema(messages, schema)
-    runnable = bound.model.bind(**kwargs)
+    # call options go straight to ainvoke: a RunnableBinding per call costs more than the call itself
+    runnable = _Call(bound.model, kwargs)
     conversation = list(messages)
     problems: list[str] = []
     for attempt in (1, 2):
@@ -182,7 +183,8 @@ async def _budgeted(
     answer: Any = None
     started = time.perf_counter()
     try:
-        answer = await asyncio.wait_for(runnable.ainvoke(conversation), timeout_s)
+        async with asyncio.timeout(timeout_s):  # no extra task per call, unlike wait_for
+            answer = await runnable.ainvoke(conversation)
     finally:
         if reservation is not None and budget is not None:
             used = Usage()
@@ -193,6 +195,15 @@ async def _budgeted(
     if not isinstance(answer, AIMessage):
         raise StructuredOutputError(f"{bound.route.ref}: unexpected answer type", model=bound.route.ref)
     return answer
+
+
+@dataclass
+class _Call:
+    model: Any
+    kwargs: dict[str, Any]
+
+    async def ainvoke(self, messages: list[BaseMessage]) -> Any:
+        return await self.model.ainvoke(messages, **self.kwargs)
 
 
 @dataclass
@@ -221,19 +232,54 @@ async def call_route(
             return False
         return exc.retry_after is None or exc.retry_after <= settings.max_wait_s
 
-    def wait(state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        backoff: float = settings.backoff_s * 2.0 ** (state.attempt_number - 1) * (0.5 + random.random() / 2)
+    def pause(attempt_number: int, error: BaseException | None) -> float:
+        backoff: float = settings.backoff_s * 2.0 ** (attempt_number - 1) * (0.5 + random.random() / 2)
         after = float(getattr(error, "retry_after", None) or 0.0)
         return min(settings.max_wait_s, max(backoff, after))
+
+    async def once() -> dict[str, Any]:
+        attempts.count += 1
+        why = pool.breaker.why_open(route.provider, route.ref)
+        if why:
+            raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
+        try:
+            output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check, extra)
+        except (StructuredOutputError, BudgetExceeded):
+            raise
+        except ProviderError as known:
+            pool.breaker.failure(route.provider, route.ref, known)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # classified in one table (failure.py)
+            if _is_graph_signal(exc):
+                raise
+            classified = classify(exc, route.ref)
+            pool.breaker.failure(route.provider, route.ref, classified)
+            raise classified from exc
+        pool.breaker.success(route.provider, route.ref)
+        return output
+
+    try:  # the first attempt needs no retry machinery
+        return await once()
+    except ProviderError as error:
+        if settings.retries == 0 or not retryable(error):
+            raise
+        first_pause = pause(1, error)
+    attempts.waited_s += first_pause
+    log.info("model.retry", model=route.ref, attempt=1, wait_s=round(first_pause, 2))
+    await asyncio.sleep(first_pause)
+
+    def wait(state: RetryCallState) -> float:
+        return pause(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
 
     def slept(state: RetryCallState) -> None:
         seconds = state.next_action.sleep if state.next_action else 0.0
         attempts.waited_s += seconds
-        log.info("model.retry", model=route.ref, attempt=state.attempt_number, wait_s=round(seconds, 2))
+        log.info("model.retry", model=route.ref, attempt=state.attempt_number + 1, wait_s=round(seconds, 2))
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(settings.retries + 1),
+        stop=stop_after_attempt(settings.retries),
         wait=wait,
         retry=retry_if_exception(retryable),
         before_sleep=slept,
@@ -241,27 +287,7 @@ async def call_route(
     )
     async for attempt in retrying:
         with attempt:
-            attempts.count += 1
-            why = pool.breaker.why_open(route.provider, route.ref)
-            if why:
-                raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
-            try:
-                output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check, extra)
-            except (StructuredOutputError, BudgetExceeded):
-                raise
-            except ProviderError as known:
-                pool.breaker.failure(route.provider, route.ref, known)
-                raise
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # classified in one table (failure.py)
-                if _is_graph_signal(exc):
-                    raise
-                classified = classify(exc, route.ref)
-                pool.breaker.failure(route.provider, route.ref, classified)
-                raise classified from exc
-            pool.breaker.success(route.provider, route.ref)
-            return output
+            return await once()
     raise AssertionError("unreachable: tenacity reraises the last error")
 
 

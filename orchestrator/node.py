@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -98,7 +99,7 @@ async def run_node(
             settings=settings,
             variant=variant,
         )
-        if not (outcome.error and outcome.error.get("kind") == "budget"):
+        if not (outcome.error and outcome.error.get("kind") == "budget") or not ctx.pausable:
             break
         outcome.hops = redact_tree(outcome.hops, ctx.pool.secrets)
         ctx.progress.note(f"{key}: budget reached; the run stops here and can be resumed")
@@ -150,6 +151,20 @@ def node_settings(ctx: RunContext, retries: int | None, timeout_s: float | None)
         retries=base.retries if retries is None else retries,
         timeout_s=base.timeout_s if timeout_s is None else timeout_s,
     )
+
+
+def file_contract(output: str | dict[str, Any], paths: tuple[str, ...]) -> Contract:
+    """The role's contract with every `file` field limited to the files the call sees."""
+    if isinstance(output, str):
+        return _file_contract(output, paths)
+    contract = contract_for(output)
+    return contract.with_schema(restrict_files(contract.schema, list(paths)))
+
+
+@lru_cache(maxsize=256)
+def _file_contract(output: str, paths: tuple[str, ...]) -> Contract:
+    contract = contract_for(output)
+    return contract.with_schema(restrict_files(contract.schema, list(paths)))
 
 
 def check_patches(ctx: RunContext, output: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -259,8 +274,7 @@ def make_role_node(role_name: str) -> Any:
         files = [by_path[p] for p in subtask["files"] if p in by_path] or ctx.files.files
         user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask["instruction"])
         context: dict[str, Any] = {}
-        contract = contract_for(role.output)
-        contract = contract.with_schema(restrict_files(contract.schema, [f.path for f in files]))
+        contract = file_contract(role.output, tuple(f.path for f in files))
         build = packed_messages(ctx, files, user, context)
         data_class = ctx.data_class_of([f.path for f in files])
         chain = ctx.chain(role_name, data_class)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -111,9 +112,15 @@ class Contract:
 
 
 def contract_for(output: str | dict[str, Any]) -> Contract:
-    """The contract of an output kind, or of a role whose output is a JSON Schema."""
+    """The contract of an output kind, or of a role whose output is a JSON Schema. Contracts are
+    built once per kind (their schema is shared: derive new schemas, never change it in place)."""
     if isinstance(output, dict):
         return _schema_contract(output)
+    return _kind_contract(output)
+
+
+@cache
+def _kind_contract(output: str) -> Contract:
     model = OUTPUT_MODELS[output]
 
     def validate(data: Any) -> dict[str, Any]:

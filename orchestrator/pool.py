@@ -22,7 +22,18 @@ if TYPE_CHECKING:
     from orchestrator.egress import Egress
     from orchestrator.recording import Recorder
 
-UNLIMITED = 1_000_000
+
+class _NoLimit:
+    """An async context manager that waits for nothing (a provider or model without a limit)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_UNLIMITED: Any = _NoLimit()
 
 
 @dataclass
@@ -139,14 +150,16 @@ class ModelPool:
         """Wait for a turn on a single-model host, then a free slot on the provider and the
         model. Yields whether the host may unload the model after this call."""
         config = self.providers[route.provider]
-        if route.provider not in self._provider_limits:
-            self._provider_limits[route.provider] = asyncio.Semaphore(config.max_concurrency or UNLIMITED)
-        if route.ref not in self._model_limits:
-            self._model_limits[route.ref] = asyncio.Semaphore(config.max_concurrency_per_model or UNLIMITED)
+        if config.max_concurrency and route.provider not in self._provider_limits:
+            self._provider_limits[route.provider] = asyncio.Semaphore(config.max_concurrency)
+        if config.max_concurrency_per_model and route.ref not in self._model_limits:
+            self._model_limits[route.ref] = asyncio.Semaphore(config.max_concurrency_per_model)
+        provider = self._provider_limits.get(route.provider) or _UNLIMITED
+        model = self._model_limits.get(route.ref) or _UNLIMITED
         gate = self.gate(route.provider)
         last = await gate.acquire(route.model) if gate is not None else False
         try:
-            async with self._provider_limits[route.provider], self._model_limits[route.ref]:
+            async with provider, model:
                 yield last
         finally:
             if gate is not None:

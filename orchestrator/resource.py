@@ -6,6 +6,7 @@ source checkout they are the top-level `graphs/` and `prompts/` folders of the d
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -24,6 +25,7 @@ def data_dir(name: DataDir) -> Traversable:
     raise FileNotFoundError(f"the {name}/ data folder is missing from this installation")
 
 
+@cache
 def read_data(name: DataDir, filename: str) -> str:
     return data_dir(name).joinpath(filename).read_text(encoding="utf-8")
 

@@ -44,7 +44,7 @@ class RunOptions:
     run_id: str | None = None
     handle_sigterm: bool = False  # the CLI: SIGTERM stops the run like Ctrl-C (exit 143)
     recorder: Recorder | None = None  # --record / --replay
-    checkpoint: str | None = None  # a SQLite path or postgres:// URL; None keeps checkpoints in memory
+    checkpoint: str | None = None  # a SQLite path or postgres:// URL; None: in memory; "off": none
     cache: Path | None = None  # the result cache's SQLite file; None: no cache
     telemetry: bool = False  # LangSmith tracing (when its environment is set); off unless asked for
 
@@ -150,6 +150,9 @@ class _Tracker:
 
 @asynccontextmanager
 async def _checkpointer(location: str | None) -> AsyncIterator[Any]:
+    if location == "off":  # no checkpointer at all (benchmarks): no resume, no budget pause
+        yield None
+        return
     if location is None:
         from langgraph.checkpoint.memory import InMemorySaver
 
@@ -188,6 +191,7 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bo
     cache = _open_cache(options)
     egress = Egress()
     context = build_context(workflow, run_id, options, cache, egress)
+    context.pausable = options.checkpoint != "off"
     interrupted = False
     signals: list[str] = []
     if options.handle_sigterm:
@@ -206,8 +210,9 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bo
         log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph_name, resume=resume)
         try:
             with _telemetry(options.telemetry):
+                durable: Any = {"durability": DURABILITY} if saver is not None else {}  # langgraph#: none without one
                 async for mode, chunk in graph.astream(
-                    start, config=config, context=context, stream_mode=["updates", "values"], durability=DURABILITY
+                    start, config=config, context=context, stream_mode=["updates", "values"], **durable
                 ):
                     tracker.see(mode, chunk)
         except asyncio.CancelledError:  # Ctrl-C or SIGTERM: keep what finished (it is checkpointed), then stop
@@ -274,6 +279,8 @@ def _telemetry(enabled: bool) -> Any:
 def _backend(location: str | None) -> str:
     if location is None:
         return "memory"
+    if location == "off":
+        return "off"
     return "postgres" if location.startswith(("postgres://", "postgresql://")) else "sqlite"
 
 

@@ -130,6 +130,7 @@ class RunContext:
     node_chains: dict[str, list[Route]] = field(default_factory=dict)  # graph nodes with their own models
     progress: Progress = field(default_factory=SilentProgress)
     base_class: str = "internal"  # the run's data class
+    pausable: bool = True  # a checkpointer holds the run, so a node may pause (budget)
     file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
     class_chains: dict[str, dict[str, list[Route]]] = field(default_factory=dict)  # role -> class -> chain
     node_class_chains: dict[str, dict[str, list[Route]]] = field(default_factory=dict)

@@ -13,8 +13,8 @@ from langgraph.types import Send
 
 from orchestrator.catalog import Route
 from orchestrator.graph import NodeSpec
-from orchestrator.node import check_patches, digest, node_settings, packed_messages, record, run_node
-from orchestrator.output import contract_for, merged_contract, restrict_files
+from orchestrator.node import check_patches, digest, file_contract, node_settings, packed_messages, record, run_node
+from orchestrator.output import contract_for, merged_contract
 from orchestrator.pool import BoundModel
 from orchestrator.prompt import render, system_message, user_message
 from orchestrator.role import PLANNER
@@ -66,8 +66,7 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
         files = _files(ctx, spec)
         instruction = _task_text(ctx, spec, earlier)
         user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction)
-        contract = contract_for(role.output)
-        contract = contract.with_schema(restrict_files(contract.schema, [f.path for f in files]))
+        contract = file_contract(role.output, tuple(f.path for f in files))
         context: dict[str, Any] = {}
         label = _label(name, iteration)
         build = packed_messages(ctx, files, user, context)
@@ -117,8 +116,7 @@ def make_proposer_node(name: str, spec: NodeSpec) -> Any:
         rotated = chain[index % len(chain) :] + chain[: index % len(chain)] if chain else []
         instruction = _task_text(ctx, spec, state["inputs"])
         user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction)
-        contract = contract_for(role.output)
-        contract = contract.with_schema(restrict_files(contract.schema, [f.path for f in files]))
+        contract = file_contract(role.output, tuple(f.path for f in files))
         context: dict[str, Any] = {}
         label = f"{_label(name, state['iteration'])}.{index + 1}"
         build = packed_messages(ctx, files, user, context)

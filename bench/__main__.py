@@ -1,0 +1,76 @@
+"""`python -m bench [--quick]`: every benchmark, a table on stdout, bench/results.json.
+
+Figures are ratios against a baseline measured in the same run, absolute numbers beside them,
+medians of several runs. `--quick` uses tiny sizes (the test suite runs it so it never rots)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import cli, fanout, model, overhead_table, swap
+
+TARGETS = {
+    "overhead": "<= 1.5x bare LangGraph per subtask without checkpointer, flat in N",
+    "fanout": "within 15% of ideal",
+    "swap": "loads == distinct models",
+    "startup": "validate < 0.5x import langchain_openai",
+    "real_model": ">= 95% of wall time in model calls, >= 0.95x direct tokens/s",
+    "memory": "< 2x bare LangGraph peak RSS at the largest N",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition (for tests)")
+    parser.add_argument("--skip-model", action="store_true", help="skip the embedded-model benchmark")
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results.json")
+    args = parser.parse_args()
+    quick = args.quick
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings and errors only
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "quick": quick},
+    }
+    sections = [
+        ("overhead", lambda: overhead_table.run(quick)),
+        ("fanout", lambda: fanout.run(quick)),
+        ("swap", lambda: swap.run(quick)),
+        ("startup", lambda: cli.run(quick)),
+    ]
+    if not args.skip_model:
+        sections.append(("real_model", lambda: model.run(quick)))
+    for name, run in sections:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run()
+        results[name]["target"] = TARGETS[name if name != "overhead" else "overhead"]
+    results["memory"] = results["overhead"].pop("memory")
+    results["memory"]["target"] = TARGETS["memory"]
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(render(results))
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = ["| benchmark | figure | ratio | absolute | target | met |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in ("overhead", "fanout", "swap", "startup", "real_model", "memory"):
+        section = results.get(name)
+        if not section:
+            continue
+        for row in section["rows"]:
+            met = {True: "yes", False: "no", None: ""}[row.get("met")]
+            lines.append(
+                f"| {name} | {row['figure']} | {row['ratio']} | {row['absolute']} | {section['target']} | {met} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

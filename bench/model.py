@@ -1,0 +1,122 @@
+"""(5) The real model: the quickstart on the embedded model. The share of wall time spent inside
+model calls, and tokens/s through the orchestrator against llama-cpp-python called directly with
+the very same requests (replayed from a recording of the run) and settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.child import child, median
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def quick_spec(folder: Path) -> Path:
+    spec = folder / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: quick\ngoal: Find why test_new_store_is_empty fails.\n"
+        f"workspace: {REPO / 'examples' / 'quickstart' / 'project'}\ninclude: ['inventory/store.py']\n"
+        "tasks: [{role: debug, instruction: Find the bug.}]\nfail_on: none\n"
+    )
+    return spec
+
+
+def direct(recording: Path) -> tuple[int, float]:
+    """Replay every recorded request straight into llama-cpp-python: completion tokens, seconds."""
+    from llama_cpp import Llama
+
+    from orchestrator.providers.local import CONTEXT_WINDOW, weights_path
+
+    llama = Llama(model_path=str(weights_path()), n_ctx=CONTEXT_WINDOW, n_threads=os.cpu_count() or 1,
+                  n_batch=512, verbose=False, seed=42)  # fmt: skip
+    calls = sorted(recording.rglob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    tokens, seconds = 0, 0.0
+    for path in calls:
+        request = json.loads(path.read_text())["request"]
+        messages = [{"role": {"human": "user", "ai": "assistant"}.get(m["role"], m["role"]), "content": m["content"]}
+                    for m in request["messages"]]  # fmt: skip
+        started = time.perf_counter()
+        done: Any = llama.create_chat_completion(
+            messages=messages,  # type: ignore[arg-type]
+            response_format=request["options"].get("response_format"),
+            max_tokens=request["params"]["max_output_tokens"],
+            temperature=request["params"]["temperature"],
+            seed=request["params"]["seed"],
+            repeat_penalty=1.1,
+        )
+        seconds += time.perf_counter() - started
+        tokens += done["usage"]["completion_tokens"]
+    return tokens, seconds
+
+
+def measure(quick: bool) -> dict[str, float]:
+    """One orchestrator run and its direct replay, in this process."""
+    from orchestrator.recording import Recorder
+    from orchestrator.run import RunOptions, run_workflow
+    from orchestrator.spec import load_spec
+    from orchestrator.workflow import prepare_workflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        spec = quick_spec(Path(folder)) if quick else REPO / "examples" / "quickstart" / "spec.yaml"
+        workflow = prepare_workflow(load_spec(spec))
+        recording = Path(folder) / "rec"
+        started = time.perf_counter()
+        outcome = run_workflow(
+            workflow, RunOptions(write=False, checkpoint="off", recorder=Recorder(recording, "record"))
+        )
+        wall = time.perf_counter() - started
+        calls = [*outcome.result["subtasks"], outcome.result["aggregate"]]
+        in_model = sum(c["latency_ms"] for c in calls) / 1000
+        tokens = sum(c["tokens_out"] for c in calls)
+        direct_tokens, direct_seconds = direct(recording / "calls")
+    return {
+        "wall": wall,
+        "in_model": in_model,
+        "tokens": tokens,
+        "direct_tokens": direct_tokens,
+        "direct_seconds": direct_seconds,
+    }
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Each repetition in a fresh process (a process reusing the model would reuse its cache)."""
+    args = ["--quick"] if quick else []
+    samples = [child("bench.model", *args) for _ in range(1 if quick else 3)]
+    wall = median([s["wall"] for s in samples])
+    in_model = median([s["in_model"] for s in samples])
+    tokens = int(median([s["tokens"] for s in samples]))
+    through = median([s["tokens"] / s["in_model"] for s in samples])
+    straight = median([s["direct_tokens"] / s["direct_seconds"] for s in samples])
+    direct_tokens = int(median([s["direct_tokens"] for s in samples]))
+    return {
+        "rows": [
+            {
+                "figure": "share of wall time inside model calls",
+                "ratio": round(in_model / wall, 3),
+                "absolute": f"{in_model:.1f} s of {wall:.1f} s",
+                "met": in_model / wall >= 0.95,
+            },
+            {
+                "figure": "tokens/s through the orchestrator / llama-cpp-python directly",
+                "ratio": round(through / straight, 3),
+                "absolute": f"{through:.1f} vs {straight:.1f} tokens/s ({tokens} vs {direct_tokens} tokens)",
+                "met": through / straight >= 0.95,
+            },
+        ]
+    }
+
+
+if __name__ == "__main__":
+    import argparse
+
+    import structlog
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    print(json.dumps(measure(parser.parse_args().quick)))
