@@ -28,6 +28,7 @@ from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderErro
 from orchestrator.failure import classify
 from orchestrator.output import Contract, ContractError, compact_schema
 from orchestrator.pool import BoundModel, ModelPool
+from orchestrator.price import cost_basis, price_call
 from orchestrator.registry import CallSettings
 
 if TYPE_CHECKING:
@@ -88,25 +89,6 @@ def parse_json(text: str) -> Any:
     if start != -1 and end > start:
         text = text[start : end + 1]
     return json.loads(text, strict=False)  # raw tabs/newlines inside strings are common and harmless
-
-
-def cost_basis(bound: BoundModel) -> str | None:
-    """How a call is costed: "tokens" (a price), "time" (self-hosted, by the hour), or None."""
-    if bound.route.price is not None:
-        return "tokens"
-    return "time" if bound.self_hosted else None
-
-
-def price_call(bound: BoundModel, tokens_in: int, tokens_out: int, seconds: float) -> float | None:
-    """USD for one call: the route's token price (catalog or spec `prices`); for a self-hosted
-    model without one, its model time at the provider's `usd_per_hour` (default 0); None when
-    an API route has no known price."""
-    price = bound.route.price
-    if price is not None:
-        return (tokens_in * price.input + tokens_out * price.output) / 1_000_000
-    if bound.self_hosted:
-        return seconds / 3600 * bound.config.usd_per_hour
-    return None
 
 
 def _with_schema(messages: list[BaseMessage], schema: dict[str, Any]) -> list[BaseMessage]:

@@ -14,6 +14,7 @@ from orchestrator.endpoint import merge_providers
 from orchestrator.errors import PolicyError, Problem, SpecError
 from orchestrator.graph import GraphDefinition, RoleDef, check_graph, is_python_graph, load_graph
 from orchestrator.policy import CLASSES, Rules, allowed_by, file_class, refusal, rules_for
+from orchestrator.price import check_prices
 from orchestrator.registry import ProviderConfig
 from orchestrator.role import AGGREGATE, PLANNER, Role, builtin_roles, worker_roles
 from orchestrator.source import Document, Loc, close_match
@@ -142,7 +143,7 @@ def prepare_workflow(loaded: LoadedSpec) -> Workflow:
     _check_tasks(loaded, roles, files, problems)
     file_classes = {f.path: file_class(spec.policy, f.path) for f in files.files}
     class_chains = _class_chains(loaded, resolver, roles, set(file_classes.values()))
-    _check_prices(loaded, [*chains.values(), *node_chains.values()], providers, problems)
+    check_prices(loaded, [*chains.values(), *node_chains.values()], providers, problems)
     if problems:
         raise SpecError(problems)
     workflow = Workflow(loaded, graph, roles, providers, chains, resolver.excluded, files, node_chains)
@@ -304,26 +305,6 @@ def _build_python_graph(workflow: Workflow, resolver: _Resolver) -> None:
         raise SpecError([_at_graph(loaded, p) for p in exc.problems]) from None
     workflow.node_chains.update(kit.node_models)
     workflow.excluded = resolver.excluded
-
-
-def _check_prices(
-    loaded: LoadedSpec, chains: list[list[Route]], providers: dict[str, ProviderConfig], problems: list[Problem]
-) -> None:
-    """A cost budget needs a price for every API model that may be called."""
-    if loaded.spec.limits.max_cost_usd is None:
-        return
-    unpriced = sorted(
-        {
-            r.ref
-            for chain in chains
-            for r in chain
-            if r.price is None
-            and not (providers[r.provider].kind in ("local", "ollama") or providers[r.provider].is_local)
-        }
-    )
-    for ref in unpriced:
-        message = f"no known price for {ref}, so max_cost_usd cannot be enforced; add prices.{ref}: {{input, output}}"
-        problems.append(loaded.problem(("limits", "max_cost_usd"), message))
 
 
 def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, problems: list[Problem]) -> None:
