@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: quickstart test check lint types unit bench
+.PHONY: quickstart test check lint types unit bench postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,15 @@ quickstart: $(BIN)/python
 	@# exit 1 is the quality gate (a finding at or above fail_on), not a failure of the run
 	$(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; code=$$?; [ $$code -le 1 ] || exit $$code
 
-test: $(BIN)/python
+test: $(BIN)/python postgres
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(MAKE) check
+
+# the Postgres checkpoint tests start their own server from the machine's PostgreSQL binaries
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { echo "installing PostgreSQL for the checkpoint tests"; \
+	    apt-get install -y -q --no-install-recommends postgresql >/dev/null; }
 
 check: lint types
 	$(BIN)/pytest

@@ -109,6 +109,13 @@ class StructuredOutputError(ProviderError):
     hint = "the model could not produce the required structure; try a larger model"
 
 
+class CheckpointError(OrchestratorError):
+    """The checkpoint database cannot be opened (down, refused, wrong password, unwritable)."""
+
+    exit_code = 3
+    hint = "check the --checkpoint location; a Postgres password comes from the URL, PGPASSWORD or ~/.pgpass"
+
+
 class BudgetExceeded(OrchestratorError):
     exit_code = 4
     hint = "raise limits.max_cost_usd or limits.max_tokens and resume the run"

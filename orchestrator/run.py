@@ -182,7 +182,7 @@ def _compile(workflow: Workflow, context: RunContext, saver: Any) -> tuple[Any, 
 
 async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, finish) the workflow; the run id is the checkpoint's thread."""
-    from orchestrator.store import DURABILITY
+    from orchestrator.store import DURABILITY, public_location
 
     run_id = options.run_id or new_run_id()
     structlog.contextvars.bind_contextvars(run_id=run_id)
@@ -225,7 +225,7 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bo
         duration_ms = int((time.perf_counter() - started) * 1000)
         checkpointing = {
             "backend": _backend(options.checkpoint),
-            "location": options.checkpoint,
+            "location": public_location(options.checkpoint),
             "durability": DURABILITY,
             "writes": getattr(saver, "puts", 0),
             "ms": round(getattr(saver, "elapsed_s", 0.0) * 1000, 2),
@@ -281,7 +281,9 @@ def _backend(location: str | None) -> str:
         return "memory"
     if location == "off":
         return "off"
-    return "postgres" if location.startswith(("postgres://", "postgresql://")) else "sqlite"
+    from orchestrator.store import is_postgres
+
+    return "postgres" if is_postgres(location) else "sqlite"
 
 
 def _open_cache(options: RunOptions) -> Any:

@@ -11,14 +11,40 @@ only (file contents stay in the run context), and no secret ever enters it.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from orchestrator.errors import CheckpointError, SpecError
 
 DATA_DIR_ENV = "ORCHESTRATOR_DATA_DIR"  # relocates .orchestrator/ (read-only workspaces, tests)
 DURABILITY = "sync"
+
+
+def is_postgres(location: str) -> bool:
+    return location.startswith(("postgres://", "postgresql://"))
+
+
+def public_location(location: str | None) -> str | None:
+    """`location` fit to write down (run ledger, result.json): a Postgres URL loses its password,
+    which libpq takes again from PGPASSWORD or ~/.pgpass (or `resume --checkpoint URL`)."""
+    if location is None or not is_postgres(location):
+        return location
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def data_dir(workspace: Path) -> Path:
@@ -67,33 +93,54 @@ class _Timed:
 
 @asynccontextmanager
 async def open_checkpointer(location: str) -> AsyncIterator[Any]:
-    """A checkpointer for `location`: a SQLite file path, or a postgres:// URL."""
-    if location.startswith(("postgres://", "postgresql://")):
+    """A checkpointer for `location`: a SQLite file path, or a postgres:// URL. Raises
+    CheckpointError (exit 3) when the database cannot be opened."""
+    async with AsyncExitStack() as stack:
+        try:
+            saver = await stack.enter_async_context(_saver(location))
+            await saver.setup()
+        except (OSError, sqlite3.Error) as exc:
+            raise CheckpointError(_why(location, exc)) from None
+        except Exception as exc:  # psycopg's errors, imported only with the postgres extra
+            if type(exc).__module__.split(".")[0] != "psycopg":
+                raise
+            raise CheckpointError(_why(location, exc)) from None
+        yield saver
+
+
+def _why(location: str, exc: BaseException) -> str:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot open the checkpoint database {public_location(location)}: {detail}"
+
+
+def _saver(location: str) -> AbstractAsyncContextManager[Any]:
+    if is_postgres(location):
         try:
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         except ImportError:
-            raise RuntimeError(
-                "a Postgres checkpoint needs the postgres extra: pip install 'sovereign-orchestrator[postgres]'"
+            raise SpecError(
+                "--checkpoint: a Postgres checkpoint needs the postgres extra",
+                hint="pip install 'sovereign-orchestrator[postgres]'",
             ) from None
         timed_pg: Any = type("TimedPostgresSaver", (_Timed, AsyncPostgresSaver), {})
-        async with timed_pg.from_conn_string(location, serde=strict_serde()) as saver:
-            await saver.setup()
-            yield saver
-        return
+        return cast(AbstractAsyncContextManager[Any], timed_pg.from_conn_string(location, serde=strict_serde()))
+    return _sqlite_saver(location)
+
+
+@asynccontextmanager
+async def _sqlite_saver(location: str) -> AsyncIterator[Any]:
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     Path(location).parent.mkdir(parents=True, exist_ok=True)
     timed_sqlite: Any = type("TimedSqliteSaver", (_Timed, AsyncSqliteSaver), {})
     async with aiosqlite.connect(location) as conn:
-        saver = timed_sqlite(conn, serde=strict_serde())
-        await saver.setup()
-        yield saver
+        yield timed_sqlite(conn, serde=strict_serde())
 
 
 async def prune_checkpoint(location: str, run_id: str) -> None:
     """Delete every checkpoint of one run (its LangGraph thread)."""
-    if not location.startswith(("postgres://", "postgresql://")) and not Path(location).exists():
+    if not is_postgres(location) and not Path(location).exists():
         return
     async with open_checkpointer(location) as saver:
         await saver.adelete_thread(run_id)

@@ -67,7 +67,7 @@ def run(
         return
     from orchestrator.recording import Recorder
     from orchestrator.run import new_run_id
-    from orchestrator.store import data_dir, default_checkpoint
+    from orchestrator.store import data_dir, default_checkpoint, public_location
 
     try:
         recorder = Recorder(record, "record") if record else Recorder(replay, "replay") if replay else None
@@ -84,7 +84,7 @@ def run(
             spec_name=workflow.loaded.spec.name,
             spec_path=str(Path(spec).resolve()),
             overrides=list(all_overrides),
-            checkpoint=location,
+            checkpoint=public_location(location) or location,  # a Postgres password is not written down
             output_dir=str(output_dir.resolve()) if output_dir else None,
             formats=list(formats) or None,
             status="running",
@@ -109,7 +109,7 @@ def _execute(
     trace: bool = False,
 ) -> None:
     """Run or resume with progress on stderr; record the outcome in the ledger; exit with its code."""
-    from orchestrator.errors import Interrupted
+    from orchestrator.errors import Interrupted, OrchestratorError
     from orchestrator.progress import LineProgress, LiveProgress, interactive
     from orchestrator.run import RunOptions, run_workflow_async
     from orchestrator.state import SilentProgress
@@ -140,6 +140,10 @@ def _execute(
     except KeyboardInterrupt:
         _finish(location, run_id, "interrupted", 130)
         raise
+    except OrchestratorError as failed:  # e.g. the checkpoint database is down: a resume can try again
+        if not resume:
+            _finish(location, run_id, "error", failed.exit_code)
+        raise
     _finish(location, run_id, outcome.result["status"], outcome.exit_code)
     if to_stdout:
         click.echo(json.dumps(outcome.result, indent=2, ensure_ascii=False))
@@ -161,6 +165,7 @@ def _finish(location: str | None, run_id: str, status: str, code: int) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="change a field, e.g. a budget")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="where outputs go")
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")
+@click.option("--checkpoint", help="the run's postgres:// URL again, with its password (or set PGPASSWORD)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
 @_log_options
 @handle_errors
@@ -169,6 +174,7 @@ def resume(
     overrides: tuple[str, ...],
     output_dir: Path | None,
     no_cache: bool,
+    checkpoint: str | None,
     quiet: bool,
     log_format: str,
     verbose: int,
@@ -187,7 +193,8 @@ def resume(
     workflow = _prepare(entry.spec_path, (*entry.overrides, *overrides))
     out = output_dir or (Path(entry.output_dir) if entry.output_dir else None)
     cache = None if no_cache else data_dir(workflow.loaded.workspace) / "cache.sqlite"
-    _execute(workflow, run_id, entry.checkpoint, cache, None, out, entry.formats or [], quiet, resume=True)
+    location = checkpoint or entry.checkpoint
+    _execute(workflow, run_id, location, cache, None, out, entry.formats or [], quiet, resume=True)
 
 
 @main.group(invoke_without_command=True)
