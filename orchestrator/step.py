@@ -13,7 +13,16 @@ from langgraph.types import Send
 
 from orchestrator.catalog import Route
 from orchestrator.graph import NodeSpec
-from orchestrator.node import check_patches, digest, file_contract, node_settings, packed_messages, record, run_node
+from orchestrator.node import (
+    check_patches,
+    digest,
+    file_contract,
+    leaf,
+    node_settings,
+    packed_messages,
+    record,
+    run_node,
+)
 from orchestrator.output import contract_for, merged_contract
 from orchestrator.pool import BoundModel
 from orchestrator.prompt import render, system_message, user_message
@@ -58,6 +67,7 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
     """A `role` node: the node's role on its instruction, reading the outputs of `inputs`."""
     role_name = spec.role or ""
 
+    @leaf
     async def step_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         role = ctx.roles[role_name]
@@ -106,6 +116,7 @@ def make_proposer_node(name: str, spec: NodeSpec) -> Any:
     remain its fallbacks) and, when models repeat, samples with a different seed."""
     role_name = spec.role or ""
 
+    @leaf
     async def proposer_node(state: ProposalInput, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         role = ctx.roles[role_name]
@@ -145,6 +156,7 @@ def make_merge_node(name: str, spec: NodeSpec, ensemble: NodeSpec) -> Any:
     of = spec.of or ""
     role_name = ensemble.role or ""
 
+    @leaf
     async def merge_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         role = ctx.roles[role_name]
