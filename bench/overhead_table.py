@@ -9,26 +9,34 @@ from bench.child import child, median
 
 def run(quick: bool) -> dict[str, Any]:
     sizes = [5, 20] if quick else [10, 100, 1000]
-    repeats = 1 if quick else 3  # processes; each takes the median of three runs
+    repeats = 1 if quick else 5  # process pairs; each process takes the median of three runs
     rows: list[dict[str, Any]] = []
     per: dict[tuple[str, bool, int], float] = {}
     rss: dict[str, float] = {}
     for checkpointed in (False, True):
+        flags = ["--checkpointed"] if checkpointed else []
         for n in sizes:
-            for which in ("bare", "orchestrator"):
-                flags = ["--checkpointed"] if checkpointed else []
-                samples = [child("bench.overhead", "--which", which, "--n", str(n), *flags) for _ in range(repeats)]
-                per[(which, checkpointed, n)] = median([s["seconds"] for s in samples]) / n * 1000
+            # bare and orchestrator alternate, so a slow spell of this shared machine hits both:
+            # the ratio is the median of the ratios of neighbouring pairs
+            samples: dict[str, list[dict[str, Any]]] = {"bare": [], "orchestrator": []}
+            for repeat in range(repeats):
+                order = ("bare", "orchestrator") if repeat % 2 == 0 else ("orchestrator", "bare")
+                for which in order:
+                    samples[which].append(child("bench.overhead", "--which", which, "--n", str(n), *flags))
+            for which, taken in samples.items():
+                per[(which, checkpointed, n)] = median([s["seconds"] for s in taken]) / n * 1000
                 if not checkpointed and n == sizes[-1]:
-                    rss[which] = median([s["peak_rss_mib"] for s in samples])
+                    rss[which] = median([s["peak_rss_mib"] for s in taken])
+            pairs = zip(samples["orchestrator"], samples["bare"], strict=True)
+            ratio = median([mine["seconds"] / bare["seconds"] for mine, bare in pairs])
             mine, bare = per[("orchestrator", checkpointed, n)], per[("bare", checkpointed, n)]
             label = "SQLite checkpointer" if checkpointed else "no checkpointer"
             rows.append(
                 {
                     "figure": f"ms per subtask, N={n}, {label}",
-                    "ratio": round(mine / bare, 2),
+                    "ratio": round(ratio, 2),
                     "absolute": f"{mine:.3f} ms vs bare {bare:.3f} ms",
-                    "met": (mine / bare <= 1.5) if not checkpointed else None,
+                    "met": (ratio <= 1.5) if not checkpointed else None,
                 }
             )
     smallest, largest = sizes[0], sizes[-1]
