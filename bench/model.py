@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ def quick_spec(folder: Path) -> Path:
         "tasks: [{role: debug, instruction: Find the bug.}]\nfail_on: none\n"
     )
     return spec
+
+
+def in_worker_thread(recording: Path) -> tuple[int, float]:
+    """`direct` from a worker thread, where the orchestrator's event loop must call the model."""
+    box: dict[str, tuple[int, float]] = {}
+    worker = threading.Thread(target=lambda: box.setdefault("done", direct(recording)))
+    worker.start()
+    worker.join()
+    return box["done"]
 
 
 def direct(recording: Path) -> tuple[int, float]:
@@ -55,44 +65,51 @@ def direct(recording: Path) -> tuple[int, float]:
 
 
 def measure(quick: bool) -> dict[str, float]:
-    """One orchestrator run and its direct replay, in this process."""
+    """Orchestrator, direct, direct from a worker thread (twice), direct, orchestrator, in this
+    process: the orchestrator's first run records the requests the replays send, and the
+    symmetric order lets no side profit from a quiet spell of this shared machine."""
     from orchestrator.recording import Recorder
     from orchestrator.run import RunOptions, run_workflow
     from orchestrator.spec import load_spec
     from orchestrator.workflow import prepare_workflow
 
+    totals = dict.fromkeys(("wall", "in_model", "tokens", "direct_tokens", "direct_seconds", "thread_seconds"), 0.0)
     with tempfile.TemporaryDirectory() as folder:
         spec = quick_spec(Path(folder)) if quick else REPO / "examples" / "quickstart" / "spec.yaml"
-        workflow = prepare_workflow(load_spec(spec))
         recording = Path(folder) / "rec"
-        started = time.perf_counter()
-        outcome = run_workflow(
-            workflow, RunOptions(write=False, checkpoint="off", recorder=Recorder(recording, "record"))
-        )
-        wall = time.perf_counter() - started
-        calls = [*outcome.result["subtasks"], outcome.result["aggregate"]]
-        in_model = sum(c["latency_ms"] for c in calls) / 1000
-        tokens = sum(c["tokens_out"] for c in calls)
-        direct_tokens, direct_seconds = direct(recording / "calls")
-    return {
-        "wall": wall,
-        "in_model": in_model,
-        "tokens": tokens,
-        "direct_tokens": direct_tokens,
-        "direct_seconds": direct_seconds,
-    }
+
+        def orchestrate(recorder: Recorder | None) -> None:
+            workflow = prepare_workflow(load_spec(spec))
+            started = time.perf_counter()
+            outcome = run_workflow(workflow, RunOptions(write=False, checkpoint="off", recorder=recorder))
+            totals["wall"] += time.perf_counter() - started
+            calls = [*outcome.result["subtasks"], outcome.result["aggregate"]]
+            totals["in_model"] += sum(c["latency_ms"] for c in calls) / 1000
+            totals["tokens"] += sum(c["tokens_out"] for c in calls)
+
+        orchestrate(Recorder(recording, "record"))
+        tokens, seconds = direct(recording / "calls")
+        totals["thread_seconds"] += in_worker_thread(recording / "calls")[1]
+        totals["thread_seconds"] += in_worker_thread(recording / "calls")[1]
+        more_tokens, more_seconds = direct(recording / "calls")
+        totals["direct_tokens"] = tokens + more_tokens
+        totals["direct_seconds"] = seconds + more_seconds
+        orchestrate(None)
+    return totals
 
 
 def run(quick: bool) -> dict[str, Any]:
     """Each repetition in a fresh process (a process reusing the model would reuse its cache)."""
     args = ["--quick"] if quick else []
     samples = [child("bench.model", *args) for _ in range(1 if quick else 3)]
-    wall = median([s["wall"] for s in samples])
-    in_model = median([s["in_model"] for s in samples])
-    tokens = int(median([s["tokens"] for s in samples]))
+    wall = median([s["wall"] for s in samples]) / 2  # two orchestrator runs a sample
+    in_model = median([s["in_model"] for s in samples]) / 2
+    tokens = int(median([s["tokens"] for s in samples]) / 2)
     through = median([s["tokens"] / s["in_model"] for s in samples])
     straight = median([s["direct_tokens"] / s["direct_seconds"] for s in samples])
-    direct_tokens = int(median([s["direct_tokens"] for s in samples]))
+    direct_tokens = int(median([s["direct_tokens"] for s in samples]) / 2)
+    thread = median([s["direct_seconds"] / s["thread_seconds"] for s in samples])
+    speed = median([(s["tokens"] / s["in_model"]) / (s["direct_tokens"] / s["direct_seconds"]) for s in samples])
     return {
         "rows": [
             {
@@ -103,9 +120,15 @@ def run(quick: bool) -> dict[str, Any]:
             },
             {
                 "figure": "tokens/s through the orchestrator / llama-cpp-python directly",
-                "ratio": round(through / straight, 3),
+                "ratio": round(speed, 3),
                 "absolute": f"{through:.1f} vs {straight:.1f} tokens/s ({tokens} vs {direct_tokens} tokens)",
-                "met": through / straight >= 0.95,
+                "met": speed >= 0.95,
+            },
+            {
+                "figure": "llama-cpp-python directly: tokens/s from a worker thread / from the main thread",
+                "ratio": round(thread, 3),
+                "absolute": "the same requests; the orchestrator calls the model from a worker thread",
+                "met": None,
             },
         ]
     }
