@@ -225,7 +225,7 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions, resume: bo
         duration_ms = int((time.perf_counter() - started) * 1000)
         checkpointing = {
             "backend": _backend(options.checkpoint),
-            "location": public_location(options.checkpoint),
+            "location": options.checkpoint and public_location(options.checkpoint),
             "durability": DURABILITY,
             "writes": getattr(saver, "puts", 0),
             "ms": round(getattr(saver, "elapsed_s", 0.0) * 1000, 2),

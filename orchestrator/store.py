@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from orchestrator.errors import CheckpointError, SpecError
 
@@ -28,23 +28,18 @@ def is_postgres(location: str) -> bool:
     return location.startswith(("postgres://", "postgresql://"))
 
 
-def public_location(location: str | None) -> str | None:
+def public_location(location: str) -> str:
     """`location` fit to write down (run ledger, result.json): a Postgres URL loses its password,
     which libpq takes again from PGPASSWORD or ~/.pgpass (or `resume --checkpoint URL`)."""
-    if location is None or not is_postgres(location):
+    if not is_postgres(location):
         return location
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(location)
     if parts.password is None:
         return location
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}@{hostport}"))
 
 
 def data_dir(workspace: Path) -> Path:
@@ -95,27 +90,23 @@ class _Timed:
 async def open_checkpointer(location: str) -> AsyncIterator[Any]:
     """A checkpointer for `location`: a SQLite file path, or a postgres:// URL. Raises
     CheckpointError (exit 3) when the database cannot be opened."""
+    opening, failures = _saver(location)
     async with AsyncExitStack() as stack:
         try:
-            saver = await stack.enter_async_context(_saver(location))
+            saver = await stack.enter_async_context(opening)
             await saver.setup()
-        except (OSError, sqlite3.Error) as exc:
-            raise CheckpointError(_why(location, exc)) from None
-        except Exception as exc:  # psycopg's errors, imported only with the postgres extra
-            if type(exc).__module__.split(".")[0] != "psycopg":
-                raise
-            raise CheckpointError(_why(location, exc)) from None
+        except failures as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = public_location(location)
+            raise CheckpointError(f"cannot open the checkpoint database {where}: {detail}") from None
         yield saver
 
 
-def _why(location: str, exc: BaseException) -> str:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"cannot open the checkpoint database {public_location(location)}: {detail}"
-
-
-def _saver(location: str) -> AbstractAsyncContextManager[Any]:
+def _saver(location: str) -> tuple[AbstractAsyncContextManager[Any], tuple[type[Exception], ...]]:
+    """The saver's context manager, and the errors that mean its database cannot be opened."""
     if is_postgres(location):
         try:
+            import psycopg
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         except ImportError:
             raise SpecError(
@@ -123,8 +114,8 @@ def _saver(location: str) -> AbstractAsyncContextManager[Any]:
                 hint="pip install 'sovereign-orchestrator[postgres]'",
             ) from None
         timed_pg: Any = type("TimedPostgresSaver", (_Timed, AsyncPostgresSaver), {})
-        return cast(AbstractAsyncContextManager[Any], timed_pg.from_conn_string(location, serde=strict_serde()))
-    return _sqlite_saver(location)
+        return timed_pg.from_conn_string(location, serde=strict_serde()), (OSError, psycopg.Error)
+    return _sqlite_saver(location), (OSError, sqlite3.Error)
 
 
 @asynccontextmanager

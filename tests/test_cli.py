@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from click.testing import CliRunner
 from orchestrator.cli import main
 from tests.fakes import FakeProvider, valid_answer
 from tests.process import orchestrator
+from tests.servers.loopback import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart" / "spec.yaml"
@@ -24,12 +24,6 @@ SDKS = ("langchain_openai", "langchain_ollama", "openai", "ollama", "llama_cpp",
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return orchestrator(*args, env=env, cwd=cwd, timeout=300)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def imported_after(argv: list[str]) -> set[str]:
@@ -100,7 +94,7 @@ def test_unreachable_provider_exits_3_with_the_report_written(tmp_path: Path) ->
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "version: 1\nname: down\ngoal: review\nworkspace: ws\n"
-        f"providers: {{ollama: {{base_url: 'http://127.0.0.1:{closed_port()}'}}}}\n"
+        f"providers: {{ollama: {{base_url: 'http://127.0.0.1:{free_port()}'}}}}\n"
         "models: {default: ollama/qwen3:8b, planner: ollama/qwen3:8b}\n"
         "limits: {timeout_s: 10, backoff_s: 0.05, retries: 2, cooldown_after: 3}\n"
     )

@@ -8,7 +8,6 @@ taken, with the right error kind, and every other subtask's result kept.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import textwrap
 import time
@@ -22,6 +21,7 @@ from orchestrator.run import RunOptions, run_workflow
 from orchestrator.spec import load_spec
 from orchestrator.workflow import prepare_workflow
 from tests.process import orchestrator
+from tests.servers.loopback import free_port
 from tests.servers.model_server import ModelServer
 
 pytestmark = pytest.mark.integration
@@ -36,9 +36,7 @@ def server() -> Iterator[ModelServer]:
 
 
 def closed_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def write_spec(tmp_path: Path, protocol: str, primary_url: str, backup_url: str, retries: int = 2) -> Path:

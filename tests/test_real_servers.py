@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,17 +25,12 @@ from orchestrator.output import OUTPUT_MODELS
 from orchestrator.providers.local import weights_path
 from orchestrator.role import builtin_roles
 from tests.process import orchestrator
+from tests.servers.loopback import free_port
 from tests.servers.model_server import ModelServer
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "examples" / "quickstart" / "project"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def run(
             spec_name=workflow.loaded.spec.name,
             spec_path=str(Path(spec).resolve()),
             overrides=list(all_overrides),
-            checkpoint=public_location(location) or location,  # a Postgres password is not written down
+            checkpoint=public_location(location),  # a Postgres password is not written down
             output_dir=str(output_dir.resolve()) if output_dir else None,
             formats=list(formats) or None,
             status="running",
