@@ -5,6 +5,20 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
+# llama-cpp-python compiles llama.cpp from source. Built with -march=native it uses every vector
+# extension the CPU advertises, and virtual machines that advertise AMX without enabling it kill
+# the process (SIGILL) at the first long prompt. On x86-64 build for AVX2 instead (x86-64-v3).
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+endif
+export CMAKE_ARGS ?= $(LLAMA_CMAKE_ARGS)
+# ...and a wheel built earlier (pip caches it) without those flags is rebuilt when it cannot run here
+LLAMA_CHECK = $(BIN)/python -m orchestrator.providers._llama || { \
+	echo "llama-cpp-python cannot run on this CPU: rebuilding it with CMAKE_ARGS='$(CMAKE_ARGS)'"; \
+	$(BIN)/pip cache remove "llama_cpp_python*" >/dev/null 2>&1; \
+	$(BIN)/pip install --quiet --force-reinstall --no-deps "llama-cpp-python>=0.3.7" && \
+	$(BIN)/python -m orchestrator.providers._llama; }
+
 .PHONY: quickstart test check lint types unit bench postgres
 
 $(BIN)/python:
@@ -13,11 +27,13 @@ $(BIN)/python:
 
 quickstart: $(BIN)/python
 	$(BIN)/pip install --quiet .
+	@$(LLAMA_CHECK)
 	@# exit 1 is the quality gate (a finding at or above fail_on), not a failure of the run
 	$(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; code=$$?; [ $$code -le 1 ] || exit $$code
 
 test: $(BIN)/python postgres
 	$(BIN)/pip install --quiet -e ".[test]"
+	@$(LLAMA_CHECK)
 	$(MAKE) check
 
 # the Postgres checkpoint tests start their own server from the machine's PostgreSQL binaries
@@ -32,6 +48,7 @@ check: lint types
 lint:
 	$(BIN)/ruff check orchestrator tests bench
 	$(BIN)/ruff format --check orchestrator tests bench
+	$(BIN)/lint-imports
 
 types:
 	$(BIN)/mypy

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -13,7 +13,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from orchestrator.registry import CallSettings, ProviderConfig, estimate_tokens, registry
+from orchestrator import CallSettings, ProviderConfig, ProviderKind, ProviderTraits, register_provider
 from tests.servers.model_server import sample
 
 
@@ -47,10 +47,10 @@ class BenchModel(BaseChatModel):
         return self._answer(kwargs)
 
 
-class BenchProvider:
+class BenchProvider(ProviderKind):
     """Model names are latencies in milliseconds: `bench/0`, `bench/100`."""
 
-    real = False
+    traits: ClassVar[ProviderTraits] = ProviderTraits(real=False)
 
     def chat_model(self, route: Any, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
         return BenchModel(latency_s=float(route.model) / 1000)
@@ -58,9 +58,6 @@ class BenchProvider:
     def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "") -> Any:
         return {"schema": schema}
 
-    def count_tokens(self, model: BaseChatModel, text: str) -> int:
-        return estimate_tokens(text)
-
 
 def install() -> None:
-    registry.register("bench", BenchProvider())
+    register_provider("bench", BenchProvider())

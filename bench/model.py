@@ -40,7 +40,8 @@ def direct(recording: Path) -> tuple[int, float]:
     """Replay every recorded request straight into llama-cpp-python: completion tokens, seconds."""
     from llama_cpp import Llama
 
-    from orchestrator.providers.local import CONTEXT_WINDOW, weights_path
+    from orchestrator.testing import EMBEDDED_CONTEXT_WINDOW as CONTEXT_WINDOW
+    from orchestrator.testing import embedded_weights as weights_path
 
     llama = Llama(model_path=str(weights_path()), n_ctx=CONTEXT_WINDOW, n_threads=os.cpu_count() or 1,
                   n_batch=512, verbose=False, seed=42)  # fmt: skip
@@ -68,26 +69,24 @@ def measure(quick: bool) -> dict[str, float]:
     """Orchestrator, direct, direct from a worker thread (twice), direct, orchestrator, in this
     process: the orchestrator's first run records the requests the replays send, and the
     symmetric order lets no side profit from a quiet spell of this shared machine."""
-    from orchestrator.recording import Recorder
-    from orchestrator.run import RunOptions, run_workflow
-    from orchestrator.spec import load_spec
-    from orchestrator.workflow import prepare_workflow
+    from orchestrator import RunOptions, load_spec, prepare_workflow, run_workflow
 
     totals = dict.fromkeys(("wall", "in_model", "tokens", "direct_tokens", "direct_seconds", "thread_seconds"), 0.0)
     with tempfile.TemporaryDirectory() as folder:
         spec = quick_spec(Path(folder)) if quick else REPO / "examples" / "quickstart" / "spec.yaml"
         recording = Path(folder) / "rec"
 
-        def orchestrate(recorder: Recorder | None) -> None:
+        def orchestrate(record: Path | None) -> None:
             workflow = prepare_workflow(load_spec(spec))
             started = time.perf_counter()
-            outcome = run_workflow(workflow, RunOptions(write=False, checkpoint="off", recorder=recorder))
+            options = RunOptions(write=False, checkpoint="off", cache=False, record=record, ledger=False)
+            outcome = run_workflow(workflow, options)
             totals["wall"] += time.perf_counter() - started
-            calls = [*outcome.result["subtasks"], outcome.result["aggregate"]]
-            totals["in_model"] += sum(c["latency_ms"] for c in calls) / 1000
-            totals["tokens"] += sum(c["tokens_out"] for c in calls)
+            calls = [*outcome.result.subtasks, *([outcome.result.aggregate] if outcome.result.aggregate else [])]
+            totals["in_model"] += sum(c.latency_ms for c in calls) / 1000
+            totals["tokens"] += sum(c.tokens_out for c in calls)
 
-        orchestrate(Recorder(recording, "record"))
+        orchestrate(recording)
         tokens, seconds = direct(recording / "calls")
         totals["thread_seconds"] += in_worker_thread(recording / "calls")[1]
         totals["thread_seconds"] += in_worker_thread(recording / "calls")[1]

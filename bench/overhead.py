@@ -41,15 +41,14 @@ def write_spec(folder: Path, n: int, latency_ms: int = 0, concurrency: int = 100
 
 
 async def orchestrator_run(spec: Path, checkpoint: str) -> float:
-    from orchestrator.run import RunOptions, run_workflow_async
-    from orchestrator.spec import load_spec
-    from orchestrator.workflow import prepare_workflow
+    from orchestrator import RunOptions, load_spec, prepare_workflow, run_workflow_async
 
     workflow = prepare_workflow(load_spec(spec))
     started = time.perf_counter()
-    outcome = await run_workflow_async(workflow, RunOptions(write=False, checkpoint=checkpoint))
+    options = RunOptions(write=False, checkpoint=checkpoint, cache=False, ledger=False)
+    outcome = await run_workflow_async(workflow, options)
     elapsed = time.perf_counter() - started
-    assert outcome.exit_code == 0 and all(s["status"] == "ok" for s in outcome.result["subtasks"])
+    assert outcome.exit_code == 0 and all(s.ok for s in outcome.result.subtasks)
     return elapsed
 
 
@@ -66,10 +65,10 @@ async def bare_run(n: int, checkpoint: str, latency_ms: int = 0, concurrency: in
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Send
 
-    from orchestrator.output import contract_for
+    from orchestrator.testing import answer_schema
 
     model = BenchModel(latency_s=latency_ms / 1000)
-    findings, aggregate = contract_for("diagnosis").schema, contract_for("aggregate").schema
+    findings, aggregate = answer_schema("diagnosis"), answer_schema("aggregate")
 
     async def worker(item: dict[str, int]) -> dict[str, Any]:
         answer = await model.ainvoke([HumanMessage(f"subtask {item['i']}")], schema=findings)
@@ -92,9 +91,12 @@ async def bare_run(n: int, checkpoint: str, latency_ms: int = 0, concurrency: in
     if checkpoint == "off":
         final = await graph.compile().ainvoke({"items": list(range(n)), "results": []}, config=config)
     else:
-        from orchestrator.store import open_checkpointer
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        async with open_checkpointer(checkpoint) as saver:
+        async with aiosqlite.connect(checkpoint) as conn:
+            saver = AsyncSqliteSaver(conn)
+            await saver.setup()
             final = await graph.compile(checkpointer=saver).ainvoke(
                 {"items": list(range(n)), "results": []}, config=config, durability="sync"
             )

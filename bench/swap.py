@@ -32,9 +32,7 @@ def write_spec(folder: Path, url: str, scheduled: bool, per_model: int) -> Path:
 
 
 def measure(scheduled: bool, load_delay_s: float, per_model: int) -> tuple[int, float]:
-    from orchestrator.run import RunOptions, run_workflow
-    from orchestrator.spec import load_spec
-    from orchestrator.workflow import prepare_workflow
+    from orchestrator import RunOptions, load_spec, prepare_workflow, run_workflow
 
     install()
     with (
@@ -43,7 +41,7 @@ def measure(scheduled: bool, load_delay_s: float, per_model: int) -> tuple[int, 
     ):
         workflow = prepare_workflow(load_spec(write_spec(Path(d), host.url, scheduled, per_model)))
         started = time.perf_counter()
-        outcome = run_workflow(workflow, RunOptions(write=False, checkpoint="off"))
+        outcome = run_workflow(workflow, RunOptions(write=False, checkpoint="off", cache=False, ledger=False))
         wall = time.perf_counter() - started
         assert outcome.exit_code == 0
         return host.state.loads, wall

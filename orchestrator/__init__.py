@@ -2,32 +2,124 @@
 
 The library API (the CLI is a thin layer over it):
 
-    from orchestrator import load_spec, prepare_workflow, run_workflow
-    workflow = prepare_workflow(load_spec("spec.yaml"))
-    outcome = run_workflow(workflow)          # RunOutcome(result, exit_code, written)
+    from orchestrator import load_spec, prepare_workflow, run_workflow, resume_workflow
+    workflow = prepare_workflow(load_spec("spec.yaml", ["models.refactor=ollama/qwen3:8b"]))
+    outcome = run_workflow(workflow)         # RunOutcome(result: RunResult, exit_code: ExitStatus, written)
+    outcome = resume_workflow(run_id)        # finish a run stopped by its budget or a signal
 
-Importing the package is cheap and has no side effects; the names above load on first use.
+Importing the package is cheap and has no side effects: every name below loads on first use.
+`orchestrator.testing` has the fake providers, scripted models and the guard against real model
+calls that the project's own tests use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["load_spec", "prepare_workflow", "run_workflow"]
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "load_spec": "orchestrator.spec",
+    "Spec": "orchestrator.spec",
+    "LoadedSpec": "orchestrator.spec",
+    "Role": "orchestrator.spec",
+    "prepare_workflow": "orchestrator.workflow",
+    "Workflow": "orchestrator.workflow",
+    "run_workflow": "orchestrator.runtime",
+    "run_workflow_async": "orchestrator.runtime",
+    "resume_workflow": "orchestrator.runtime",
+    "RunOptions": "orchestrator.runtime",
+    "RunOutcome": "orchestrator.runtime",
+    "RunResult": "orchestrator.outputs",
+    "CallRecord": "orchestrator.engine",
+    "GraphKit": "orchestrator.engine",
+    "Progress": "orchestrator.engine",
+    "Route": "orchestrator.catalog",
+    "ProviderConfig": "orchestrator.catalog",
+    "ProviderKind": "orchestrator.models",
+    "ProviderTraits": "orchestrator.models",
+    "CallSettings": "orchestrator.models",
+    "register_provider": "orchestrator.models",
+    "ExitStatus": "orchestrator.errors",
+    "Problem": "orchestrator.errors",
+    "OrchestratorError": "orchestrator.errors",
+    "SpecError": "orchestrator.errors",
+    "PolicyError": "orchestrator.errors",
+    "ProviderError": "orchestrator.errors",
+    "BudgetExceeded": "orchestrator.errors",
+    "CheckpointError": "orchestrator.errors",
+    "Interrupted": "orchestrator.errors",
+}
+__all__ = [
+    "BudgetExceeded",
+    "CallRecord",
+    "CallSettings",
+    "CheckpointError",
+    "ExitStatus",
+    "GraphKit",
+    "Interrupted",
+    "LoadedSpec",
+    "OrchestratorError",
+    "PolicyError",
+    "Problem",
+    "Progress",
+    "ProviderConfig",
+    "ProviderError",
+    "ProviderKind",
+    "ProviderTraits",
+    "Role",
+    "Route",
+    "RunOptions",
+    "RunOutcome",
+    "RunResult",
+    "Spec",
+    "SpecError",
+    "Workflow",
+    "load_spec",
+    "prepare_workflow",
+    "register_provider",
+    "resume_workflow",
+    "run_workflow",
+    "run_workflow_async",
+]  # pinned by tests/test_public_api.py; every name is in _EXPORTS
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import ProviderConfig, Route
+    from orchestrator.engine import CallRecord, GraphKit, Progress
+    from orchestrator.errors import (
+        BudgetExceeded,
+        CheckpointError,
+        ExitStatus,
+        Interrupted,
+        OrchestratorError,
+        PolicyError,
+        Problem,
+        ProviderError,
+        SpecError,
+    )
+    from orchestrator.models import CallSettings, ProviderKind, ProviderTraits, register_provider
+    from orchestrator.outputs import RunResult
+    from orchestrator.runtime import (
+        RunOptions,
+        RunOutcome,
+        resume_workflow,
+        run_workflow,
+        run_workflow_async,
+    )
+    from orchestrator.spec import LoadedSpec, Role, Spec, load_spec
+    from orchestrator.workflow import Workflow, prepare_workflow
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load_spec":
-        from orchestrator.spec import load_spec
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return load_spec
-    if name == "prepare_workflow":
-        from orchestrator.workflow import prepare_workflow
 
-        return prepare_workflow
-    if name == "run_workflow":
-        from orchestrator.run import run_workflow
-
-        return run_workflow
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

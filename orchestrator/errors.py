@@ -1,31 +1,79 @@
-"""The one exception tree of the orchestrator.
+"""The one exception tree of the orchestrator, and the one table of exit codes.
 
-Every error a user can cause or meet carries its exit code and a hint that says what to do
-next. Only the CLI prints and exits; library code raises these.
+Every error a user can cause or meet carries its exit status and a hint that says what to do
+next. Only the CLI prints and exits; library code raises these and returns ExitStatus values.
 
-    OrchestratorError                 exit 1  (never raised bare)
-    ├── SpecError                     exit 2  a spec, graph or --set value is wrong
-    │   └── ReplayMissError           exit 2  (reserved: a replayed call was not recorded)
-    ├── ProviderError                 exit 3  a model call failed
-    │   ├── ProviderUnavailable       exit 3  connection refused, timeout, 5xx, 429
-    │   ├── ProviderCooledDown        exit 3  skipped: kept failing earlier in the run
-    │   ├── ProviderConfigError       exit 3  401/403, unknown model, missing API key
-    │   └── StructuredOutputError     exit 3  the model's output did not validate
-    ├── BudgetExceeded                exit 4  max_cost_usd or max_tokens reached
-    ├── PolicyError                   exit 5  the policy leaves a role without a model
-    └── Interrupted                   exit 130 (SIGINT) or 143 (SIGTERM)
+    OrchestratorError                 (never raised bare)
+    ├── SpecError                     2    a spec, graph, plugin or --set value is wrong
+    │   ├── NoCheckpoint              2    `resume` of a run that left no checkpoint
+    │   └── PluginError               2    a provider plugin failed to load
+    ├── ProviderError                 3    a model call failed
+    │   ├── ProviderUnavailable       3    connection refused, timeout, 5xx, 429
+    │   ├── ProviderCooledDown        3    skipped: kept failing earlier in the run
+    │   ├── ProviderConfigError       3    401/403, unknown model, missing API key
+    │   ├── StructuredOutputError     3    the model's output did not validate
+    │   └── NotRecorded               3    a replayed call is not in the recording
+    ├── CheckpointError               3    the checkpoint database cannot be opened
+    ├── BudgetExceeded                4    max_cost_usd or max_tokens reached
+    ├── PolicyError                   5    the policy leaves a role without a model
+    └── Interrupted                   130 (SIGINT) or 143 (SIGTERM); what finished is kept
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from enum import IntEnum
+from typing import Any, Literal
+
+RunStatus = Literal["ok", "quality_gate", "provider_failure", "budget_exceeded", "interrupted"]
+
+
+class ExitStatus(IntEnum):
+    """Exit codes, the CI contract (README, PRODUCT.md). When several apply, `precedence` wins."""
+
+    OK = 0  # the workflow finished; no finding at or above fail_on
+    QUALITY_GATE = 1  # the workflow finished; a finding at or above fail_on
+    USAGE = 2  # usage or spec error: nothing was sent to any model
+    PROVIDER_FAILURE = 3  # a subtask failed on every model of its chain (or the checkpoint store is down)
+    BUDGET_EXCEEDED = 4  # the budget would have been overrun; the run is paused and resumable
+    POLICY = 5  # the policy leaves no allowed model for a role the run needs
+    INTERRUPTED = 130  # Ctrl-C (SIGINT); the run is checkpointed
+    TERMINATED = 143  # SIGTERM (128 + 15, as shells report it); the run is checkpointed
+
+    @classmethod
+    def of_run(cls, status: RunStatus, signal_name: str | None = None) -> ExitStatus:
+        """The exit status of a finished (or stopped) run, from its result status."""
+        if status == "interrupted":
+            return cls.TERMINATED if signal_name == "SIGTERM" else cls.INTERRUPTED
+        return _BY_STATUS[status]
+
+    @classmethod
+    def precedence(cls) -> tuple[ExitStatus, ...]:
+        """The order in which codes win when several apply (first wins)."""
+        return (
+            cls.USAGE,
+            cls.POLICY,
+            cls.INTERRUPTED,
+            cls.TERMINATED,
+            cls.BUDGET_EXCEEDED,
+            cls.PROVIDER_FAILURE,
+            cls.QUALITY_GATE,
+            cls.OK,
+        )
+
+
+_BY_STATUS: dict[str, ExitStatus] = {
+    "ok": ExitStatus.OK,
+    "quality_gate": ExitStatus.QUALITY_GATE,
+    "provider_failure": ExitStatus.PROVIDER_FAILURE,
+    "budget_exceeded": ExitStatus.BUDGET_EXCEEDED,
+}
 
 
 class OrchestratorError(Exception):
     """Base of every error the orchestrator raises on purpose."""
 
-    exit_code = 1
+    exit_code: ExitStatus = ExitStatus.QUALITY_GATE
     hint = ""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
@@ -55,7 +103,7 @@ class Problem:
 class SpecError(OrchestratorError):
     """The spec, a graph file or a command-line override is invalid. Nothing was sent."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
     hint = "fix the spec and run `orchestrator validate SPEC` again"
 
     def __init__(self, problems: list[Problem] | str, *, hint: str | None = None) -> None:
@@ -66,10 +114,18 @@ class SpecError(OrchestratorError):
         super().__init__("\n".join(lines), hint=hint)
 
 
+class NoCheckpoint(SpecError):
+    hint = "list the runs with `orchestrator runs`"
+
+
+class PluginError(SpecError):
+    hint = "fix or uninstall the plugin, or switch it off with ORCHESTRATOR_DISABLE_PLUGINS=NAME"
+
+
 class ProviderError(OrchestratorError):
     """A model provider failed. `kind` is the classification used for fallback decisions."""
 
-    exit_code = 3
+    exit_code = ExitStatus.PROVIDER_FAILURE
     kind = "provider"
     retryable = False
 
@@ -109,31 +165,36 @@ class StructuredOutputError(ProviderError):
     hint = "the model could not produce the required structure; try a larger model"
 
 
+class NotRecorded(ProviderError):
+    kind = "not_recorded"
+    hint = "the workflow asked for a call that is not in the recording: record it again with --record"
+
+
 class CheckpointError(OrchestratorError):
     """The checkpoint database cannot be opened (down, refused, wrong password, unwritable)."""
 
-    exit_code = 3
+    exit_code = ExitStatus.PROVIDER_FAILURE
     hint = "check the --checkpoint location; a Postgres password comes from the URL, PGPASSWORD or ~/.pgpass"
 
 
 class BudgetExceeded(OrchestratorError):
-    exit_code = 4
+    exit_code = ExitStatus.BUDGET_EXCEEDED
     hint = "raise limits.max_cost_usd or limits.max_tokens and resume the run"
 
 
 class PolicyError(OrchestratorError):
-    exit_code = 5
+    exit_code = ExitStatus.POLICY
     hint = "allow another model for the role or relax the policy"
 
 
 class Interrupted(OrchestratorError):
     """The run was stopped by a signal; `outcome` holds what finished (outputs are written)."""
 
-    exit_code = 130
+    exit_code = ExitStatus.INTERRUPTED
     hint = "the outputs hold the subtasks that finished"
 
     def __init__(self, message: str, *, outcome: Any = None, signal_name: str = "SIGINT") -> None:
         super().__init__(message)
         self.outcome = outcome
-        if signal_name == "SIGTERM":
-            self.exit_code = 143  # 128 + SIGTERM, as shells report it
+        self.signal_name = signal_name
+        self.exit_code = ExitStatus.of_run("interrupted", signal_name)

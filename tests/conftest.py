@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.registry import forbid_real_models, registry
-from tests.fakes import FakeProvider
+from orchestrator.testing import FakeProvider, forbid_real_models, registry
 
 
 @pytest.fixture(autouse=True)

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage
 
+from orchestrator import CallSettings, ProviderConfig
 from orchestrator.catalog import Route
-from orchestrator.chain import call_chain, parse_json
 from orchestrator.errors import ProviderConfigError, ProviderError, ProviderUnavailable
-from orchestrator.failure import classify
-from orchestrator.output import contract_for
-from orchestrator.pool import ModelPool
-from orchestrator.registry import CallSettings, ProviderConfig
-from tests.fakes import Call, FakeProvider
+from orchestrator.models import contract_for
+from orchestrator.models.chain import call_chain, parse_json
+from orchestrator.models.failure import classify
+from orchestrator.models.pool import ModelPool
+from orchestrator.testing import Call, FakeProvider
 
 GOOD = json.dumps({"findings": []})
 
@@ -277,7 +277,7 @@ class PickyProvider(FakeProvider):
 
 
 def test_structured_mode_steps_down_when_the_endpoint_rejects_it() -> None:
-    from orchestrator.registry import registry
+    from orchestrator.models.registry import registry
 
     picky = PickyProvider()
 
@@ -309,7 +309,7 @@ def test_structured_mode_steps_down_when_the_endpoint_rejects_it() -> None:
 
 
 def test_concurrent_rejections_step_down_only_once() -> None:
-    from orchestrator.registry import registry
+    from orchestrator.models.registry import registry
 
     picky = PickyProvider()
     registry.register("picky", picky)

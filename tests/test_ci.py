@@ -23,7 +23,7 @@ import xmlschema
 from ruamel.yaml import YAML
 
 from orchestrator.cli import main
-from orchestrator.result import result_json_schema
+from orchestrator.outputs import result_json_schema
 from tests.process import orchestrator
 from tests.servers.model_server import ModelServer
 
@@ -171,7 +171,7 @@ def test_a_signal_stops_the_run_keeping_what_finished(
     _, rest = process.communicate(timeout=60)
     assert process.returncode == code, "".join(seen) + rest
     result = result_of(tmp_path / "out")
-    assert result["status"] == "interrupted" and result["exit_code"] == 130
+    assert result["status"] == "interrupted" and result["exit_code"] == code  # 143 in both places on SIGTERM
     assert [s["role"] for s in result["subtasks"]] == ["debug"]  # the finished subtask is kept
     assert "partial outputs in" in rest
 

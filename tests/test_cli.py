@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import main
-from tests.fakes import FakeProvider, valid_answer
+from orchestrator.testing import FakeProvider, valid_answer
 from tests.process import orchestrator
 from tests.servers.loopback import free_port
 

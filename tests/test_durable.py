@@ -225,7 +225,7 @@ class Boom:
 def test_checkpoints_load_in_strict_msgpack_mode() -> None:
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-    from orchestrator.store import strict_serde
+    from orchestrator.runtime.checkpoints import strict_serde
 
     tampered = JsonPlusSerializer(allowed_msgpack_modules=True).dumps_typed({"x": Boom()})
     BUILT.clear()
@@ -249,3 +249,23 @@ def test_accounting_per_model_role_and_node_with_an_hourly_rate(server: ModelSer
     expected = sum(c["latency_ms"] for c in totals["by_model"].values()) / 1000  # seconds at $1/s
     assert totals["cost_usd"] == pytest.approx(expected, rel=0.2, abs=0.05)
     assert "cost $" in done.stderr and "usd_per_hour" in totals["cost_note"]
+
+
+@pytest.mark.integration  # an in-process run against a real loopback HTTP server
+def test_a_run_started_from_python_is_listed_and_resumed_by_the_cli(server: ModelServer, tmp_path: Path) -> None:
+    from orchestrator import ExitStatus, RunOptions, load_spec, prepare_workflow, run_workflow
+
+    server.state.canned_usage = (2000, 500)  # every answer reports 2500 tokens
+    spec = write_spec(tmp_path, server.url, limits=", max_tokens: 5500, max_output_tokens: 600, concurrency: 1")
+    outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out", cache=False))
+    assert outcome.exit_code == ExitStatus.BUDGET_EXCEEDED and outcome.result.pending
+    listed = json.loads(orchestrator("runs", "--json").stdout)
+    assert [(r["run_id"], r["status"], r["exit_code"]) for r in listed] == [(outcome.run_id, "budget_exceeded", 4)]
+    assert Path(listed[0]["checkpoint"]).is_file()  # durable by default, like a CLI run
+    calls_before = sum(server.state.requests.values())
+    resumed = orchestrator("resume", outcome.run_id, "--set", "limits.max_tokens=100000", "--no-cache")
+    assert resumed.returncode == 0, resumed.stderr
+    finished = result_of(tmp_path / "out")  # the outputs go where the Python run put them
+    assert finished["run_id"] == outcome.run_id and finished["status"] == "ok" and len(finished["subtasks"]) == 3
+    assert sum(server.state.requests.values()) - calls_before == 3 - len(outcome.result.subtasks) + 1
+    assert json.loads(orchestrator("runs", "--json").stdout)[0]["status"] == "ok"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.output import OUTPUT_MODELS
-from orchestrator.role import builtin_roles
+from orchestrator.spec import builtin_roles
+from orchestrator.spec.kinds import OUTPUT_MODELS
 from tests.process import orchestrator
 
 pytestmark = pytest.mark.integration
@@ -121,14 +121,14 @@ fail_on: none
 
 @pytest.mark.parametrize("graph", ["review-only", "architect-editor", "debug-loop", "ensemble-review"])
 def test_every_shipped_graph_runs_on_the_embedded_model(graph: str, tmp_path: Path) -> None:
-    from orchestrator.run import RunOptions, run_workflow
+    from orchestrator import RunOptions, run_workflow
     from orchestrator.spec import load_spec
     from orchestrator.workflow import prepare_workflow
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(GRAPH_SPEC.format(graph=graph, workspace=QUICKSTART / "project"))
     outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
-    result = outcome.result
+    result = outcome.result.model_dump(mode="json")
     assert outcome.exit_code == 0, [s.get("error") for s in result["subtasks"]]
     assert result["spec"]["graph"] == graph and result["subtasks"]
     for call in [*result["subtasks"], result["aggregate"]]:
@@ -148,3 +148,22 @@ def test_graph_examples_run_from_their_spec(example: str, tmp_path: Path) -> Non
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["subtasks"] and all(s["status"] == "ok" for s in result["subtasks"])
     assert result["subtasks"][0]["node"] == "review"
+
+
+def test_counting_tokens_never_waits_for_a_generation() -> None:
+    """Packing counts tokens on the event loop while another subtask generates: the count must
+    not take the generating model's lock (it uses a vocabulary-only instance of its own)."""
+    import threading
+
+    from orchestrator.providers._llama import count_tokens, shared_llama, weights_path
+
+    path = weights_path()
+    llama, generating = shared_llama(path)
+    text = "def add(a, b):\n    return a - b\n"
+    counted: list[int] = []
+    with generating:  # as a generation in a worker thread holds it
+        counter = threading.Thread(target=lambda: counted.append(count_tokens(path, text)))
+        counter.start()
+        counter.join(timeout=120)
+        assert not counter.is_alive(), "counting waited for the generating model"
+    assert counted == [len(llama.tokenize(text.encode("utf-8"), add_bos=False))]  # the model's own count

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.run import RunOptions, run_workflow
+from orchestrator import RunOptions, run_workflow
 from orchestrator.spec import load_spec
 from orchestrator.workflow import prepare_workflow
 from tests.process import orchestrator
@@ -76,7 +76,7 @@ def write_spec(tmp_path: Path, protocol: str, primary_url: str, backup_url: str,
 
 def run(spec: Path, tmp_path: Path) -> tuple[int, dict[str, Any], str]:
     outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
-    return outcome.exit_code, outcome.result, (tmp_path / "out" / "report.md").read_text()
+    return outcome.exit_code, outcome.result.model_dump(mode="json"), (tmp_path / "out" / "report.md").read_text()
 
 
 def by_role(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

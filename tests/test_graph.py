@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compile import compile_graph
+from orchestrator.engine import compile_graph
 from orchestrator.errors import SpecError
-from orchestrator.graph import builtin_graph_names, load_graph
+from orchestrator.spec.graphfile import builtin_graph_names, load_graph
 
 ROLES = ["arabic_docs", "architecture_review", "debug", "refactor"]
 

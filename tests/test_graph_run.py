@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator import RunOptions, run_workflow
 from orchestrator.errors import SpecError
-from orchestrator.run import RunOptions, run_workflow
 from orchestrator.spec import load_spec
+from orchestrator.testing import Call, FakeProvider, valid_answer
 from orchestrator.workflow import prepare_workflow
-from tests.fakes import Call, FakeProvider, valid_answer
 from tests.process import orchestrator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def spec_text(graph: str, models: str = "{default: fake/m}", extra: str = "") ->
 
 def run(spec: Path, tmp_path: Path) -> dict[str, Any]:
     outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
-    return outcome.result
+    return outcome.result.model_dump(mode="json")
 
 
 def ids(result: dict[str, Any]) -> list[str]:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import structlog
 
+from orchestrator import CallSettings, ProviderConfig
 from orchestrator.catalog import Route
-from orchestrator.log import configure_logging
-from orchestrator.progress import LineProgress, LiveProgress
-from orchestrator.registry import CallSettings, ProviderConfig
+from orchestrator.cli._logging import configure_logging
+from orchestrator.runtime.progress import LineProgress, LiveProgress
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_openai_client_has_a_timeout_and_no_retries_of_its_own(monkeypatch: pyte
 
 
 def test_openai_client_without_its_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.failure import classify
+    from orchestrator.models.failure import classify
     from orchestrator.providers.openai import provider
 
     monkeypatch.delenv("TEST_KEY", raising=False)

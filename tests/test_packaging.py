@@ -40,7 +40,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_contains_the_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "orchestrator/graphs/coding-workflow.yaml" in names
-    assert "orchestrator/catalog.yaml" in names
+    assert "orchestrator/catalog/catalog.yaml" in names
     for role in ("planner", "aggregate", "architecture_review", "refactor", "debug", "arabic_docs", "system"):
         assert f"orchestrator/prompts/{role}.md" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import shutil
 import subprocess
@@ -10,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator import patch as patch_module
-from orchestrator.patch import PatchCheck, check_patch, touched_paths, unsafe_path
+from orchestrator.engine import _patch as patch_module
+from orchestrator.engine._patch import check_patch as check_patch_async
+from orchestrator.engine._patch import touched_paths, unsafe_path
+from orchestrator.engine.state import PatchCheck
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -21,6 +24,11 @@ FIXED = ORIGINAL.replace("return a - b\n\n", "return a + b\n\n", 1)
 
 def unified(old: str, new: str, path: str = "x.py") -> str:
     return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{path}", f"b/{path}"))
+
+
+def check_patch(workspace: Path, file: str, diff: str) -> PatchCheck:
+    """The checker runs git as an asyncio subprocess; these tests call it from plain code."""
+    return asyncio.run(check_patch_async(workspace, file, diff))
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -55,7 +63,7 @@ def test_correct_diff_is_valid_and_nothing_is_written(ws: Path) -> None:
     assert result.file == "x.py"
     assert (ws / "x.py").read_text() == ORIGINAL
     assert snapshot(ws) == before
-    assert result.as_dict() == {"file": "x.py", "valid": True, "message": result.message}
+    assert result.model_dump() == {"file": "x.py", "valid": True, "message": result.message}
 
 
 def test_diff_without_final_newline_is_still_checked(ws: Path) -> None:
@@ -114,7 +122,7 @@ def test_unsafe_paths_are_rejected_before_git_runs(
     def no_git(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("git must not run for an unsafe path")
 
-    monkeypatch.setattr(patch_module.subprocess, "run", no_git)
+    monkeypatch.setattr(patch_module.asyncio, "create_subprocess_exec", no_git)
     diff = f"--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-old\n+new\n"
     if path.startswith("/"):
         diff = f"--- {path}\n+++ {path}\n@@ -1 +1 @@\n-old\n+new\n"
@@ -125,7 +133,7 @@ def test_unsafe_paths_are_rejected_before_git_runs(
 
 
 def test_one_unsafe_path_among_safe_ones_rejects_the_diff(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(patch_module.subprocess, "run", lambda *a, **k: pytest.fail("git ran"))
+    monkeypatch.setattr(patch_module.asyncio, "create_subprocess_exec", lambda *a, **k: pytest.fail("git ran"))
     diff = unified(ORIGINAL, FIXED) + "--- a/x.py\n+++ b/../escape.py\n@@ -1 +1 @@\n-a\n+b\n"
     assert not check_patch(ws, "x.py", diff).valid
 
@@ -179,7 +187,7 @@ def test_missing_git_is_reported(ws: Path, monkeypatch: pytest.MonkeyPatch) -> N
     def missing(*args: Any, **kwargs: Any) -> None:
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(patch_module.subprocess, "run", missing)
+    monkeypatch.setattr(patch_module.asyncio, "create_subprocess_exec", missing)
     result = check_patch(ws, "x.py", unified(ORIGINAL, FIXED))
     assert not result.valid
     assert "git" in result.message

@@ -3,14 +3,15 @@ cannot widen what the graph allows."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.engine._patch import check_patch
 from orchestrator.errors import PolicyError
-from orchestrator.patch import check_patch
 from orchestrator.spec import load_spec
 from orchestrator.workflow import Workflow, prepare_workflow
 
@@ -28,7 +29,7 @@ def prepared(write_spec: Any, text: str, files: dict[str, str] | None = None) ->
 
 
 def refs(workflow: Workflow, role: str, data_class: str | None = None) -> list[str]:
-    chain = workflow.chain_for(role, data_class) if data_class else workflow.chains[role]
+    chain = workflow.chains.chain(role, data_class) if data_class else workflow.chains.base(role)
     return [r.ref for r in chain]
 
 
@@ -65,7 +66,7 @@ CHAIN = "models:\n  debug: [openrouter/qwen/qwen3.6-plus:free, ollama/deepseek-r
 def test_policy_fields_filter_the_chain(write_spec: Any, policy: str, allowed: list[str]) -> None:
     workflow = prepared(write_spec, CHAIN + policy)
     assert refs(workflow, "debug") == allowed
-    removed = {e["model"] for e in workflow.excluded.get("debug", [])}
+    removed = {e["model"] for e in workflow.chains.excluded_report().get("debug", [])}
     assert removed == set(CHAIN.split("[")[1].split("]")[0].split(", ")) - set(allowed)
 
 
@@ -92,7 +93,7 @@ def test_no_allowed_model_for_a_needed_role_is_exit_5(write_spec: Any) -> None:
 
 def test_fallbacks_cannot_route_around_the_policy(write_spec: Any, fake: Any) -> None:
     """Even a chain whose allowed models all fail never reaches a refused one."""
-    from orchestrator.run import RunOptions, run_workflow
+    from orchestrator import RunOptions, run_workflow
 
     text = (
         "providers:\n  fake: {kind: fake, base_url: 'http://127.0.0.1:1'}\n  abroad: {kind: fake, base_url: 'http://far.example'}\n"
@@ -102,7 +103,7 @@ def test_fallbacks_cannot_route_around_the_policy(write_spec: Any, fake: Any) ->
     fake.script("down", lambda call: (_ for _ in ()).throw(ConnectionRefusedError("down")))
     fake.script("p", lambda call: '{"summary": "s", "decisions": [], "disagreements": [], "next_steps": []}')
     spec = write_spec("version: 1\nname: p\ngoal: g\nworkspace: ws\n" + text)
-    result = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(write=False)).result
+    result = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(write=False)).result.model_dump(mode="json")
     (subtask,) = result["subtasks"]
     assert [h["model"] for h in subtask["fallbacks"]] == ["fake/down"]  # abroad/x was never tried
     assert fake.calls_to("x") == []
@@ -116,14 +117,14 @@ def test_a_patch_through_a_symlink_out_of_the_workspace_is_rejected(tmp_path: Pa
     ws.mkdir()
     os.symlink(outside, ws / "link")
     diff = "--- a/link/target.py\n+++ b/link/target.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"
-    check = check_patch(ws, "link/target.py", diff)
+    check = asyncio.run(check_patch(ws, "link/target.py", diff))
     assert not check.valid and "symlink" in check.message
     assert (outside / "target.py").read_text() == "a = 1\n"
 
 
 def test_a_plan_cannot_reach_files_or_roles_beyond_the_selection(write_spec: Any, fake: Any) -> None:
     """Model output chooses only among what the graph and the spec allow."""
-    from orchestrator.run import RunOptions, run_workflow
+    from orchestrator import RunOptions, run_workflow
 
     plan = (
         '{"subtasks": [{"id": "a", "role": "debug", "instruction": "read", "files": ["../etc/passwd", "app.py"]},'
@@ -138,7 +139,7 @@ def test_a_plan_cannot_reach_files_or_roles_beyond_the_selection(write_spec: Any
     fake.script("d", lambda call: '{"root_cause": "c", "evidence": [], "fix": null}')
     models = "providers: {fake: {kind: fake}}\nmodels: {planner: fake/p, debug: fake/d}\n"
     spec = write_spec("version: 1\nname: p\ngoal: g\nworkspace: ws\n" + models)
-    result = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(write=False)).result
+    result = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(write=False)).result.model_dump(mode="json")
     assert [(s["role"], s["files"]) for s in result["plan"]["subtasks"]] == [("debug", ["app.py"])]
     assert any("unknown role 'shell'" in note for note in result["plan"]["notes"])
     plan_call = next(c for c in fake.calls if c.kind == "plan")
@@ -146,3 +147,46 @@ def test_a_plan_cannot_reach_files_or_roles_beyond_the_selection(write_spec: Any
         "app.py",
         "lib/util.py",
     ]
+
+
+GRAPH = """version: 1
+name: g
+nodes:
+  review: {kind: role, role: architecture_review, models: [$first], files: [$files]}
+  summarise: {kind: role, role: debug, inputs: [review], models: [$second], files: [app.py]}
+  aggregate: {kind: aggregate}
+edges:
+  - [START, review]
+  - [review, summarise]
+  - [summarise, aggregate]
+  - [aggregate, END]
+"""
+
+
+def graph(first: str, files: str, second: str) -> str:
+    return GRAPH.replace("$first", first).replace("$files", files).replace("$second", second)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "refused"),
+    [
+        (("box/llama3", "'**/*'", "local/smollm2"), "graph node 'review [confidential]'"),  # its own files
+        (("local/smollm2", "'**/*'", "box/llama3"), "graph node 'summarise [confidential]'"),  # what its input saw
+    ],
+)
+def test_a_graph_node_with_remote_models_seeing_a_confidential_file_exits_5_at_validate(
+    write_spec: Any, nodes: tuple[str, str, str], refused: str
+) -> None:
+    from tests.process import orchestrator
+
+    text = "graph: g.yaml\npolicy: {files: {'lib/**': confidential}}\nmodels: {default: local/smollm2}\n"
+    spec = write_spec(HEAD + text)
+    (spec.parent / "g.yaml").write_text(graph(*nodes))
+    with pytest.raises(PolicyError) as refusal:
+        prepare_workflow(load_spec(spec))
+    assert refused in str(refusal.value) and "lib/util.py" in str(refusal.value)
+    assert "box/llama3: confidential data stays on this machine" in str(refusal.value)
+    done = orchestrator("validate", spec)
+    assert done.returncode == 5 and refused in done.stderr  # before any call, not exit 3 at run time
+    (spec.parent / "g.yaml").write_text(graph("box/llama3", "app.py", "box/llama3"))
+    assert orchestrator("validate", spec).returncode == 0  # nothing confidential reaches the remote host

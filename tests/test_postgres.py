@@ -120,6 +120,6 @@ def test_an_unreachable_checkpoint_database_exits_3_before_any_model_call(
     ],
 )
 def test_a_checkpoint_location_is_written_down_without_its_password(location: str, public: str) -> None:
-    from orchestrator.store import public_location
+    from orchestrator.runtime.checkpoints import public_location
 
     assert public_location(location) == public

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.output import OUTPUT_MODELS
-from orchestrator.providers.local import weights_path
-from orchestrator.role import builtin_roles
+from orchestrator.providers._llama import weights_path
+from orchestrator.spec import builtin_roles
+from orchestrator.spec.kinds import OUTPUT_MODELS
 from tests.process import orchestrator
 from tests.servers.loopback import free_port
 from tests.servers.model_server import ModelServer

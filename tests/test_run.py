@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.run import RunOptions, run_workflow
+from orchestrator import RunOptions, run_workflow
 from orchestrator.spec import load_spec
+from orchestrator.testing import Call, FakeProvider, valid_answer
 from orchestrator.workflow import prepare_workflow
-from tests.fakes import Call, FakeProvider, valid_answer
 
 ROLES = ["architecture_review", "arabic_docs", "debug", "refactor"]
 FAKE_SPEC = """
@@ -35,8 +35,8 @@ def run(spec: Path, tmp_path: Path, overrides: list[str] | None = None) -> tuple
     workflow = prepare_workflow(load_spec(spec, overrides or []))
     outcome = run_workflow(workflow, RunOptions(output_dir=tmp_path / "out"))
     written = json.loads((tmp_path / "out" / "result.json").read_text())
-    assert written == json.loads(json.dumps(outcome.result))  # the file is the outcome
-    return outcome.exit_code, outcome.result
+    assert written == outcome.result.model_dump(mode="json")  # the file is the outcome
+    return outcome.exit_code, outcome.result.model_dump(mode="json")
 
 
 def script_all(fake: FakeProvider, answer: Callable[[Call], str] = valid_answer) -> None:
@@ -290,3 +290,38 @@ def test_limits_cap_calls_in_flight_and_drop_no_subtask(
     assert len(result["subtasks"]) == 13 and all(s["status"] == "ok" for s in result["subtasks"])
     assert fake.peak["*"] == peak_total  # run-wide limit (LangGraph max_concurrency) or provider cap (3)
     assert fake.peak["a"] == min(2, run_limit)  # per-model cap
+
+
+def test_a_role_declares_the_language_and_direction_of_what_it_writes(
+    fake: FakeProvider, write_spec: Any, tmp_path: Path
+) -> None:
+    script_all(fake)
+    fake.script("persian", valid_answer)
+    fake.script("english", valid_answer)
+    roles = (
+        "roles:\n"
+        "  persian_docs: {output: docs, prompt: 'Document $instruction in Persian.', lang: fa}\n"
+        "  english_docs: {output: docs, prompt: 'Document $instruction.'}\n"
+        "tasks:\n"
+        "  - {role: persian_docs, instruction: the API}\n"
+        "  - {role: english_docs, instruction: the API}\n"
+        "  - {role: arabic_docs, instruction: the API}\n"
+    )
+    spec = write_spec(
+        FAKE_SPEC.replace(
+            "  arabic_docs: fake/writer\n",
+            "  arabic_docs: fake/writer\n  persian_docs: fake/persian\n  english_docs: fake/english\n",
+        )
+        + roles
+    )
+    _, result = run(spec, tmp_path)
+    docs = sorted(p.name for p in (tmp_path / "out" / "docs").iterdir())
+    assert docs == ["t1-persian_docs.fa.md", "t2-english_docs.md", "t3-arabic_docs.ar.md"]
+    persian = (tmp_path / "out" / "docs" / "t1-persian_docs.fa.md").read_text()
+    assert persian.startswith('<div dir="rtl" lang="fa">')  # fa is written right to left
+    assert "dir=" not in (tmp_path / "out" / "docs" / "t2-english_docs.md").read_text()
+    assert result["roles"]["persian_docs"] == {
+        "output": "docs", "description": "custom role (docs)", "lang": "fa", "dir": "rtl"
+    }  # fmt: skip
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert report.count('<div dir="rtl"') == 2  # the Persian and the Arabic sections

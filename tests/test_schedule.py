@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.schedule import ModelGate
+from orchestrator.models._schedule import ModelGate
 from tests.process import orchestrator
 from tests.servers.model_server import ModelServer
 

@@ -41,7 +41,7 @@ def prepared(write_spec: WriteSpec, text: str, overrides: list[str] | None = Non
 
 
 def refs(workflow: Workflow, role: str) -> list[str]:
-    return [route.ref for route in workflow.chains[role]]
+    return [route.ref for route in workflow.chains.base(role)]
 
 
 # ---------------------------------------------------------------- shape
@@ -63,7 +63,7 @@ def test_minimal_spec_loads_with_defaults(write_spec: WriteSpec, tmp_path: Path)
     workflow = prepare_workflow(loaded)
     assert sorted(f.path for f in workflow.files.files) == ["app.py", "lib/util.py"]
     # no models: every role runs on the embedded model
-    assert workflow.chains and all(refs(workflow, role) == ["local/smollm2"] for role in workflow.chains)
+    assert workflow.chains.roles and all(refs(workflow, role) == ["local/smollm2"] for role in workflow.chains.roles)
 
 
 def assert_problem(path: Path, field: str, line: int, fragments: list[str]) -> None:
@@ -390,17 +390,17 @@ def test_confidential_keeps_local_models(write_spec: WriteSpec) -> None:
     workflow = prepared(write_spec, text)
     assert refs(workflow, "refactor") == ["ollama/qwen3:8b"]
     assert refs(workflow, "debug") == ["local/smollm2"]
-    [refused] = workflow.excluded["refactor"]
+    [refused] = workflow.chains.excluded_report()["refactor"]
     assert refused["model"] == "openrouter/qwen/qwen3.6-plus:free"
     assert "confidential" in refused["reason"]
-    assert "debug" not in workflow.excluded
+    assert "debug" not in workflow.chains.excluded_report()
 
 
 def test_allow_countries_excludes_the_embedded_model(write_spec: WriteSpec) -> None:
     text = HEAD + "policy: {allow_countries: [FR]}\nmodels:\n  default: [local/smollm2, devstral]\n"
     workflow = prepared(write_spec, text)
     assert refs(workflow, "planner") == ["ollama/devstral-small:24b"]
-    [refused] = workflow.excluded["planner"]
+    [refused] = workflow.chains.excluded_report()["planner"]
     assert refused["model"] == "local/smollm2"
     assert "US" in refused["reason"]
 
@@ -419,6 +419,6 @@ def test_quickstart_example_prepares() -> None:
     workflow = prepare_workflow(load_spec(REPO / "examples" / "quickstart" / "spec.yaml"))
     assert len(workflow.files.files) == 4
     assert {f.path for f in workflow.files.files} >= {"inventory/store.py", "inventory/pricing.py"}
-    assert {"planner", "architecture_review", "refactor", "debug", "arabic_docs"} <= set(workflow.chains)
-    assert all(refs(workflow, role) == ["local/smollm2"] for role in workflow.chains)
-    assert not workflow.excluded
+    assert {"planner", "architecture_review", "refactor", "debug", "arabic_docs"} <= set(workflow.chains.roles)
+    assert all(refs(workflow, role) == ["local/smollm2"] for role in workflow.chains.roles)
+    assert not workflow.chains.excluded_report()

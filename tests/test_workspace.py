@@ -9,16 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.workspace import (
-    BLOCK_SEPARATOR,
-    MAX_FILE_BYTES,
-    FileSet,
-    SourceFile,
-    collect_files,
-    glob_match,
-    pack_files,
-    render_file,
-)
+from orchestrator.engine._packing import BLOCK_SEPARATOR, pack_files, render_file
+from orchestrator.workspace import MAX_FILE_BYTES, FileSet, SourceFile, collect_files, glob_match
 
 
 def estimate(text: str) -> int:

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli import _prepare, _table, handle_errors, main
+from orchestrator.cli._common import prepare, table
+from orchestrator.errors import ExitStatus
 
 
-@main.command()
+@click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--json", "as_json", is_flag=True, help="print the resolved workflow as JSON")
-@handle_errors
 def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """Check SPEC, its graph, models and policy. Calls no model."""
     from orchestrator.workflow import describe
 
-    workflow = _prepare(spec, overrides)
+    workflow = prepare(spec, overrides)
     info = describe(workflow)
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
@@ -32,7 +32,7 @@ def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-@main.command()
+@click.command()
 @click.option("--country", help="ISO 3166 code, e.g. AE")
 @click.option("--strength", help="e.g. coding, reasoning, arabic")
 @click.option("--open-weights", is_flag=True, help="only models with open weights")
@@ -42,7 +42,6 @@ def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="with --spec: override a field")
 @click.option("--timeout", default=5.0, show_default=True, help="seconds per provider for --check")
 @click.option("--json", "as_json", is_flag=True)
-@handle_errors
 def models(
     country: str | None,
     strength: str | None,
@@ -80,13 +79,13 @@ def models(
         )
         for e in entries
     ]
-    _table(("id", "country", "lab", "open", "strengths", "context", "routes"), rows)
+    table(("id", "country", "lab", "open", "strengths", "context", "routes"), rows)
     if not rows:
         click.echo("(no model matches)", err=True)
 
 
 def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: float, as_json: bool) -> None:
-    from orchestrator.probe import (
+    from orchestrator.models.probe import (
         default_providers_to_check,
         probe_chains,
         probe_providers,
@@ -96,15 +95,16 @@ def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: fl
     if spec_path:
         from orchestrator.workflow import needed_roles
 
-        workflow = _prepare(spec_path, overrides)
-        used = {route.provider for chain in workflow.chains.values() for route in chain}
+        workflow = prepare(spec_path, overrides)
+        chains = workflow.chains.base_chains()
+        used = {route.provider for chain in chains.values() for route in chain}
         providers = {name: workflow.providers[name] for name in sorted(used)}
     else:
-        from orchestrator.endpoint import default_providers
+        from orchestrator.workflow import default_providers
 
         providers = default_providers_to_check(default_providers())
     statuses = probe_providers(providers, timeout)
-    rows = probe_chains(workflow.chains, workflow.providers, statuses) if spec_path else []
+    rows = probe_chains(chains, workflow.providers, statuses) if spec_path else []
     missing = unreachable_roles(rows, needed_roles(workflow)) if spec_path else []
     if as_json:
         report = {
@@ -114,13 +114,13 @@ def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: fl
         }
         click.echo(json.dumps(report, indent=2))
     else:
-        _table(
+        table(
             ("provider", "kind", "endpoint", "status"),
             [(s.name, s.kind, s.endpoint, ("ok: " if s.ok else "FAILED: ") + s.detail) for s in statuses.values()],
         )
         if rows:
             click.echo("")
-            _table(
+            table(
                 ("role", "model", "reachable", "structured output", "detail"),
                 [
                     (r["role"], r["model"], "yes" if r["reachable"] else "no", r["structured"], r["detail"])
@@ -129,22 +129,22 @@ def _check_models(spec_path: str | None, overrides: tuple[str, ...], timeout: fl
             )
     if missing:
         click.echo(f"error: no reachable model for role(s): {', '.join(missing)}", err=True)
-        sys.exit(3)
+        sys.exit(ExitStatus.PROVIDER_FAILURE)
 
 
-@main.command()
+@click.command()
 @click.option("--graph", "which", flag_value="graph", help="the graph file format instead of the spec")
 @click.option("--result", "which", flag_value="result", help="result.json (schema_version 1) instead of the spec")
 @click.option("--spec", "which", flag_value="spec", default=True, hidden=True)
 def schema(which: str) -> None:
     """Print the JSON Schema of the spec file (for editors), a graph file or result.json."""
     if which == "graph":
-        from orchestrator.graph import GraphFile
+        from orchestrator.spec.graphfile import GraphFile
 
         click.echo(json.dumps(GraphFile.model_json_schema(), indent=2))
         return
     if which == "result":
-        from orchestrator.result import result_json_schema
+        from orchestrator.outputs import result_json_schema
 
         click.echo(json.dumps(result_json_schema(), indent=2))
         return
@@ -153,25 +153,27 @@ def schema(which: str) -> None:
     click.echo(json.dumps(spec_json_schema(), indent=2))
 
 
-@main.group()
+@click.group()
 def graph() -> None:
     """Inspect graphs."""
 
 
 @graph.command("show")
 @click.argument("name_or_path")
-@handle_errors
 def graph_show(name_or_path: str) -> None:
     """Print the Mermaid text of a built-in graph, a graph file, or a Python graph (pkg.module:build)."""
-    from orchestrator.compile import GraphKit, build_python_graph, compile_graph, load_python_graph
-    from orchestrator.graph import is_python_graph, load_graph
-    from orchestrator.role import builtin_roles, worker_roles
+    from orchestrator.engine import GraphKit, build_python_graph, compile_graph, load_python_graph
+    from orchestrator.spec import builtin_roles, worker_roles
+    from orchestrator.spec.graphfile import is_python_graph, load_graph
 
     roles = sorted(worker_roles(builtin_roles()))
     if is_python_graph(name_or_path):
-        kit = GraphKit(worker_roles=roles, resolve_models=lambda name, refs: [])
+        kit = GraphKit(worker_roles=roles, resolve_models=lambda name, role, refs: None)
         built = build_python_graph(name_or_path, load_python_graph(name_or_path, Path.cwd()), kit)
         compiled = built.compile() if hasattr(built, "add_node") else built
     else:
         compiled = compile_graph(load_graph(name_or_path, Path.cwd()), roles).compile()
     click.echo(compiled.get_graph().draw_mermaid())
+
+
+COMMANDS = (validate, models, schema, graph)

@@ -1,1 +1,2 @@
-"""Built-in provider kinds, registered through the `orchestrator.providers` entry points."""
+"""Built-in provider kinds (embedded, Ollama, OpenAI-compatible), registered through the
+`orchestrator.providers` entry points like any plugin; their SDKs load only when a model is built."""

@@ -14,7 +14,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from orchestrator.providers.local import CONTEXT_WINDOW, shared_llama
+from orchestrator.providers._llama import CONTEXT_WINDOW, count_tokens, shared_llama
 
 
 class EmbeddedChatModel(BaseChatModel):
@@ -38,9 +38,7 @@ class EmbeddedChatModel(BaseChatModel):
         return {"model_name": self.model_name, "temperature": self.temperature, "max_tokens": self.max_tokens}
 
     def count_tokens(self, text: str) -> int:
-        llama, lock = shared_llama(Path(self.model_path), self.n_ctx)
-        with lock:
-            return len(llama.tokenize(text.encode("utf-8"), add_bos=False))
+        return count_tokens(Path(self.model_path), text)
 
     def _generate(
         self,

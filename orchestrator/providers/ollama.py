@@ -6,20 +6,20 @@ default, so a hung host would block forever: every client gets connect and read 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from orchestrator.registry import CallSettings, ProviderConfig, estimate_tokens
+from orchestrator.models.registry import CallSettings, ProviderKind, ProviderTraits
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from orchestrator.catalog import Route
+    from orchestrator.catalog import ProviderConfig, Route
 
 DEFAULT_BASE_URL = "http://localhost:11434"
 
 
-class OllamaProvider:
-    real = True
+class OllamaProvider(ProviderKind):
+    traits: ClassVar[ProviderTraits] = ProviderTraits(self_hosted=True, lists_models=True)
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
         import httpx
@@ -58,9 +58,6 @@ class OllamaProvider:
     def unload_kwargs(self) -> dict[str, Any]:
         """Sent with the last call for a model before a single-model host switches models."""
         return {"keep_alive": 0}
-
-    def count_tokens(self, model: BaseChatModel, text: str) -> int:
-        return estimate_tokens(text)
 
 
 provider = OllamaProvider()

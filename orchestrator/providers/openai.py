@@ -9,21 +9,21 @@ ChatOpenAI's own retries are off: the orchestrator keeps exactly one retry layer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from orchestrator.registry import CallSettings, ProviderConfig, estimate_tokens
+from orchestrator.models.registry import CallSettings, ProviderKind, ProviderTraits
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from orchestrator.catalog import Route
+    from orchestrator.catalog import ProviderConfig, Route
 
 
 MODES = ("json_schema", "grammar", "json_object")
 
 
-class OpenAICompatibleProvider:
-    real = True
+class OpenAICompatibleProvider(ProviderKind):
+    traits: ClassVar[ProviderTraits] = ProviderTraits(lists_models=True)
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
         import httpx
@@ -97,9 +97,6 @@ class OpenAICompatibleProvider:
     def structured_support(self, config: ProviderConfig, model: str) -> str:
         modes = self.structured_modes(config)
         return " -> ".join(modes) + ("" if len(modes) == 1 else " (negotiated on the first call)")
-
-    def count_tokens(self, model: BaseChatModel, text: str) -> int:
-        return estimate_tokens(text)
 
 
 provider = OpenAICompatibleProvider()

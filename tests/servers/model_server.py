@@ -94,7 +94,7 @@ def generate(
         if state.models[model] == "canned":
             text = json.dumps(sample(schema)) if isinstance(schema, dict) else "hello"
             return text, *state.canned_usage
-        from orchestrator.providers.local import shared_llama, weights_path
+        from orchestrator.providers._llama import shared_llama, weights_path
 
         llama, lock = shared_llama(weights_path())
         response_format = None

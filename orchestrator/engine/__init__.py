@@ -1,0 +1,36 @@
+"""LangGraph: the graph state and the one typed call record, the run context nodes receive, the
+node factories, and the compilation of YAML and Python graphs."""
+
+from orchestrator.engine._compile import compile_graph
+from orchestrator.engine.context import Progress, RunContext, SilentProgress
+from orchestrator.engine.python_graph import GraphKit, build_python_graph, load_python_graph
+from orchestrator.engine.state import (
+    CHECKPOINT_TYPES,
+    CallError,
+    CallRecord,
+    Hop,
+    PatchCheck,
+    PlanRecord,
+    Record,
+    RunState,
+    Subtask,
+)
+
+__all__ = [
+    "CHECKPOINT_TYPES",
+    "CallError",
+    "CallRecord",
+    "GraphKit",
+    "Hop",
+    "PatchCheck",
+    "PlanRecord",
+    "Progress",
+    "Record",
+    "RunContext",
+    "RunState",
+    "SilentProgress",
+    "Subtask",
+    "build_python_graph",
+    "compile_graph",
+    "load_python_graph",
+]

@@ -1,0 +1,359 @@
+"""Node factories. Node names equal role names (or graph node names), so logs, Mermaid and
+specs agree; one factory serves built-in roles and the roles a spec or graph adds.
+
+- `plan_node`: the spec's tasks, or the planner's plan, or a fallback plan (said so).
+- `make_role_node(role)`: a fanned-out subtask on the role's fallback chain.
+- `aggregate_node`: the planner's models merge every output into one report.
+Graph-only kinds (role steps, ensembles, merges) are in _steps.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+from langgraph.types import Send, interrupt
+from structlog import get_logger
+
+from orchestrator.catalog import Route
+from orchestrator.engine._packing import pack_files
+from orchestrator.engine._patch import check_patch
+from orchestrator.engine._prompt import system_message, user_message
+from orchestrator.engine.context import RunContext
+from orchestrator.engine.state import (
+    CallError,
+    CallRecord,
+    Hop,
+    PatchCheck,
+    PlanRecord,
+    RunState,
+    Subtask,
+    SubtaskInput,
+)
+from orchestrator.models import BoundModel, CallSettings, Contract, contract_for, restrict_files
+from orchestrator.models.chain import ChainResult, Check, call_chain
+from orchestrator.policy import redact_tree
+from orchestrator.spec import AGGREGATE, PLANNER, worker_roles
+from orchestrator.spec.kinds import Plan
+from orchestrator.workspace import SourceFile
+
+log = get_logger(__name__)
+
+
+class leaf:  # a decorator, named like one
+    """A node callable that is not a Python function. At every compile, LangGraph disassembles
+    each node function (and what it references) looking for subgraphs it might call; our nodes
+    call none, and that search was ~70% of compiling a graph, most of a run's fixed cost
+    (bench/overhead). LangGraph skips the search for callables that are not functions."""
+
+    __slots__ = ("__name__", "func")
+
+    def __init__(self, func: Callable[[Any, Runtime[RunContext]], Any]) -> None:
+        self.func = func
+        self.__name__ = func.__name__
+
+    async def __call__(self, state: Any, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.func(state, runtime)
+        return result
+
+
+PROMPT_MARGIN = 64  # tokens kept free beyond the estimate of the prompt
+
+
+def record(subtask: Subtask, outcome: ChainResult, checks: list[PatchCheck] | None = None, **extra: Any) -> CallRecord:
+    """The typed record of one node's call (extra: node, iteration, proposal_of, ...)."""
+    route = outcome.route
+    return CallRecord(
+        id=subtask.id,
+        role=subtask.role,
+        instruction=subtask.instruction,
+        files=list(subtask.files),
+        status="ok" if outcome.ok else "failed",
+        model=route.ref if route else None,
+        catalog_id=route.catalog_id if route else None,
+        fallbacks=[Hop.model_validate(h) for h in outcome.hops],
+        tokens_in=outcome.usage.tokens_in,
+        tokens_out=outcome.usage.tokens_out,
+        latency_ms=outcome.latency_ms,
+        attempts=outcome.attempts,
+        waited_s=outcome.waited_s,
+        structured_mode=outcome.mode,
+        cached=outcome.cached,
+        cost_basis=outcome.cost_basis,
+        cost_usd=outcome.cost_usd,
+        output=outcome.output,
+        error=CallError.model_validate(outcome.error) if outcome.error else None,
+        context=outcome.context,
+        checks=checks or [],
+        **extra,
+    )
+
+
+async def run_node(
+    ctx: RunContext,
+    node: str,
+    key: str,
+    chain: list[Route],
+    build: Callable[[Route, BoundModel], list[BaseMessage]],
+    contract: Contract,
+    check: Check | None = None,
+    settings: CallSettings | None = None,
+    variant: int = 0,
+) -> ChainResult:
+    """Call a chain for one node with progress and the canonical `node.finished` log line.
+
+    When the budget refuses the call, the node pauses (a LangGraph interrupt): the run stops
+    scheduling, the pause is checkpointed, and `orchestrator resume` with a larger budget calls
+    again from here, without re-running anything that finished."""
+    started = time.perf_counter()
+    while True:
+        outcome = await call_chain(
+            ctx.pool,
+            chain,
+            build,
+            contract,
+            check=check,
+            on_attempt=lambda route: ctx.progress.started(node, key, route.ref),
+            settings=settings,
+            variant=variant,
+        )
+        if not (outcome.error and outcome.error.get("kind") == "budget") or not ctx.pausable:
+            break
+        outcome.hops = redact_tree(outcome.hops, ctx.pool.secrets)
+        ctx.progress.note(f"{key}: budget reached; the run stops here and can be resumed")
+        interrupt({"reason": "budget", "node": node, "subtask": key, "message": outcome.error["message"]})
+    secrets = ctx.pool.secrets  # nothing a provider or model said may carry a key into state
+    outcome.output, outcome.hops, outcome.error = (
+        redact_tree(x, secrets) for x in (outcome.output, outcome.hops, outcome.error)
+    )
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    model = outcome.route.ref if outcome.route else None
+    tokens = outcome.usage.tokens_in + outcome.usage.tokens_out
+    ctx.progress.finished(node, key, "ok" if outcome.ok else "failed", model, duration_ms, tokens)
+    log.info(
+        "node.finished",
+        node=node,
+        subtask=key,
+        status="ok" if outcome.ok else "failed",
+        model=model,
+        fallbacks=len(outcome.hops),
+        duration_ms=duration_ms,
+        tokens_in=outcome.usage.tokens_in,
+        tokens_out=outcome.usage.tokens_out,
+    )
+    return outcome
+
+
+def packed_messages(
+    ctx: RunContext, files: list[SourceFile], user: str, context: dict[str, Any]
+) -> Callable[[Route, BoundModel], list[BaseMessage]]:
+    """Messages with the files packed to fit each model's window; `context` records the packing."""
+
+    def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
+        fixed = bound.count_tokens(system_message("") + user) + PROMPT_MARGIN
+        budget = max(route.context_window - ctx.max_output_tokens - fixed, 0)
+        packed = pack_files(files, budget, bound.count_tokens)
+        context.clear()
+        context.update(packed.as_dict(), budget=budget, model=route.ref)
+        return [SystemMessage(system_message(packed.text)), HumanMessage(user)]
+
+    return build
+
+
+def node_settings(ctx: RunContext, retries: int | None, timeout_s: float | None) -> CallSettings | None:
+    if retries is None and timeout_s is None:
+        return None
+    base = ctx.pool.settings
+    return replace(
+        base,
+        retries=base.retries if retries is None else retries,
+        timeout_s=base.timeout_s if timeout_s is None else timeout_s,
+    )
+
+
+def file_contract(output: str | dict[str, Any], paths: tuple[str, ...]) -> Contract:
+    """The role's contract with every `file` field limited to the files the call sees."""
+    if isinstance(output, str):
+        return _file_contract(output, paths)
+    contract = contract_for(output)
+    return contract.with_schema(restrict_files(contract.schema, list(paths)))
+
+
+@lru_cache(maxsize=256)
+def _file_contract(output: str, paths: tuple[str, ...]) -> Contract:
+    contract = contract_for(output)
+    return contract.with_schema(restrict_files(contract.schema, list(paths)))
+
+
+async def check_patches(ctx: RunContext, output: dict[str, Any] | None) -> list[PatchCheck]:
+    """`git apply --check` of every patch an answer proposes (run concurrently, off the loop)."""
+    if not output:
+        return []
+    patches = list(output.get("patches") or [])
+    if isinstance(output.get("fix"), dict):
+        patches.append(output["fix"])
+    checks = [
+        check_patch(ctx.workspace, str(p.get("file", "")), str(p.get("diff", "")))
+        for p in patches
+        if isinstance(p, dict)
+    ]
+    return list(await asyncio.gather(*checks))
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _plan_contract(ctx: RunContext) -> Contract:
+    contract = contract_for("plan")
+    schema = json.loads(json.dumps(contract.schema))
+    item = schema["properties"]["subtasks"]["items"]
+    item["properties"]["role"] = {"type": "string", "enum": sorted(worker_roles(ctx.roles))}
+    paths = [f.path for f in ctx.files.files]
+    if paths:
+        item["properties"]["files"]["items"] = {"type": "string", "enum": paths}
+    schema["properties"]["subtasks"]["minItems"] = 1
+    return contract.with_schema(schema)
+
+
+def fallback_subtasks(ctx: RunContext) -> list[Subtask]:
+    """One subtask per role named in the spec's models (every worker role when none is)."""
+    roles = ctx.fallback_roles
+    return [Subtask(id=f"t{i}", role=r, instruction=ctx.goal, files=[]) for i, r in enumerate(roles, 1)]
+
+
+def clean_plan(ctx: RunContext, plan: Plan) -> tuple[list[Subtask], list[str]]:
+    """Keep planned subtasks whose role and files exist; give them unique ids."""
+    notes: list[str] = []
+    known_files = {f.path for f in ctx.files.files}
+    subtasks: list[Subtask] = []
+    for item in plan.subtasks:
+        if item.role not in worker_roles(ctx.roles):
+            notes.append(f"dropped a subtask for unknown role '{item.role}'")
+            continue
+        files = [f for f in item.files if f in known_files]
+        if len(files) != len(item.files):
+            notes.append(f"{item.id}: dropped files not in the workspace selection")
+        instruction = item.instruction.strip() or ctx.goal
+        subtasks.append(Subtask(id=f"t{len(subtasks) + 1}", role=item.role, instruction=instruction, files=files))
+    return subtasks, notes
+
+
+@leaf
+async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    if state.get("plan"):  # tasks given in the spec were planned before the graph started
+        return {}
+    roles_text = "\n".join(f"- {r.name}: {r.description}" for r in worker_roles(ctx.roles).values())
+    files_text = "\n".join(f"- {f.path}" for f in ctx.files.files) or "(no files)"
+    user = user_message(ctx.roles[PLANNER].prompt, "plan", goal=ctx.goal, roles=roles_text, file_list=files_text)
+
+    def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
+        return [SystemMessage(system_message("")), HumanMessage(user)]
+
+    chain = ctx.chain(PLANNER, ctx.base_class)
+    outcome = await run_node(ctx, "plan", "plan", chain, build, _plan_contract(ctx))
+    call = record(Subtask(id="plan", role=PLANNER, instruction="", files=[]), outcome)
+    subtasks: list[Subtask] = []
+    notes: list[str] = []
+    if outcome.ok and outcome.output is not None:
+        subtasks, notes = clean_plan(ctx, Plan.model_validate(outcome.output))
+    if subtasks:
+        return {"plan": PlanRecord(source="planner", notes=notes, subtasks=subtasks, call=call)}
+    reason = "the planner's plan was empty or invalid" if outcome.ok else "the planner failed"
+    notes.append(f"{reason}; fell back to one subtask per role")
+    ctx.progress.note(notes[-1])
+    return {"plan": PlanRecord(source="fallback", notes=notes, subtasks=fallback_subtasks(ctx), call=call)}
+
+
+def dispatch(state: RunState) -> list[Send]:
+    """Fan out: one Send per subtask to the node of its role (run in parallel). Subtasks whose
+    first model is on a single-model host are grouped by model, so that when the run's
+    concurrency admits only some of them, each model still loads once."""
+    from langgraph.runtime import get_runtime
+
+    subtasks = list(state["plan"].subtasks)
+    ctx = get_runtime(RunContext).context
+    keys: list[str] = []
+    for subtask in subtasks:
+        paths = subtask.files or [f.path for f in ctx.files.files]
+        chain = ctx.chain(subtask.role, ctx.data_class_of(paths))
+        head = chain[0] if chain else None
+        keys.append(head.ref if head and ctx.pool.gate(head.provider) is not None else "")
+    first = {key: keys.index(key) for key in keys}
+    order = sorted(range(len(subtasks)), key=lambda i: (first[keys[i]], i) if keys[i] else (i, i))
+    return [Send(subtasks[i].role, {"subtask": subtasks[i]}) for i in order]
+
+
+# ---------------------------------------------------------------- fanned-out roles
+
+
+def make_role_node(role_name: str) -> Any:
+    @leaf
+    async def role_node(state: SubtaskInput, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        subtask = state["subtask"]
+        role = ctx.roles[role_name]
+        by_path = ctx.files.by_path()
+        files = [by_path[p] for p in subtask.files if p in by_path] or ctx.files.files
+        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction)
+        context: dict[str, Any] = {}
+        contract = file_contract(role.output, tuple(f.path for f in files))
+        build = packed_messages(ctx, files, user, context)
+        data_class = ctx.data_class_of([f.path for f in files])
+        chain = ctx.chain(role_name, data_class)
+        outcome = await run_node(ctx, role_name, subtask.id, chain, build, contract)
+        outcome.context = dict(context)
+        checks = await check_patches(ctx, outcome.output)
+        return {"results": [record(subtask, outcome, checks, node=role_name, data_class=data_class)]}
+
+    role_node.__name__ = role_name
+    return role_node
+
+
+# ---------------------------------------------------------------- aggregate
+
+
+def digest(results: list[CallRecord], budget_chars: int) -> str:
+    """Outputs as compact JSON, each shortened evenly to fit the aggregator's window."""
+    items = []
+    for r in results:
+        item: dict[str, Any] = {"id": r.id, "role": r.role, "model": r.model, "status": r.status, "output": r.output}
+        if r.checks:  # whether each proposed diff applies, and git's message
+            item["patch_checks"] = [c.model_dump() for c in r.checks]
+        items.append(item)
+    share = max(200, budget_chars // max(1, len(items)))
+    lines = []
+    for item in items:
+        text = json.dumps(item, ensure_ascii=False)
+        lines.append(text if len(text) <= share else text[: share - 20] + " ...(shortened)")
+    return "\n".join(lines)
+
+
+def make_aggregate_node(name: str = "aggregate") -> Any:
+    @leaf
+    async def aggregate_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        results = [r for r in state.get("results", []) if not r.proposal_of]
+        data_class = ctx.data_class_of([], results)  # the report repeats what every subtask saw
+        chain = ctx.chain(PLANNER, data_class, node=name)
+
+        def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
+            budget_chars = (route.context_window - ctx.max_output_tokens - 600) * 3
+            user = user_message(
+                ctx.roles[AGGREGATE].prompt, "aggregate", goal=ctx.goal, results=digest(results, budget_chars)
+            )
+            return [SystemMessage(system_message("")), HumanMessage(user)]
+
+        subtask = Subtask(id=name, role=AGGREGATE, instruction="merge every output into one report", files=[])
+        outcome = await run_node(ctx, name, name, chain, build, contract_for("aggregate"))
+        return {"aggregate": record(subtask, outcome, node=name, data_class=data_class)}
+
+    aggregate_node.__name__ = name
+    return aggregate_node

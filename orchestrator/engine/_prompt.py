@@ -1,0 +1,37 @@
+"""Prompt templates: `string.Template` text with `$goal`, `$instruction`, `$roles`,
+`$file_list` and `$results`. Templates never see `{}`-formatting, so code in them is safe.
+
+Every role's user message ends with the JSON shape its output kind requires, generated from the
+kind's model (spec.kinds.answer_shape), so a role added in a spec gets the same contract as a
+built-in one. The system message (shared by all roles) carries the fenced repository files
+first, so consecutive calls can reuse a cached prefix.
+"""
+
+from __future__ import annotations
+
+import json
+from string import Template
+from typing import Any
+
+from orchestrator.spec import read_data
+from orchestrator.spec.kinds import answer_shape
+
+
+def render(template: str, **values: str) -> str:
+    return Template(template).safe_substitute(values).strip()
+
+
+def user_message(template: str, output: str | dict[str, Any], **values: str) -> str:
+    """The role's task, then the shape of its answer (an output kind, or a role's own schema)."""
+    if isinstance(output, dict):
+        shape = f"JSON following this JSON Schema:\n{json.dumps(output, ensure_ascii=False)}"
+    else:
+        shape = f"JSON of this shape:\n{answer_shape(output)}"
+    return f"{render(template, **values)}\n\nAnswer with {shape}".strip()
+
+
+def system_message(files_block: str) -> str:
+    preamble = read_data("prompts", "system.md").strip()
+    if not files_block:
+        return preamble
+    return f"{preamble}\n\nRepository files:\n\n{files_block}"

@@ -1,0 +1,72 @@
+"""The run's dependencies, as nodes receive them through LangGraph's `Runtime.context` (never
+module globals), and the progress protocol nodes report to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from orchestrator.policy import CLASSES
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import Route
+    from orchestrator.engine.state import CallRecord
+    from orchestrator.models import ModelPool
+    from orchestrator.policy.chains import ChainTable
+    from orchestrator.spec import Role
+    from orchestrator.workspace import FileSet
+
+
+class Progress(Protocol):
+    """Where nodes report what they are doing (a live table on a terminal, lines in CI)."""
+
+    def started(self, node: str, key: str, model: str) -> None: ...
+
+    def finished(self, node: str, key: str, status: str, model: str | None, latency_ms: int, tokens: int) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class SilentProgress:
+    def started(self, node: str, key: str, model: str) -> None:
+        pass
+
+    def finished(self, node: str, key: str, status: str, model: str | None, latency_ms: int, tokens: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class RunContext:
+    """Everything a node needs for one run."""
+
+    run_id: str
+    goal: str
+    workspace: Path
+    roles: dict[str, Role]
+    chains: ChainTable  # the same table `validate` checked
+    files: FileSet
+    pool: ModelPool
+    max_output_tokens: int
+    fallback_roles: list[str]  # the plan fallback: one subtask per role in this list
+    progress: Progress = field(default_factory=SilentProgress)
+    pausable: bool = True  # a checkpointer holds the run, so a node may pause (budget)
+    file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
+
+    @property
+    def base_class(self) -> str:
+        return self.chains.base_class
+
+    def data_class_of(self, paths: Sequence[str], inputs: Sequence[CallRecord | None] = ()) -> str:
+        """The class of what a call sees: its files' classes and those of the results it reads."""
+        seen = [self.base_class, *(self.file_classes.get(p, self.base_class) for p in paths)]
+        seen += [r.data_class or self.base_class for r in inputs if r is not None]
+        return max(seen, key=CLASSES.index)
+
+    def chain(self, role: str, data_class: str, node: str | None = None) -> list[Route]:
+        """The policy-checked chain for this role (or graph node) at this data class."""
+        return self.chains.chain(role, data_class, node=node)

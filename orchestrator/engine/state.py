@@ -1,0 +1,180 @@
+"""Graph state (what flows between nodes and is checkpointed), and the one typed record of a model
+call: `CallRecord` is what a node returns, what the checkpoint holds, what every writer reads and
+what result.json's schema documents (`orchestrator schema --result`).
+
+State holds results only; file contents stay out of it, in the run context. Checkpoints store
+these records through LangGraph's strict msgpack allowlist (`CHECKPOINT_TYPES`).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.spec.kinds import SEVERITY_RANK, Finding, Patch
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Record(BaseModel):
+    """The base of every record the run writes down: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Hop(Record):
+    """A model that was tried and left: why, after how many attempts and how long a wait."""
+
+    model: str
+    error_kind: str = Field(description="unavailable | config | invalid_output | cooldown | budget | provider | ...")
+    message: str
+    status: int | None = Field(default=None, description="the HTTP status, when there was one")
+    attempts: int = 1
+    waited_s: float = 0.0
+    latency_ms: int = 0
+
+
+class CallError(Record):
+    kind: str
+    message: str
+
+
+class PatchCheck(Record):
+    file: str
+    valid: bool = Field(description="git apply --check accepts the diff in the workspace")
+    message: str
+
+
+class Subtask(Record):
+    id: str
+    role: str
+    instruction: str
+    files: list[str] = Field(default_factory=list)
+
+
+class CallRecord(Record):
+    """One model call of the run: a subtask, a graph node, a proposal, the plan or the aggregation."""
+
+    id: str
+    role: str
+    instruction: str
+    files: list[str]
+    status: Literal["ok", "failed"]
+    model: str | None = Field(default=None, description="provider/model that answered")
+    catalog_id: str | None = None
+    fallbacks: list[Hop] = Field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: int = 0
+    attempts: int = 0
+    waited_s: float = 0.0
+    structured_mode: str | None = None
+    cached: bool = Field(default=False, description="answered from the result cache, no model call")
+    cost_basis: str | None = Field(default=None, description="tokens (priced) | time (self-hosted, per hour) | null")
+    cost_usd: float | None = None
+    output: dict[str, Any] | None = Field(default=None, description="the validated answer, in the role's output kind")
+    error: CallError | None = None
+    context: dict[str, Any] = Field(default_factory=dict, description="files given, truncated or omitted; the budget")
+    checks: list[PatchCheck] = Field(default_factory=list)
+    node: str | None = Field(default=None, description="the graph node that made the call")
+    iteration: int | None = Field(default=None, description="1 on the node's first run")
+    proposal_of: str | None = Field(default=None, description="an ensemble proposal: the ensemble node")
+    proposals: list[str] | None = Field(default=None, description="a merge: the proposals it merged")
+    data_class: str | None = Field(default=None, description="public | internal | confidential: what the call saw")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def made_call(self) -> bool:
+        """A model answered, or at least one was tried (spec-given plans make no call)."""
+        return self.model is not None or bool(self.fallbacks)
+
+    def findings(self) -> list[Finding]:
+        """The answer's findings (a role with a schema of its own may use the word otherwise:
+        items that are not findings are left out)."""
+        return _valid(Finding, (self.output or {}).get("findings"))
+
+    def patches(self) -> list[Patch]:
+        """Every patch of the answer: a refactor's patches, and a diagnosis' fix."""
+        output = self.output or {}
+        fix = output.get("fix")
+        return _valid(Patch, [*(output.get("patches") or []), *([fix] if isinstance(fix, dict) else [])])
+
+
+def _valid(model: type[M], items: Any) -> list[M]:
+    found = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            found.append(model.model_validate(item))
+        except ValidationError:
+            continue
+    return found
+
+
+class PlanRecord(Record):
+    source: Literal["spec", "planner", "fallback", "graph"]
+    notes: list[str] = Field(default_factory=list)
+    subtasks: list[Subtask] = Field(default_factory=list)
+    call: CallRecord | None = Field(default=None, description="the planner's call; none for the spec's tasks")
+
+
+# the records a checkpoint may hold (LangGraph's strict msgpack loads these and its own safe types)
+CHECKPOINT_TYPES = [(__name__, cls.__name__) for cls in (CallRecord, PlanRecord, Subtask)]
+
+
+def facts_of(record: CallRecord | None, iteration: int) -> dict[str, Any]:
+    """The facts an edge condition can read about a node's latest result (spec.condition)."""
+    if record is None:
+        return {"status": "failed", "iteration": iteration}
+    output = record.output or {}
+    findings = record.findings()
+    facts: dict[str, Any] = {
+        "status": record.status,
+        "iteration": iteration,
+        "findings.count": len(findings),
+        "findings.max_severity": max((f.severity for f in findings), key=SEVERITY_RANK.__getitem__, default="none"),
+        "patches.count": len(record.checks),
+        "patches.valid": sum(1 for c in record.checks if c.valid),
+        "patches.invalid": sum(1 for c in record.checks if not c.valid),
+        "diagnosis.has_fix": bool(output.get("fix")),
+    }
+    for key, value in output.items():
+        if isinstance(value, str | int | float | bool):
+            facts[f"output.{key}"] = value
+    return facts
+
+
+def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(left or {}), **(right or {})}
+
+
+def add_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
+    out = dict(left or {})
+    for key, value in (right or {}).items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+class RunState(TypedDict, total=False):
+    goal: str
+    plan: PlanRecord
+    results: Annotated[list[CallRecord], operator.add]  # every call's result, in arrival order
+    outputs: Annotated[dict[str, CallRecord], merge_dicts]  # graph node -> its latest result
+    visits: Annotated[dict[str, int], add_counts]  # graph node -> how many times it ran
+    aggregate: CallRecord
+
+
+class SubtaskInput(TypedDict):
+    subtask: Subtask
+
+
+class ProposalInput(TypedDict):
+    """What an ensemble sends each proposer (a Send carries no other state)."""
+
+    proposer: int
+    iteration: int
+    inputs: dict[str, CallRecord]

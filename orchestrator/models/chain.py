@@ -1,0 +1,392 @@
+"""Calling models: one structured call, retries on one route, and a role's fallback chain.
+
+There is exactly one retry layer, here: SDK clients are built with their own retries off.
+Transient failures (refused, timeouts, 429, 5xx, malformed responses) are retried with
+exponential backoff (Retry-After honoured) up to `limits.retries` times, then the next model of
+the chain takes the subtask. Configuration failures (401/403, unknown model) fall back at once.
+Invalid structured output gets one repair attempt on the same model, then falls back. A
+provider that keeps failing is cooled down for the rest of the run (see breaker.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from structlog import get_logger
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
+from orchestrator.models.budget import Budget
+from orchestrator.models.contract import Contract, ContractError, compact_schema
+from orchestrator.models.cost import cost_basis, price_call
+from orchestrator.models.failure import classify
+from orchestrator.models.pool import BoundModel, ModelPool
+from orchestrator.models.registry import CallSettings
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import Route
+
+log = get_logger(__name__)
+MessagesFor = Callable[["Route", BoundModel], list[BaseMessage]]
+Check = Callable[[dict[str, Any]], list[str]]
+
+
+@dataclass
+class Usage:
+    tokens_in: int = 0
+    tokens_out: int = 0
+    calls: int = 0
+    cached: int = 0  # calls answered from the result cache
+
+    def add(self, message: AIMessage) -> None:
+        meta: dict[str, Any] = dict(message.usage_metadata or {})
+        self.tokens_in += int(meta.get("input_tokens", 0) or 0)
+        self.tokens_out += int(meta.get("output_tokens", 0) or 0)
+        self.calls += 1
+        self.cached += 1 if message.response_metadata.get("cached") else 0
+
+
+@dataclass
+class ChainResult:
+    output: dict[str, Any] | None = None
+    route: Route | None = None
+    hops: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: int = 0
+    attempts: int = 0  # on the model that answered (more than 1 when retries were needed)
+    waited_s: float = 0.0  # backoff slept on that model
+    mode: str | None = None  # the structured-output mode that model answered in
+    cached: bool = False  # every call of the answer came from the result cache
+    cost_basis: str | None = None  # tokens (a price) | time (self-hosted, by the hour) | None
+    cost_usd: float | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.output is not None
+
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+
+def parse_json(text: str) -> Any:
+    """The JSON object in a model's answer, tolerating reasoning blocks and code fences."""
+    text = _THINK.sub("", text).strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        text = text[start : end + 1]
+    return json.loads(text, strict=False)  # raw tabs/newlines inside strings are common and harmless
+
+
+def _with_schema(messages: list[BaseMessage], schema: dict[str, Any]) -> list[BaseMessage]:
+    """For endpoints that only offer JSON mode, the schema goes into the prompt."""
+    last = messages[-1]
+    text = f"{last.text}\n\nThe JSON must follow this JSON Schema:\n{json.dumps(schema, ensure_ascii=False)}"
+    return [*messages[:-1], HumanMessage(content=text)]
+
+
+async def call_structured(
+    bound: BoundModel,
+    mode: str,
+    messages: list[BaseMessage],
+    contract: Contract,
+    usage: Usage,
+    timeout_s: float,
+    check: Check | None = None,
+    budget: Budget | None = None,
+    max_output_tokens: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Ask one model for JSON following the contract; validate it; repair once if invalid."""
+    kind = bound.kind
+    schema = compact_schema(contract.schema) if bound.config.compact_output else contract.schema
+    kwargs = {**kind.structured_kwargs(schema, contract.name, bound.config, mode), **(extra or {})}
+    if kind.schema_in_prompt(mode):
+        messages = _with_schema(messages, schema)
+    # call options go straight to ainvoke: a RunnableBinding per call costs more than the call itself
+    runnable = _Call(bound.model, kwargs)
+    conversation = list(messages)
+    problems: list[str] = []
+    for attempt in (1, 2):
+        answer = await _budgeted(bound, runnable, conversation, timeout_s, budget, max_output_tokens)
+        usage.add(answer)
+        text = answer.text
+        try:
+            parsed = contract.validate(parse_json(text))
+            problems = check(parsed) if check else []
+            if not problems:
+                return parsed
+        except json.JSONDecodeError as exc:
+            problems = [f"not valid JSON: {exc.msg} at position {exc.pos}"]
+        except ContractError as exc:
+            problems = exc.problems
+        log.info("model.invalid_output", model=bound.route.ref, attempt=attempt, problems=problems)
+        if attempt == 1:
+            conversation += [
+                AIMessage(content=text),
+                HumanMessage(
+                    content="That answer is invalid: "
+                    + "; ".join(problems)
+                    + ". Answer again with only the corrected JSON object."
+                ),
+            ]
+    raise StructuredOutputError(
+        f"{bound.route.ref}: invalid output after one repair: {'; '.join(problems)}", model=bound.route.ref
+    )
+
+
+async def _budgeted(
+    bound: BoundModel,
+    runnable: Any,
+    conversation: list[BaseMessage],
+    timeout_s: float,
+    budget: Budget | None,
+    max_output_tokens: int,
+) -> AIMessage:
+    """One model call inside the budget: reserve its worst case, then settle what it used."""
+    reservation = None
+    if budget is not None and budget.active:
+        prompt = sum(bound.count_tokens(m.text) for m in conversation)
+        worst = price_call(bound, prompt, max_output_tokens, timeout_s) or 0.0
+        reservation = budget.reserve(bound.route.ref, prompt + max_output_tokens, worst)
+    answer: Any = None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout_s):  # no extra task per call, unlike wait_for
+            answer = await runnable.ainvoke(conversation)
+    finally:
+        if reservation is not None and budget is not None:
+            used = Usage()
+            if isinstance(answer, AIMessage):
+                used.add(answer)
+            cost = price_call(bound, used.tokens_in, used.tokens_out, time.perf_counter() - started) or 0.0
+            budget.settle(reservation, used.tokens_in + used.tokens_out, cost)
+    if not isinstance(answer, AIMessage):
+        raise StructuredOutputError(f"{bound.route.ref}: unexpected answer type", model=bound.route.ref)
+    return answer
+
+
+@dataclass
+class _Call:
+    model: Any
+    kwargs: dict[str, Any]
+
+    async def ainvoke(self, messages: list[BaseMessage]) -> Any:
+        return await self.model.ainvoke(messages, **self.kwargs)
+
+
+@dataclass
+class Attempts:
+    count: int = 0
+    waited_s: float = 0.0
+
+
+async def call_route(
+    pool: ModelPool,
+    bound: BoundModel,
+    messages: list[BaseMessage],
+    contract: Contract,
+    usage: Usage,
+    attempts: Attempts,
+    settings: CallSettings,
+    check: Check | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One route with retries for transient failures; raises a classified ProviderError.
+    `extra` are call options for the provider (e.g. Ollama's keep_alive)."""
+    route = bound.route
+
+    def retryable(exc: BaseException) -> bool:
+        if not isinstance(exc, ProviderError) or not exc.retryable:
+            return False
+        return exc.retry_after is None or exc.retry_after <= settings.max_wait_s
+
+    def pause(attempt_number: int, error: BaseException | None) -> float:
+        backoff: float = settings.backoff_s * 2.0 ** (attempt_number - 1) * (0.5 + random.random() / 2)
+        after = float(getattr(error, "retry_after", None) or 0.0)
+        return min(settings.max_wait_s, max(backoff, after))
+
+    async def once() -> dict[str, Any]:
+        attempts.count += 1
+        why = pool.breaker.why_open(route.provider, route.ref)
+        if why:
+            raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
+        try:
+            output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check, extra)
+        except (StructuredOutputError, BudgetExceeded):
+            raise
+        except ProviderError as known:
+            pool.breaker.failure(route.provider, route.ref, known)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # classified in one table (failure.py)
+            if _is_graph_signal(exc):
+                raise
+            classified = classify(exc, route.ref)
+            pool.breaker.failure(route.provider, route.ref, classified)
+            raise classified from exc
+        pool.breaker.success(route.provider, route.ref)
+        return output
+
+    try:  # the first attempt needs no retry machinery
+        return await once()
+    except ProviderError as error:
+        if settings.retries == 0 or not retryable(error):
+            raise
+        first_pause = pause(1, error)
+    attempts.waited_s += first_pause
+    log.info("model.retry", model=route.ref, attempt=1, wait_s=round(first_pause, 2))
+    await asyncio.sleep(first_pause)
+
+    def wait(state: RetryCallState) -> float:
+        return pause(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
+
+    def slept(state: RetryCallState) -> None:
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        attempts.waited_s += seconds
+        log.info("model.retry", model=route.ref, attempt=state.attempt_number + 1, wait_s=round(seconds, 2))
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(settings.retries),
+        wait=wait,
+        retry=retry_if_exception(retryable),
+        before_sleep=slept,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await once()
+    raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+async def _negotiated(
+    pool: ModelPool,
+    bound: BoundModel,
+    messages: list[BaseMessage],
+    contract: Contract,
+    usage: Usage,
+    timeout_s: float,
+    check: Check | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Call in the endpoint's best structured-output mode, stepping down when it rejects one."""
+    rejects = bound.kind.rejects_format
+    while True:
+        mode = pool.mode(bound)
+        try:
+            return await call_structured(
+                bound,
+                mode,
+                messages,
+                contract,
+                usage,
+                timeout_s,
+                check,
+                pool.budget,
+                pool.settings.max_output_tokens,
+                extra,
+            )
+        except Exception as exc:
+            if not rejects(exc):
+                raise
+            following = pool.downgrade(bound, mode)
+            if following is None:
+                raise
+            log.info("model.structured_mode", model=bound.route.ref, rejected=mode, now=following)
+
+
+async def call_chain(
+    pool: ModelPool,
+    chain: list[Route],
+    messages_for: MessagesFor,
+    contract: Contract,
+    check: Check | None = None,
+    on_attempt: Callable[[Route], None] | None = None,
+    settings: CallSettings | None = None,
+    variant: int = 0,
+) -> ChainResult:
+    """Try each route in order until one returns a valid output. Never raises ProviderError.
+
+    `settings` overrides the run's (a graph node's own retries or timeout); `variant` > 0 asks
+    for a differently seeded model (the proposers of an ensemble)."""
+    settings = settings or pool.settings
+    result = ChainResult()
+    for route in chain:
+        usage = Usage()
+        attempts = Attempts()
+        started = time.perf_counter()
+        try:
+            why = pool.breaker.why_open(route.provider, route.ref)
+            if why:
+                raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
+            bound = pool.get(route, variant)
+            messages = messages_for(route, bound)
+            async with pool.slot(route) as unloads:
+                if on_attempt:
+                    on_attempt(route)
+                started = time.perf_counter()  # model time, not time queued for the provider
+                unload = bound.kind.unload_kwargs() if unloads else {}
+                output = await call_route(pool, bound, messages, contract, usage, attempts, settings, check, unload)
+        except asyncio.CancelledError:
+            raise
+        except BudgetExceeded as exc:  # no further call: not this model, not the next one
+            result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
+            break
+        except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
+            if _is_graph_signal(exc):
+                raise
+            error = classify(exc, route.ref)
+            result.usage.tokens_in += usage.tokens_in
+            result.usage.tokens_out += usage.tokens_out
+            result.hops.append(
+                {
+                    "model": route.ref,
+                    "error_kind": error.kind,
+                    "message": error.message,
+                    "status": error.status,
+                    "attempts": attempts.count,
+                    "waited_s": round(attempts.waited_s, 3),
+                    "latency_ms": int((time.perf_counter() - started) * 1000),
+                }
+            )
+            log.warning("model.failed", model=route.ref, error_kind=error.kind, error=error.message)
+            continue
+        result.output = output
+        result.route = route
+        result.usage.tokens_in += usage.tokens_in
+        result.usage.tokens_out += usage.tokens_out
+        result.latency_ms = int((time.perf_counter() - started) * 1000)
+        result.attempts = attempts.count
+        result.waited_s = round(attempts.waited_s, 3)
+        result.mode = pool.mode(bound)
+        result.cached = usage.calls > 0 and usage.cached == usage.calls
+        result.cost_basis = cost_basis(bound)
+        result.cost_usd = price_call(bound, result.usage.tokens_in, result.usage.tokens_out, result.latency_ms / 1000)
+        return result
+    last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}
+    result.error = {
+        "kind": str(last["error_kind"]),
+        "message": f"every model failed; last: {last['message']}",
+    }
+    return result
+
+
+def _is_graph_signal(exc: BaseException) -> bool:
+    """LangGraph interrupts are ordinary exceptions; they must pass through untouched."""
+    from langgraph.errors import GraphBubbleUp
+
+    return isinstance(exc, GraphBubbleUp) and not isinstance(exc, ProviderError)

@@ -1,0 +1,169 @@
+"""The run's models: built on first use, limited per provider and per model, cooled down when
+they keep failing, and remembering which structured-output mode each endpoint accepts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.models._breaker import Breaker
+from orchestrator.models._schedule import ModelGate
+from orchestrator.models.budget import Budget
+from orchestrator.models.registry import CallSettings, ProviderKind, registry
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from orchestrator.catalog import ProviderConfig, Route
+    from orchestrator.models.cache import ResponseCache
+    from orchestrator.models.recording import Recorder
+    from orchestrator.policy.egress import Egress
+
+
+class _NoLimit:
+    """An async context manager that waits for nothing (a provider or model without a limit)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_UNLIMITED: Any = _NoLimit()
+
+
+@dataclass
+class BoundModel:
+    """A chat model ready for one route, with the provider that built it."""
+
+    route: Route
+    model: BaseChatModel
+    kind: ProviderKind
+    config: ProviderConfig
+    counter: Callable[[str], int] | None = None
+
+    def count_tokens(self, text: str) -> int:
+        if self.counter is not None:
+            return self.counter(text)
+        return self.kind.count_tokens(self.model, text)
+
+
+class ModelPool:
+    def __init__(
+        self,
+        providers: dict[str, ProviderConfig],
+        settings: CallSettings,
+        budget: Budget | None = None,
+        recorder: Recorder | None = None,
+        cache: ResponseCache | None = None,
+        egress: Egress | None = None,
+        allowed: dict[str, str] | None = None,
+    ) -> None:
+        self.providers = providers
+        self.settings = settings
+        self.budget = budget or Budget()
+        self.recorder = recorder
+        self.cache = cache
+        self.egress = egress
+        self.allowed = allowed or {}  # provider/model -> the policy rule it passed
+        self.secrets: list[str] = []  # values never to write or send (secret.py)
+        self.breaker = Breaker(threshold=settings.cooldown_after)
+        self._models: dict[str, BoundModel] = {}
+        self._provider_limits: dict[str, asyncio.Semaphore] = {}
+        self._model_limits: dict[str, asyncio.Semaphore] = {}
+        self._modes: dict[str, list[str]] = {}
+        self._gates: dict[str, ModelGate] = {}
+
+    def get(self, route: Route, variant: int = 0) -> BoundModel:
+        """The chat model for a route; `variant` > 0 gives one seeded differently."""
+        key = route.ref if not variant else f"{route.ref}#{variant}"
+        if key not in self._models:
+            self._models[key] = self._build(route, variant)
+        return self._models[key]
+
+    def _build(self, route: Route, variant: int) -> BoundModel:
+        """The model of a route, wrapped in the run's layers: answers from a replay, or the
+        provider's model behind the result cache and the recorder, when they are on."""
+        from orchestrator.models.cache import CachingChatModel
+        from orchestrator.models.recording import RecordingChatModel, ReplayChatModel
+
+        config = self.providers[route.provider]
+        settings = replace(self.settings, seed=self.settings.seed + variant)
+        params = {
+            "temperature": settings.temperature,
+            "max_output_tokens": settings.max_output_tokens,
+            "seed": settings.seed,
+        }
+        recorder = self.recorder
+        if recorder is not None and recorder.mode == "replay":  # nothing is built, loaded or contacted
+            kind = registry.get(config.kind, calling=False)
+            replay = ReplayChatModel(route=route.ref, params=params, recorder=recorder)
+            counter = self._counter(route, lambda text: kind.count_tokens(replay, text))
+            return BoundModel(route, replay, kind, config, counter)
+        kind = registry.get(config.kind)
+        if self.egress is not None:
+            if config.in_process:
+                self.egress.in_process.add(route.ref)
+            rule = self.allowed.get(route.ref, "allowed by the policy")
+            settings = replace(settings, http_hooks=self.egress.hooks(route.ref, rule))
+        inner = kind.chat_model(route, config, settings)
+        model: BaseChatModel = inner
+        if self.cache is not None:
+            model = CachingChatModel(route=route.ref, params=params, recorder=self.cache, inner=model)
+        if recorder is not None:
+            model = RecordingChatModel(route=route.ref, params=params, recorder=recorder, inner=model)
+        return BoundModel(route, model, kind, config, self._counter(route, lambda text: kind.count_tokens(inner, text)))
+
+    def _counter(self, route: Route, count: Callable[[str], int]) -> Callable[[str], int] | None:
+        """Token counts go through the recorder (recorded, or served on replay) when there is one."""
+        recorder = self.recorder
+        if recorder is None:
+            return None
+        return lambda text: recorder.count(route.ref, text, count)
+
+    def gate(self, provider: str) -> ModelGate | None:
+        """The swap-aware gate of a host that keeps one model loaded, else None."""
+        config = self.providers[provider]
+        if not config.max_loaded_models:
+            return None
+        if provider not in self._gates:
+            self._gates[provider] = ModelGate(capacity=config.max_concurrency or 1)
+        return self._gates[provider]
+
+    @asynccontextmanager
+    async def slot(self, route: Route) -> AsyncIterator[bool]:
+        """Wait for a turn on a single-model host, then a free slot on the provider and the
+        model. Yields whether the host may unload the model after this call."""
+        config = self.providers[route.provider]
+        if config.max_concurrency and route.provider not in self._provider_limits:
+            self._provider_limits[route.provider] = asyncio.Semaphore(config.max_concurrency)
+        if config.max_concurrency_per_model and route.ref not in self._model_limits:
+            self._model_limits[route.ref] = asyncio.Semaphore(config.max_concurrency_per_model)
+        provider = self._provider_limits.get(route.provider) or _UNLIMITED
+        model = self._model_limits.get(route.ref) or _UNLIMITED
+        gate = self.gate(route.provider)
+        last = await gate.acquire(route.model) if gate is not None else False
+        try:
+            async with provider, model:
+                yield last
+        finally:
+            if gate is not None:
+                gate.release()
+
+    def mode(self, bound: BoundModel) -> str:
+        modes = self._modes.setdefault(bound.route.ref, bound.kind.structured_modes(bound.config))
+        return modes[0]
+
+    def downgrade(self, bound: BoundModel, rejected: str) -> str | None:
+        """The mode to use after the endpoint rejected `rejected`, or None when none is left.
+        Concurrent calls may report the same rejection: only the first one steps down."""
+        modes = self._modes.setdefault(bound.route.ref, bound.kind.structured_modes(bound.config))
+        if modes[0] == rejected:
+            if len(modes) < 2:
+                return None
+            modes.pop(0)
+        return modes[0]

@@ -1,0 +1,217 @@
+"""Record and replay model calls, so a workflow becomes a deterministic, offline regression test.
+
+`--record DIR` stores every model call as a plain JSON file keyed by a hash of (model, call
+parameters, messages, output schema); `--replay DIR` serves the recorded answers without any
+provider (nothing is loaded, nothing is contacted) and fails clearly, naming the call, when a
+call was not recorded. Failures are recorded too, so fallbacks replay the same way. Token counts
+are recorded with the calls, so context packing replays without the model's tokenizer.
+
+    DIR/calls/ab/abcdef....1.json    {"request": {...}, "response": {...} | "error": {...}}
+    DIR/tokens.json                  {"sha256(model, text)": count}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict
+
+from orchestrator import errors
+from orchestrator.errors import NotRecorded, ProviderError
+from orchestrator.models.failure import classify
+from orchestrator.policy.secrets import redact_tree
+
+Mode = Literal["record", "replay"]
+
+
+def _sha(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+class Recorder:
+    def __init__(self, directory: Path, mode: Mode) -> None:
+        self.directory = directory
+        self.mode = mode
+        self.lock = threading.Lock()
+        self.ordinals: Counter[str] = Counter()
+        self.tokens: dict[str, int] = {}
+        self.secrets: list[str] = []  # redacted from every file written
+        tokens_file = directory / "tokens.json"
+        if mode == "replay":
+            if not (directory / "calls").is_dir():
+                raise FileNotFoundError(f"no recording in {directory} (expected {directory / 'calls'}/)")
+            if tokens_file.is_file():
+                self.tokens = json.loads(tokens_file.read_text(encoding="utf-8"))
+
+    # ---- keys
+    @staticmethod
+    def request(
+        model: str, params: dict[str, Any], messages: list[BaseMessage], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "model": model,
+            "params": params,
+            "messages": [{"role": m.type, "content": m.text} for m in messages],
+            "options": kwargs,
+        }
+
+    def _next_path(self, key: str) -> Path:
+        with self.lock:
+            self.ordinals[key] += 1
+            ordinal = self.ordinals[key]
+        return self.directory / "calls" / key[:2] / f"{key}.{ordinal}.json"
+
+    # ---- calls
+    def save(self, key: str, request: dict[str, Any], outcome: dict[str, Any]) -> None:
+        path = self._next_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = redact_tree({"request": request, **outcome}, self.secrets)
+        path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def load(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
+        path = self._next_path(key)
+        if not path.is_file():
+            last = " ".join(request["messages"][-1]["content"].split())[:200] if request["messages"] else ""
+            raise NotRecorded(
+                f"{request['model']}: call {key[:12]} (#{path.name.split('.')[1]}) is not in the recording "
+                f"{self.directory}; its last message begins '{last}'",
+                model=request["model"],
+            )
+        recorded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return recorded
+
+    # ---- token counts
+    def count(self, model: str, text: str, compute: Callable[[str], int]) -> int:
+        key = _sha([model, text])
+        with self.lock:
+            if key in self.tokens:
+                return self.tokens[key]
+        value = compute(text)
+        if self.mode == "record":
+            with self.lock:
+                self.tokens[key] = value
+        return value
+
+    def flush(self) -> None:
+        if self.mode == "record":
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with self.lock:
+                data = json.dumps(self.tokens, indent=0, sort_keys=True)
+            (self.directory / "tokens.json").write_text(data + "\n", encoding="utf-8")
+
+
+def chat_result(message: dict[str, Any], cached: bool = False) -> ChatResult:
+    """A chat result from a stored answer ({"content", "usage"}); `cached` marks cache hits."""
+    usage = message.get("usage") or {}
+    ai = AIMessage(
+        content=message.get("content", ""),
+        usage_metadata=UsageMetadata(
+            input_tokens=usage.get("input_tokens", 0),
+            output_tokens=usage.get("output_tokens", 0),
+            total_tokens=usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
+        ),
+        response_metadata={"cached": True} if cached else {},
+    )
+    return ChatResult(generations=[ChatGeneration(message=ai)])
+
+
+class KeyedChatModel(BaseChatModel):
+    """A chat model whose every call has a key: a hash of the model, its parameters, the
+    messages and the output options (schema, mode). `_answer` gets each call's key."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    route: str
+    params: dict[str, Any]
+    recorder: Any  # the Recorder, or the ResponseCache
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        raise NotImplementedError("recorded models are called asynchronously")
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request = Recorder.request(self.route, self.params, messages, kwargs)
+        return await self._answer(_sha(request), request, messages, stop, kwargs)
+
+    async def _answer(
+        self, key: str, request: dict[str, Any], messages: list[BaseMessage], stop: Any, kwargs: dict[str, Any]
+    ) -> ChatResult:
+        raise NotImplementedError
+
+
+class RecordingChatModel(KeyedChatModel):
+    """Calls the real model and writes the call down."""
+
+    inner: BaseChatModel
+
+    @property
+    def _llm_type(self) -> str:
+        return "orchestrator-recording"
+
+    async def _answer(
+        self, key: str, request: dict[str, Any], messages: list[BaseMessage], stop: Any, kwargs: dict[str, Any]
+    ) -> ChatResult:
+        try:
+            answer = await self.inner.ainvoke(messages, stop=stop, **kwargs)
+        except asyncio.CancelledError:  # the call timed out (or the run stopped): replays as a timeout
+            timeout = {"type": "ProviderUnavailable", "message": f"{self.route}: the call timed out", "status": None}
+            self.recorder.save(key, request, {"error": timeout})
+            raise
+        except Exception as exc:  # recorded as classified, then raised unchanged
+            error = classify(exc, self.route)
+            error_record = {"type": type(error).__name__, "message": error.message, "status": error.status}
+            self.recorder.save(key, request, {"error": {**error_record, "retry_after": error.retry_after}})
+            raise
+        meta: dict[str, Any] = dict(answer.usage_metadata or {})
+        response = {
+            "content": answer.text,
+            "usage": {"input_tokens": meta.get("input_tokens", 0), "output_tokens": meta.get("output_tokens", 0)},
+        }
+        self.recorder.save(key, request, {"response": response})
+        return chat_result(response)
+
+
+class ReplayChatModel(KeyedChatModel):
+    """Answers from the recording; reaches no provider and loads no model."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "orchestrator-replay"
+
+    async def _answer(
+        self, key: str, request: dict[str, Any], messages: list[BaseMessage], stop: Any, kwargs: dict[str, Any]
+    ) -> ChatResult:
+        recorded = self.recorder.load(key, request)
+        if "error" in recorded:
+            raise _replayed_error(recorded["error"], self.route)
+        return chat_result(recorded["response"])
+
+
+def _replayed_error(error: dict[str, Any], route: str) -> ProviderError:
+    kind = getattr(errors, error.get("type", ""), ProviderError)
+    if not (isinstance(kind, type) and issubclass(kind, ProviderError)):
+        kind = ProviderError
+    return kind(error["message"], model=route, status=error.get("status"), retry_after=error.get("retry_after"))

@@ -1,0 +1,16 @@
+"""Pure renderers of a finished, typed result (`RunResult`): result.json, report.md, SARIF,
+JUnit, the GitHub step summary and annotations, patches and docs."""
+
+from orchestrator.outputs._write import FORMATS, write_outputs
+from orchestrator.outputs.markdown import render_markdown
+from orchestrator.outputs.result import RESULT_SCHEMA_VERSION, RoleInfo, RunResult, result_json_schema
+
+__all__ = [
+    "FORMATS",
+    "RESULT_SCHEMA_VERSION",
+    "RoleInfo",
+    "RunResult",
+    "render_markdown",
+    "result_json_schema",
+    "write_outputs",
+]

@@ -1,0 +1,67 @@
+"""Writing a finished run's outputs: the formats asked for, plus `patches/*.diff` and the docs
+roles wrote (`docs/ID-ROLE.md`, or `.LANG.md` for a role that writes another language)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from orchestrator.outputs.markdown import docs_markdown, render_markdown
+from orchestrator.outputs.result import RunResult
+
+FORMATS = ("markdown", "json", "sarif", "junit")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "file"
+
+
+def write_outputs(
+    result: RunResult, out_dir: Path, formats: list[str], line_counts: dict[str, int] | None = None, version: str = ""
+) -> list[Path]:
+    """Write the formats asked for (markdown, json, sarif, junit), plus patches and docs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if "sarif" in formats:
+        from orchestrator.outputs.sarif import build_sarif
+
+        path = out_dir / "findings.sarif"
+        sarif = build_sarif(result, line_counts or {}, version)
+        path.write_text(json.dumps(sarif, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    if "junit" in formats:
+        from orchestrator.outputs.junit import build_junit
+
+        path = out_dir / "junit.xml"
+        path.write_text(build_junit(result), encoding="utf-8")
+        written.append(path)
+    if "json" in formats:
+        path = out_dir / "result.json"
+        path.write_text(result.to_json(), encoding="utf-8")
+        written.append(path)
+    if "markdown" in formats:
+        path = out_dir / "report.md"
+        path.write_text(render_markdown(result), encoding="utf-8")
+        written.append(path)
+    written += _write_artifacts(result, out_dir)
+    return written
+
+
+def _write_artifacts(result: RunResult, out_dir: Path) -> list[Path]:
+    written = []
+    for sub in result.subtasks:
+        for index, patch in enumerate(sub.patches(), 1):
+            path = out_dir / "patches" / f"{sub.id}-{index}-{slug(patch.file)}.diff"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(patch.diff if patch.diff.endswith("\n") else patch.diff + "\n", encoding="utf-8")
+            written.append(path)
+        role = result.role(sub.role)
+        output = sub.output or {}
+        if role is not None and role.output == "docs" and output.get("markdown"):
+            suffix = f".{role.lang}.md" if role.lang else ".md"
+            path = out_dir / "docs" / f"{sub.id}-{slug(sub.role)}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(docs_markdown(output, role), encoding="utf-8")
+            written.append(path)
+    return written

@@ -1,0 +1,67 @@
+"""GitHub Actions: a Markdown step summary (`GITHUB_STEP_SUMMARY`) and `::error` workflow
+commands that annotate the findings at or above fail_on on the pull request's diff."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.outputs.result import RunResult
+from orchestrator.spec.kinds import at_or_above
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def error_commands(result: RunResult, prefix: str) -> list[str]:
+    """`::error file=..,line=..,title=..::message` for each finding at or above fail_on."""
+    lines = []
+    for sub in result.verdicts():
+        for finding in sub.findings():
+            if not at_or_above(finding.severity, result.fail_on):
+                continue
+            props = [f"file={_escape_property(prefix + finding.file)}"]
+            if finding.line:
+                props.append(f"line={int(finding.line)}")
+            props.append(f"title={_escape_property(finding.severity + ': ' + finding.title)}")
+            message = f"{finding.detail} Suggestion: {finding.suggestion} ({sub.model})"
+            lines.append(f"::error {','.join(props)}::{_escape_data(message.strip())}")
+    return lines
+
+
+def step_summary(result: RunResult) -> str:
+    totals = result.totals
+    lines = [
+        f"## {result.spec.name}: {result.status} (exit {result.exit_code})",
+        "",
+        f"{len(result.subtasks)} subtasks · {totals.tokens_in} tokens in, {totals.tokens_out} out · "
+        f"highest finding: {result.max_severity or 'none'} (fail_on: {result.fail_on})",
+        "",
+        "| subtask | role | model | status | findings |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for sub in result.subtasks:
+        lines.append(f"| {sub.id} | {sub.role} | {sub.model or '-'} | {sub.status} | {len(sub.findings())} |")
+    summary = (result.aggregate.output or {}).get("summary") if result.aggregate else None
+    if summary:
+        lines += ["", str(summary).strip()]
+    return "\n".join(lines) + "\n"
+
+
+def in_github_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true" or bool(os.environ.get("GITHUB_STEP_SUMMARY"))
+
+
+def write_step_summary(result: RunResult) -> Path | None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(step_summary(result))
+    return path

@@ -1,0 +1,149 @@
+"""result.json: everything a run did, as one typed model that every writer reads and whose JSON
+Schema is `orchestrator schema --result`. A result is self-describing (it carries the roles that
+ran, with their output kinds and text direction), so every output can be rebuilt from it alone."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from orchestrator.engine.state import CallRecord, PlanRecord, Record
+from orchestrator.errors import RunStatus
+
+RESULT_SCHEMA_VERSION = 1
+
+
+class SpecRef(Record):
+    name: str
+    path: str
+    graph: str
+
+
+class RoleInfo(Record):
+    """A role as the reports need it: how to show its answers."""
+
+    output: str = Field(description="the output kind (findings, patches, diagnosis, docs, text) or 'schema'")
+    description: str
+    lang: str | None = None
+    dir: Literal["ltr", "rtl"] = "ltr"
+
+
+class UsageTotals(Record):
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: int = 0
+    cost_usd: float | None = 0.0
+
+
+class Totals(Record):
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float | None = Field(description="null when an API model has no known price")
+    cost_note: str
+    cached_calls: int
+    by_model: dict[str, UsageTotals]
+    by_role: dict[str, UsageTotals]
+    by_node: dict[str, UsageTotals]
+
+
+class BudgetReport(Record):
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    spent_cost_usd: float = 0.0
+    spent_tokens: int = 0
+    exhausted: str | None = None
+
+
+class ExcludedModel(Record):
+    model: str
+    reason: str
+
+
+class PolicyReport(Record):
+    excluded: dict[str, list[ExcludedModel]] = Field(
+        default_factory=dict, description="role (or 'role [class]', or node) -> the models the policy removed"
+    )
+
+
+class SkippedFile(Record):
+    path: str
+    reason: str
+
+
+class FilesReport(Record):
+    included: list[str]
+    skipped: list[SkippedFile]
+
+
+class HostReport(Record):
+    host: str
+    models: list[str]
+    requests: int
+    bytes_sent: int
+    bytes_received: int
+    rules: list[str] = Field(description="the policy rules that allowed sending to it")
+
+
+class EgressReport(Record):
+    hosts: list[HostReport] = Field(default_factory=list)
+    in_process: list[str] = Field(default_factory=list, description="models run in this process: nothing sent")
+
+
+class CheckpointReport(Record):
+    backend: str = Field(description="sqlite | postgres | memory | off")
+    location: str | None = Field(default=None, description="where, without any password")
+    durability: str
+    writes: int
+    ms: float
+
+
+class RunResult(Record):
+    """result.json, schema version 1."""
+
+    schema_version: Literal[1] = 1
+    run_id: str
+    spec: SpecRef
+    goal: str
+    workspace: str
+    started_at: str
+    duration_ms: int
+    status: RunStatus
+    exit_code: int
+    fail_on: str
+    max_severity: str | None
+    plan: PlanRecord
+    subtasks: list[CallRecord]
+    aggregate: CallRecord | None
+    totals: Totals
+    budget: BudgetReport
+    pending: list[dict[str, Any]] = Field(description="calls stopped by the budget; `resume` runs them")
+    egress: EgressReport = Field(description="hosts contacted: models, requests, bytes, the policy rule")
+    checkpoint: CheckpointReport = Field(description="where the run is checkpointed and what it cost")
+    policy: PolicyReport
+    files: FilesReport
+    warnings: list[str]
+    roles: dict[str, RoleInfo] = Field(default_factory=dict, description="the roles of the run")
+
+    def calls(self) -> list[CallRecord]:
+        """Every model call: the subtasks, the aggregation and the planner's call."""
+        found = [*self.subtasks, *([self.aggregate] if self.aggregate else [])]
+        return found + ([self.plan.call] if self.plan.call else [])
+
+    def verdicts(self) -> list[CallRecord]:
+        """The subtasks that speak for the run (an ensemble's merge speaks for its proposals)."""
+        return [s for s in self.subtasks if not s.proposal_of]
+
+    def role(self, name: str) -> RoleInfo | None:
+        return self.roles.get(name)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def result_json_schema() -> dict[str, Any]:
+    schema = RunResult.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Sovereign Orchestrator result.json"
+    return schema

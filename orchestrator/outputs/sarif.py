@@ -1,0 +1,123 @@
+"""findings.sarif: SARIF 2.1.0, one result per finding, so review findings show up as
+code-scanning annotations. The model that produced a finding is the tool extension that
+defines its rule; paths are relative to the repository root (or to the workspace outside git).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from orchestrator.engine.state import CallRecord
+from orchestrator.outputs.result import RunResult
+from orchestrator.spec.kinds import Finding
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+LEVELS = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+# GitHub code scanning ranks findings by this property (0.0-10.0)
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
+
+
+def repo_prefix(workspace: Path) -> str:
+    """The workspace's path inside its git repository ("" at the root or outside git)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--show-prefix"], cwd=workspace, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _rule_id(role: str, title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60] or "finding"
+    return f"{role}/{slug}"
+
+
+def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) -> dict[str, Any]:
+    """The SARIF log of a result. `line_counts` drops lines a model invented."""
+    prefix = repo_prefix(Path(result.workspace))
+    extensions: list[dict[str, Any]] = []
+    ext_index: dict[str, int] = {}
+    results = []
+    for sub in result.verdicts():  # an ensemble's merged answer speaks for its proposals
+        if not sub.ok:
+            continue
+        for finding in sub.findings():
+            model = sub.model or "?"
+            if model not in ext_index:
+                ext_index[model] = len(extensions)
+                extensions.append({"name": model, "rules": [], "properties": {"catalogId": sub.catalog_id}})
+            extension = extensions[ext_index[model]]
+            rule_id = _rule_id(sub.role, finding.title)
+            rule_ids = [r["id"] for r in extension["rules"]]
+            if rule_id not in rule_ids:
+                extension["rules"].append(
+                    {
+                        "id": rule_id,
+                        "shortDescription": {"text": finding.title[:200]},
+                        "properties": {
+                            "role": sub.role,
+                            "security-severity": SECURITY_SEVERITY[finding.severity],
+                        },
+                    }
+                )
+                rule_ids.append(rule_id)
+            results.append(
+                _result(finding, sub, rule_id, rule_ids.index(rule_id), ext_index[model], prefix, line_counts)
+            )
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "Sovereign Orchestrator",
+                        "version": version,
+                        "informationUri": "https://pypi.org/project/sovereign-orchestrator/",
+                        "rules": [],
+                    },
+                    "extensions": extensions,
+                },
+                "automationDetails": {"id": f"{result.spec.name}/{result.run_id}"},
+                "results": results,
+                "properties": {"status": result.status, "exitCode": result.exit_code},
+            }
+        ],
+    }
+
+
+def _result(
+    finding: Finding,
+    sub: CallRecord,
+    rule_id: str,
+    rule_index: int,
+    extension_index: int,
+    prefix: str,
+    line_counts: dict[str, int],
+) -> dict[str, Any]:
+    location: dict[str, Any] = {"artifactLocation": {"uri": prefix + finding.file}}
+    line = finding.line
+    if line is not None and 1 <= line <= line_counts.get(finding.file, 0):
+        location["region"] = {"startLine": line}
+    text = finding.title
+    if finding.detail:
+        text += f"\n\n{finding.detail}"
+    if finding.suggestion:
+        text += f"\n\nSuggestion: {finding.suggestion}"
+    return {
+        "ruleId": rule_id,
+        "rule": {"id": rule_id, "index": rule_index, "toolComponent": {"index": extension_index}},
+        "level": LEVELS[finding.severity],
+        "message": {"text": text},
+        "locations": [{"physicalLocation": location}],
+        "properties": {
+            "severity": finding.severity,
+            "model": sub.model,
+            "subtask": sub.id,
+            "role": sub.role,
+        },
+    }

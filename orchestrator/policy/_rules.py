@@ -1,0 +1,118 @@
+"""Data-sovereignty policy, applied when model chains are resolved, before any call.
+
+A model the policy does not allow is removed from the chain with the reason, so a fallback can
+never route around the policy. Rules come from the run (`policy:`), may be tightened or changed per
+role (`policy.roles.ROLE`), and files can be classed by glob (`policy.files`): a subtask that sees
+a confidential file is held to the confidential rules, whatever the run's class. Confidential data
+goes only to models served from this machine (the embedded model, a loopback host) or from
+`allow_hosts`, the hosts the user lists as their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.spec import DATA_CLASSES
+from orchestrator.workspace import glob_match
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import ModelEntry, ProviderConfig, Route
+    from orchestrator.spec import PolicySpec, RulesSpec
+
+CLASSES = DATA_CLASSES  # ordered: a mix of files takes the highest
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The rules that hold for one role and one data class."""
+
+    data_class: str
+    allow_countries: frozenset[str] | None
+    deny_countries: frozenset[str]
+    open_weights_only: bool
+    allow_licenses: frozenset[str] | None
+    local_only: bool
+    allow_hosts: frozenset[str] | None
+
+
+def rules_for(policy: PolicySpec, role: str, data_class: str | None = None) -> Rules:
+    """The run's rules, overridden by the role's, at the given data class (or the role's own)."""
+    layers: list[RulesSpec] = [policy]
+    if role in policy.roles:
+        layers.append(policy.roles[role])
+
+    def pick(name: str) -> Any:
+        value = None
+        for layer in layers:
+            if getattr(layer, name) is not None:
+                value = getattr(layer, name)
+        return value
+
+    def codes(values: Any) -> frozenset[str] | None:
+        return None if values is None else frozenset(str(v).upper() for v in values)
+
+    base = str(pick("data_class") or "internal")
+    effective = max(base, data_class or base, key=CLASSES.index)
+    licenses, hosts = pick("allow_licenses"), pick("allow_hosts")
+    return Rules(
+        data_class=effective,
+        allow_countries=codes(pick("allow_countries")),
+        deny_countries=codes(pick("deny_countries")) or frozenset(),
+        open_weights_only=bool(pick("open_weights_only")),
+        allow_licenses=None if licenses is None else frozenset(str(v) for v in licenses),
+        local_only=bool(pick("local_only")),
+        allow_hosts=None if hosts is None else frozenset(str(h).lower() for h in hosts),
+    )
+
+
+def file_class(policy: PolicySpec, path: str) -> str:
+    """The data class of one workspace file: the highest of the run's class and its globs'."""
+    found = str(policy.data_class or "internal")
+    for pattern, data_class in policy.files.items():
+        if glob_match(path, pattern):
+            found = max(found, data_class, key=CLASSES.index)
+    return found
+
+
+def refusal(route: Route, entry: ModelEntry | None, provider: ProviderConfig, rules: Rules) -> str | None:
+    """Why the rules refuse this route, or None when it is allowed."""
+    host = (provider.host or "").lower()
+    own = provider.is_local or (rules.allow_hosts is not None and host in rules.allow_hosts)
+    if rules.local_only and not provider.is_local:
+        return f"local_only: {provider.name} is served from {provider.host}"
+    if rules.data_class == "confidential" and not own:
+        return f"confidential data stays on this machine and allow_hosts; {provider.name} is served from {host}"
+    if rules.allow_hosts is not None and not own:
+        return f"host {host} is not in allow_hosts"
+    if rules.allow_countries is not None:
+        if entry is None:
+            return "country unknown (model not in the catalog) and allow_countries is set"
+        if entry.country not in rules.allow_countries:
+            return f"country {entry.country} not in allow_countries"
+    if entry is not None and entry.country in rules.deny_countries:
+        return f"country {entry.country} is in deny_countries"
+    if rules.open_weights_only:
+        if entry is None:
+            return "open weights unknown (model not in the catalog) and open_weights_only is set"
+        if not entry.open_weights:
+            return "weights are not open and open_weights_only is set"
+    if rules.allow_licenses is not None:
+        if entry is None:
+            return "license unknown (model not in the catalog) and allow_licenses is set"
+        if entry.license not in rules.allow_licenses:
+            return f"license {entry.license} not in allow_licenses"
+    return None
+
+
+def allowed_by(route: Route, entry: ModelEntry | None, provider: ProviderConfig, rules: Rules) -> str:
+    """The rule a route passes, in words (for the egress report)."""
+    where = "this machine" if provider.is_local else f"host {provider.host}"
+    parts = [f"data_class {rules.data_class}", where]
+    if rules.allow_countries is not None and entry is not None:
+        parts.append(f"country {entry.country} in allow_countries")
+    if rules.allow_hosts is not None and not provider.is_local:
+        parts.append("in allow_hosts")
+    if rules.allow_licenses is not None and entry is not None:
+        parts.append(f"license {entry.license} allowed")
+    return "; ".join(parts)

@@ -1,0 +1,93 @@
+"""What one run starts from: the run context nodes receive (the model pool with its budget,
+cache, recorder and egress accounting; secrets masked in the files), the initial graph state,
+and the tracker that keeps the latest state while the graph streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.engine.context import Progress, RunContext
+from orchestrator.engine.state import PlanRecord, RunState, Subtask
+from orchestrator.models import Budget, CallSettings, ModelPool
+from orchestrator.policy import Egress, redact, secret_values
+from orchestrator.spec import AGGREGATE, PLANNER, worker_roles
+from orchestrator.workflow import DEFAULT_KEY, Workflow
+from orchestrator.workspace import FileSet, SourceFile
+
+
+def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder: Any, cache: Any) -> RunContext:
+    spec = workflow.loaded.spec
+    usable = set(workflow.worker_roles)
+    roles = {name: role for name, role in workflow.roles.items() if name in usable or name in (PLANNER, AGGREGATE)}
+    named = [r for r in spec.models if r in usable and r != DEFAULT_KEY]
+    limits = spec.limits
+    settings = CallSettings(
+        max_output_tokens=limits.max_output_tokens,
+        timeout_s=limits.timeout_s,
+        retries=limits.retries,
+        backoff_s=limits.backoff_s,
+        max_wait_s=limits.max_wait_s,
+        cooldown_after=limits.cooldown_after,
+    )
+    budget = Budget(limits.max_cost_usd, limits.max_tokens)
+    secrets = secret_values(p.api_key_env for p in workflow.providers.values() if p.api_key_env)
+    for keeper in (recorder, cache):
+        if keeper is not None:
+            keeper.secrets = secrets
+    egress = Egress()
+    pool = ModelPool(workflow.providers, settings, budget, recorder, cache, egress, workflow.chains.allowed)
+    pool.secrets = secrets
+    files = FileSet([SourceFile(f.path, redact(f.text, secrets)) for f in workflow.files.files], workflow.files.skipped)
+    return RunContext(
+        run_id=run_id,
+        goal=spec.goal.strip(),
+        workspace=workflow.loaded.workspace,
+        roles=roles,
+        chains=workflow.chains,
+        files=files,
+        pool=pool,
+        max_output_tokens=spec.limits.max_output_tokens,
+        fallback_roles=named or sorted(worker_roles(roles)),
+        progress=progress,
+        file_classes=workflow.file_classes,
+    )
+
+
+def initial_state(workflow: Workflow) -> RunState:
+    spec = workflow.loaded.spec
+    state = RunState(goal=spec.goal.strip(), results=[])
+    if spec.tasks:
+        subtasks = [
+            Subtask(id=task.id or f"t{i}", role=task.role, instruction=task.instruction.strip(), files=task.files)
+            for i, task in enumerate(spec.tasks, 1)
+        ]
+        state["plan"] = PlanRecord(source="spec", subtasks=subtasks)
+    return state
+
+
+class Tracker:
+    """The latest state of the run: the last superstep's values plus every node that has
+    finished since (LangGraph streams a task's update as soon as it is done)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = dict(state)
+        self.pending: list[Any] = []
+        self.extra: dict[str, Any] = {}
+        self.interrupts: list[dict[str, Any]] = []
+
+    def see(self, mode: str, chunk: Any) -> None:
+        if mode == "values":
+            self.state, self.pending, self.extra = dict(chunk), [], {}
+            return
+        for name, update in (chunk or {}).items():
+            if name == "__interrupt__":
+                self.interrupts += [{"id": i.id, **(i.value if isinstance(i.value, dict) else {})} for i in update]
+            if not isinstance(update, dict) or name.startswith("__"):
+                continue
+            self.pending += update.get("results") or []
+            self.extra.update({k: v for k, v in update.items() if k in ("plan", "aggregate") and v})
+
+    def snapshot(self) -> dict[str, Any]:
+        state = {**self.state, **self.extra}
+        state["results"] = list(self.state.get("results") or []) + self.pending
+        return state

@@ -1,0 +1,342 @@
+"""Running a prepared workflow, and the run's lifecycle: its durable checkpoint (by default under
+the workspace's data folder), the result cache, the recorder, the run ledger (`orchestrator
+runs`), the graph stream, the exit status and the outputs. A run started from Python is
+checkpointed, listed and resumable exactly like a CLI run. Library code: it returns a RunOutcome
+and raises Interrupted on a signal; it never exits."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from orchestrator.engine.context import Progress, RunContext, SilentProgress
+from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError, SpecError
+from orchestrator.outputs import RunResult, write_outputs
+from orchestrator.outputs.result import CheckpointReport, EgressReport
+from orchestrator.policy import redact_tree
+from orchestrator.runtime import checkpoints, ledger
+from orchestrator.runtime._context import Tracker, build_context, initial_state
+from orchestrator.runtime._result import build_result
+from orchestrator.spec import load_spec, worker_roles
+from orchestrator.workflow import Workflow, prepare_workflow
+
+log = structlog.get_logger(__name__)
+
+DEFAULT = "default"  # RunOptions.checkpoint: a SQLite file in the workspace's data folder
+MEMORY = "memory"  # in memory: resumable within the process only (budget pauses still work)
+OFF = "off"  # no checkpointer at all (benchmarks): no resume, no budget pause
+
+
+@dataclass
+class RunOptions:
+    output_dir: Path | None = None  # None: the spec's output.dir, relative to the spec
+    formats: list[str] | None = None
+    write: bool = True
+    progress: Progress = field(default_factory=SilentProgress)
+    run_id: str | None = None
+    handle_sigterm: bool = False  # SIGTERM stops the run like Ctrl-C (exit 143), outputs kept
+    record: Path | None = None  # --record DIR: write every model call down
+    replay: Path | None = None  # --replay DIR: answer every call from a recording
+    checkpoint: str = DEFAULT  # "default" | "memory" | "off" | a SQLite path | a postgres:// URL
+    cache: bool | Path = True  # the result cache: the default file, none (False), or this file
+    telemetry: bool = False  # LangSmith tracing (when its environment is set); off unless asked for
+    ledger: bool = True  # list a durably checkpointed run in `orchestrator runs`
+
+
+@dataclass
+class RunOutcome:
+    result: RunResult
+    exit_code: ExitStatus
+    written: list[Path]
+
+    @property
+    def run_id(self) -> str:
+        return self.result.run_id
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def checkpoint_location(option: str, workspace: Path) -> str | None:
+    """Where the run's checkpoints go: a path or URL, None for memory, "off" for none."""
+    if option == DEFAULT:
+        return checkpoints.default_checkpoint(workspace)
+    if option == MEMORY:
+        return None
+    return option
+
+
+@asynccontextmanager
+async def _checkpointer(location: str | None) -> AsyncIterator[Any]:
+    if location == OFF:
+        yield None
+        return
+    if location is None:
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield InMemorySaver(serde=checkpoints.strict_serde())
+        return
+    async with checkpoints.open_checkpointer(location) as saver:
+        yield saver
+
+
+def _compile(workflow: Workflow, context: RunContext, saver: Any) -> tuple[Any, int]:
+    from orchestrator.engine import compile_graph
+    from orchestrator.spec.graphfile import recursion_limit
+
+    if workflow.graph is not None:
+        builder = compile_graph(workflow.graph, sorted(worker_roles(context.roles)))
+        return builder.compile(checkpointer=saver), recursion_limit(workflow.graph)
+    built = workflow.python_graph  # a Python graph, built at validation with the same node factories
+    if hasattr(built, "add_node"):
+        return built.compile(checkpointer=saver), 200
+    built.checkpointer = saver
+    return built, 200
+
+
+def _recorder(options: RunOptions) -> Any:
+    if options.record is not None and options.replay is not None:
+        raise SpecError("--record and --replay cannot be used together")
+    if options.record is None and options.replay is None:
+        return None
+    from orchestrator.models.recording import Recorder
+
+    try:
+        return Recorder(options.record, "record") if options.record else Recorder(options.replay or Path(), "replay")
+    except FileNotFoundError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def _cache(options: RunOptions, workflow: Workflow, recorder: Any) -> Any:
+    if options.cache is False or (recorder is not None and recorder.mode == "replay"):
+        return None
+    from orchestrator.models.cache import ResponseCache
+
+    if isinstance(options.cache, Path):
+        return ResponseCache(options.cache)
+    return ResponseCache(checkpoints.data_dir(workflow.loaded.workspace) / "cache.sqlite")
+
+
+async def run_workflow_async(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:
+    """Run (or, with `resume`, finish) the workflow; the run id is the checkpoint's thread."""
+    options = options or RunOptions()
+    run_id = options.run_id or new_run_id()
+    location = checkpoint_location(options.checkpoint, workflow.loaded.workspace)
+    recorder = _recorder(options)
+    listed = options.ledger and location not in (None, OFF)
+    if listed and not resume:
+        ledger.start_run(_entry(workflow, run_id, options, location or ""))
+    try:
+        outcome = await _run(workflow, options, run_id, location, recorder, resume)
+    except Interrupted as stopped:
+        if listed:
+            ledger.finish_run(run_id, "interrupted", stopped.exit_code)
+        raise
+    except OrchestratorError as failed:  # e.g. the checkpoint database is down: a resume can try again
+        if listed and not resume:
+            ledger.finish_run(run_id, "error", failed.exit_code)
+        raise
+    if listed:
+        ledger.finish_run(run_id, outcome.result.status, outcome.exit_code)
+    return outcome
+
+
+def _entry(workflow: Workflow, run_id: str, options: RunOptions, location: str) -> ledger.RunEntry:
+    return ledger.RunEntry(
+        run_id=run_id,
+        spec_name=workflow.loaded.spec.name,
+        spec_path=str(workflow.loaded.path.resolve()),
+        overrides=list(workflow.loaded.overrides),
+        checkpoint=checkpoints.public_location(location),  # a Postgres password is not written down
+        output_dir=str(options.output_dir.resolve()) if options.output_dir else None,
+        formats=list(options.formats) if options.formats else None,
+        status="running",
+        exit_code=None,
+        started_at=ledger.now(),
+        finished_at=None,
+    )
+
+
+async def _run(
+    workflow: Workflow, options: RunOptions, run_id: str, location: str | None, recorder: Any, resume: bool
+) -> RunOutcome:
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    cache = _cache(options, workflow, recorder)
+    context = build_context(workflow, run_id, options.progress, recorder, cache)
+    context.pausable = location != OFF
+    stopped_by: str | None = None
+    signals: list[str] = []
+    if options.handle_sigterm:
+        _on_sigterm(signals)
+    async with _checkpointer(location) as saver:
+        graph, steps = _compile(workflow, context, saver)
+        config: Any = {
+            "configurable": {"thread_id": run_id},
+            "max_concurrency": workflow.loaded.spec.limits.concurrency,
+            "recursion_limit": steps,
+        }
+        start: Any = initial_state(workflow)
+        tracker = Tracker(dict(start))
+        if resume:
+            start, tracker = await _resume_point(graph, config, context, run_id)
+        log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph_name, resume=resume)
+        try:
+            with _telemetry(options.telemetry):
+                durable: Any = {"durability": checkpoints.DURABILITY} if saver is not None else {}
+                async for mode, chunk in graph.astream(
+                    start, config=config, context=context, stream_mode=["updates", "values"], **durable
+                ):
+                    tracker.see(mode, chunk)
+        except asyncio.CancelledError:  # Ctrl-C or SIGTERM: keep what finished (it is checkpointed), then stop
+            stopped_by = signals[0] if signals else "SIGINT"
+        finally:
+            if recorder is not None:
+                recorder.flush()
+            if cache is not None:
+                cache.close()
+        checkpointing = CheckpointReport(
+            backend=_backend(location),
+            location=checkpoints.public_location(location) if location not in (None, OFF) else None,
+            durability=checkpoints.DURABILITY,
+            writes=getattr(saver, "puts", 0),
+            ms=round(getattr(saver, "elapsed_s", 0.0) * 1000, 2),
+        )
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    egress = EgressReport.model_validate(context.pool.egress.report() if context.pool.egress else {})
+    result = build_result(
+        workflow,
+        run_id,
+        tracker.snapshot(),
+        started_at,
+        duration_ms,
+        context.pool.budget,
+        stopped_by,
+        tracker.interrupts,
+        checkpointing,
+        egress,
+    )
+    result = RunResult.model_validate(redact_tree(result.model_dump(mode="json"), context.pool.secrets))
+    written = _write(workflow, options, result)
+    log.info("run.finished", status=result.status, exit_code=result.exit_code, **result.totals.model_dump())
+    outcome = RunOutcome(result=result, exit_code=ExitStatus(result.exit_code), written=written)
+    if stopped_by is not None:
+        raise Interrupted(
+            f"the run was stopped by {stopped_by}; resume it with `orchestrator resume {run_id}`",
+            outcome=outcome,
+            signal_name=stopped_by,
+        )
+    return outcome
+
+
+async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: str) -> tuple[Any, Tracker]:
+    """Where an interrupted run goes on: the checkpointed state, pending budget interrupts
+    answered, and the budget already spent carried over."""
+    from langgraph.types import Command
+
+    snapshot = await graph.aget_state(config)
+    if not snapshot.values:
+        raise NoCheckpoint(f"no checkpoint for run {run_id}")
+    values = dict(snapshot.values)
+    plan = values.get("plan")
+    calls = [*values.get("results", []), values.get("aggregate"), plan.call if plan else None]
+    budget = context.pool.budget
+    budget.spent_tokens = sum(c.tokens_in + c.tokens_out for c in calls if c)
+    budget.spent_cost = sum(c.cost_usd or 0.0 for c in calls if c)
+    pending = {i.id: True for task in snapshot.tasks for i in task.interrupts}
+    start: Any = Command(resume=pending) if pending else None
+    return start, Tracker(values)
+
+
+def _telemetry(enabled: bool) -> Any:
+    """LangSmith tracing only when asked for: with it off, no trace leaves the machine even when
+    the environment sets LANGSMITH_TRACING / LANGCHAIN_TRACING_V2."""
+    from langsmith import tracing_context
+
+    return tracing_context(enabled=enabled)
+
+
+def _backend(location: str | None) -> str:
+    if location is None:
+        return "memory"
+    if location == OFF:
+        return "off"
+    return "postgres" if checkpoints.is_postgres(location) else "sqlite"
+
+
+def _on_sigterm(signals: list[str]) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        signals.append("SIGTERM")
+        task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+
+
+def _write(workflow: Workflow, options: RunOptions, result: RunResult) -> list[Path]:
+    if not options.write:
+        return []
+    from orchestrator import __version__
+
+    spec = workflow.loaded.spec
+    out_dir = options.output_dir or (workflow.loaded.base_dir / spec.output.dir)
+    line_counts = {f.path: f.lines for f in workflow.files.files}
+    formats = options.formats or list(spec.output.formats)
+    return write_outputs(result, out_dir, formats, line_counts, __version__)
+
+
+def run_workflow(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:
+    """Run a prepared workflow to its end (checkpointed, cached and listed by default); with
+    `resume`, finish the run `options.run_id` from its checkpoint."""
+    options = options or RunOptions()
+    options.run_id = options.run_id or new_run_id()
+    return _sync(run_workflow_async(workflow, options, resume), options)
+
+
+def resume_workflow(run_id: str, overrides: Sequence[str] = (), options: RunOptions | None = None) -> RunOutcome:
+    """Finish an interrupted run from its checkpoint: no completed subtask runs again.
+    `overrides` change the spec for the rest of the run (`limits.max_cost_usd=2`)."""
+    workflow, options = prepare_resume(run_id, overrides, options)
+    return run_workflow(workflow, options, resume=True)
+
+
+def prepare_resume(
+    run_id: str, overrides: Sequence[str] = (), options: RunOptions | None = None
+) -> tuple[Workflow, RunOptions]:
+    """The workflow of a listed run, rebuilt from its spec and overrides, and the options that
+    finish it where it left its checkpoint and outputs."""
+    entry = ledger.get_run(run_id)
+    if entry is None:
+        raise NoCheckpoint(f"no run {run_id} on this machine")
+    workflow = prepare_workflow(load_spec(entry.spec_path, [*entry.overrides, *overrides]))
+    options = options or RunOptions()
+    options.run_id = run_id
+    if options.checkpoint == DEFAULT:  # the run's own checkpoint (a URL given again keeps its password)
+        options.checkpoint = entry.checkpoint
+    options.output_dir = options.output_dir or (Path(entry.output_dir) if entry.output_dir else None)
+    options.formats = options.formats or entry.formats
+    return workflow, options
+
+
+def _sync(run: Any, options: RunOptions) -> RunOutcome:
+    try:
+        outcome: RunOutcome = asyncio.run(run)
+    except KeyboardInterrupt:
+        if options.ledger and options.run_id and ledger.get_run(options.run_id) is not None:
+            ledger.finish_run(options.run_id, "interrupted", ExitStatus.INTERRUPTED)
+        raise
+    return outcome

@@ -1,0 +1,159 @@
+"""The spec file: what a user writes to run a workflow (see PRODUCT.md).
+
+`load_spec` reads the YAML, applies `--set` overrides, validates the shape with pydantic and
+then the meaning (roles exist, models resolve, providers are trusted with their keys, the
+workspace exists). Every problem names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from orchestrator.errors import Problem, SpecError
+from orchestrator.spec._document import Document, Strict, StrList, apply_overrides, load_yaml, validate_document
+from orchestrator.spec.kinds import Severity
+from orchestrator.spec.roles import RoleSpec
+
+OutputFormat = Literal["markdown", "json", "sarif", "junit"]
+DataClass = Literal["public", "internal", "confidential"]
+DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "confidential")  # ordered: a mix takes the highest
+
+ModelChain = Annotated[StrList, Field(min_length=1)]
+
+
+class TaskSpec(Strict):
+    role: str
+    instruction: str = Field(min_length=1)
+    files: StrList = Field(default_factory=list)
+    id: str | None = None
+
+
+class ProviderSpec(Strict):
+    kind: str | None = Field(default=None, description="local | ollama | openai, or a plugin's kind")
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_concurrency: int | None = Field(default=None, ge=1, description="calls in flight on this provider")
+    max_concurrency_per_model: int | None = Field(default=None, ge=1, description="calls in flight per model")
+    structured_output: Literal["json_schema", "grammar", "json_object"] | None = Field(
+        default=None, description="openai kind: force one mode instead of negotiating"
+    )
+    compact_output: bool | None = Field(
+        default=None, description="bound output strings and lists tightly (for very small models)"
+    )
+    usd_per_hour: float | None = Field(
+        default=None, ge=0, description="self-hosted models: USD per hour of model time (default 0)"
+    )
+    max_loaded_models: int | None = Field(
+        default=None, ge=1, description="a host that keeps one model loaded: group calls per model"
+    )
+
+
+class RulesSpec(Strict):
+    """Policy rules; every field left out keeps the value of the level above."""
+
+    data_class: DataClass | None = None
+    allow_countries: list[str] | None = Field(default=None, description="ISO 3166 codes of the labs allowed")
+    deny_countries: list[str] | None = None
+    open_weights_only: bool | None = None
+    allow_licenses: list[str] | None = Field(default=None, description="licenses allowed, as the catalog names them")
+    local_only: bool | None = Field(default=None, description="only the embedded model and loopback hosts")
+    allow_hosts: list[str] | None = Field(
+        default=None, description="hosts besides this machine that may receive data (your own servers)"
+    )
+
+
+class PolicySpec(RulesSpec):
+    """The run's policy, with per-role rules and data classes for files (by glob)."""
+
+    data_class: DataClass | None = "internal"
+    roles: dict[str, RulesSpec] = Field(default_factory=dict, description="role -> rules overriding the run's")
+    files: dict[str, DataClass] = Field(
+        default_factory=dict, description="glob -> data class; a subtask that sees the file is held to it"
+    )
+
+
+class LimitsSpec(Strict):
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    timeout_s: float = Field(default=120, gt=0)
+    max_cost_usd: float | None = Field(default=None, ge=0, description="stop (exit 4) before a call could overrun")
+    max_tokens: int | None = Field(default=None, ge=1, description="tokens in + out for the whole run")
+    max_output_tokens: int = Field(default=1024, ge=16, le=65536)
+    retries: int = Field(default=2, ge=0, le=10, description="retries of a transient failure per model")
+    backoff_s: float = Field(default=1.0, ge=0, description="first backoff; doubles each retry")
+    max_wait_s: float = Field(default=30.0, ge=0, description="longest Retry-After honoured before falling back")
+    cooldown_after: int = Field(default=3, ge=1, description="consecutive failures that cool a provider down")
+
+
+class PriceSpec(Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class OutputSpec(Strict):
+    dir: str = "out"
+    formats: list[OutputFormat] = Field(default_factory=lambda: list[OutputFormat](["markdown", "json"]))
+
+
+class Spec(Strict):
+    """A workflow: a goal, the files it concerns, the graph and the models that serve it."""
+
+    version: Literal[1] = 1
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    goal: str = Field(min_length=1)
+    workspace: str = "."
+    include: StrList = Field(default_factory=lambda: ["**/*"])
+    exclude: StrList = Field(default_factory=list)
+    graph: str = "coding-workflow"
+    tasks: list[TaskSpec] = Field(default_factory=list)
+    models: dict[str, ModelChain] = Field(default_factory=dict)
+    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
+    roles: dict[str, RoleSpec] = Field(default_factory=dict)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    prices: dict[str, PriceSpec] = Field(
+        default_factory=dict, description="provider/model -> USD per million tokens, overriding the catalog"
+    )
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    fail_on: Severity | Literal["none"] = "high"
+
+
+class LoadedSpec:
+    """A validated spec plus where it came from (for relative paths and error lines)."""
+
+    def __init__(self, spec: Spec, document: Document, overrides: Sequence[str] = ()) -> None:
+        self.spec = spec
+        self.document = document
+        self.overrides = list(overrides)  # the `--set` assignments applied (a resume applies them again)
+        self.path = document.path
+        self.base_dir = document.path.resolve().parent
+        self.workspace = (self.base_dir / spec.workspace).resolve()
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> Problem:
+        return self.document.problem(loc, message)
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> LoadedSpec:
+    """Read, override and validate the shape of a spec. Meaning is checked by `check_spec`."""
+    document = load_yaml(Path(path), kind="spec")
+    apply_overrides(document, overrides)
+    spec = validate_document(document, Spec)
+    loaded = LoadedSpec(spec, document, overrides)
+    problems = []
+    if not loaded.workspace.is_dir():
+        problems.append(loaded.problem(("workspace",), f"folder not found: {loaded.workspace}"))
+    if problems:
+        raise SpecError(problems)
+    return loaded
+
+
+def spec_json_schema() -> dict[str, Any]:
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Sovereign Orchestrator spec"
+    return schema

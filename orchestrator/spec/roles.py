@@ -1,0 +1,114 @@
+"""Roles are data: a name, a prompt template, an output kind, a description, and the language and
+direction of what the role writes.
+
+Built-in roles ship their prompt templates in `prompts/` (the Arabic one in Arabic). A spec or a
+graph adds roles of its own with the same record (`RoleSpec`, what users write); one node factory
+serves them all, and writers read `lang`/`dir` from the role instead of testing role names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from orchestrator.spec._document import Strict
+from orchestrator.spec._resources import read_data
+
+PLANNER = "planner"
+AGGREGATE = "aggregate"  # the planner's second node; served by the planner's models
+Direction = Literal["ltr", "rtl"]
+UserOutput = Literal["findings", "patches", "diagnosis", "docs", "text"]
+
+
+class RoleSpec(Strict):
+    """A role as a spec or a graph file declares it (`roles.NAME`)."""
+
+    output: UserOutput | dict[str, Any] = Field(description="an output kind, or a JSON Schema the answer must follow")
+    prompt: str | None = Field(default=None, description="inline prompt template ($goal, $instruction)")
+    prompt_file: str | None = Field(default=None, description="template file, relative to the file declaring it")
+    description: str = ""
+    lang: str | None = Field(
+        default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 language of what it writes"
+    )
+    dir: Direction | None = Field(default=None, description="text direction of what it writes (rtl for Arabic)")
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    output: str | dict[str, Any]  # an output kind of orchestrator.spec.kinds, or a JSON Schema
+    prompt: str  # a string.Template with $goal, $instruction, $files, $roles, ...
+    description: str
+    builtin: bool = False
+    lang: str | None = None  # the language it writes, when not the user's (docs go to NAME.LANG.md)
+    dir: Direction = "ltr"
+
+    @property
+    def kind(self) -> str:
+        """The output kind, or "schema" for a role whose output is its own JSON Schema."""
+        return self.output if isinstance(self.output, str) else "schema"
+
+
+# name -> (output kind, description, lang, dir)
+_BUILTIN: dict[str, tuple[str, str, str | None, Direction]] = {
+    PLANNER: ("plan", "splits the goal into subtasks, one per role", None, "ltr"),
+    "architecture_review": (
+        "findings",
+        "reviews architecture: module boundaries, coupling, layering, error handling, security",
+        None,
+        "ltr",
+    ),
+    "refactor": ("patches", "improves code without changing behaviour; answers with unified diffs", None, "ltr"),
+    "debug": ("diagnosis", "finds the root cause of a failure, with evidence and an optional fix", None, "ltr"),
+    "arabic_docs": ("docs", "documents the public API in Arabic, keeping code identifiers verbatim", "ar", "rtl"),
+    AGGREGATE: ("aggregate", "merges every subtask's output into one report", None, "ltr"),
+}
+
+# roles a planner may hand subtasks to (the planner and aggregate nodes are not workers)
+NODE_ROLES = frozenset({PLANNER, AGGREGATE})
+
+
+def builtin_roles() -> dict[str, Role]:
+    return {
+        name: Role(
+            name=name,
+            output=kind,
+            prompt=read_data("prompts", f"{name}.md"),
+            description=description,
+            builtin=True,
+            lang=lang,
+            dir=direction,
+        )
+        for name, (kind, description, lang, direction) in _BUILTIN.items()
+    }
+
+
+def builtin_role_names() -> list[str]:
+    return list(_BUILTIN)
+
+
+def worker_roles(roles: dict[str, Role]) -> dict[str, Role]:
+    return {name: role for name, role in roles.items() if name not in NODE_ROLES}
+
+
+def make_role(name: str, definition: RoleSpec, base_dir: Path) -> Role:
+    """The role a spec or graph declares (its prompt file read relative to `base_dir`)."""
+    if definition.prompt_file:
+        prompt = (base_dir / definition.prompt_file).read_text(encoding="utf-8")
+    else:
+        prompt = definition.prompt or ""
+    kind = definition.output if isinstance(definition.output, str) else "JSON Schema"
+    return Role(
+        name=name,
+        output=definition.output,
+        prompt=prompt,
+        description=definition.description or f"custom role ({kind})",
+        lang=definition.lang,
+        dir=definition.dir or ("rtl" if definition.lang in RTL_LANGUAGES else "ltr"),
+    )
+
+
+RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "sd", "yi", "dv", "ckb"})

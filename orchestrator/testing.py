@@ -1,0 +1,244 @@
+"""Test doubles for users and for the project's own tests: scripted fake providers, canned
+answers, and a guard that forbids real model calls.
+
+A `FakeProvider` is registered as a provider kind (the same registry seam as real providers):
+
+    provider = FakeProvider()
+    registry.register("fake", provider)     # spec: providers: {fake: {kind: fake}}
+    provider.script("m", valid_answer)      # model fake/m answers every call validly
+
+Each model name maps to a script: a function of the call that returns the answer text or
+raises. Every call is recorded; a call for a model with no script is recorded as unscripted and
+raises (check `provider.unscripted` at the end of a test: an error raised inside a node is taken
+for a provider failure and hidden by the fallback logic). `forbid_real_models()` makes building a
+model of a real provider kind raise, for tests that must not reach one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict
+
+from orchestrator.catalog import ProviderConfig
+from orchestrator.models.contract import contract_for
+from orchestrator.models.registry import (
+    CallSettings,
+    ProviderKind,
+    ProviderTraits,
+    RealModelsForbidden,
+    forbid_real_models,
+    registry,
+)
+from orchestrator.providers._llama import CONTEXT_WINDOW as EMBEDDED_CONTEXT_WINDOW
+from orchestrator.providers._llama import weights_path
+
+__all__ = [
+    "EMBEDDED_CONTEXT_WINDOW",
+    "Call",
+    "FakeProvider",
+    "RealModelsForbidden",
+    "ScriptedChatModel",
+    "UnscriptedCall",
+    "answer_schema",
+    "embedded_weights",
+    "forbid_real_models",
+    "registry",
+    "valid_answer",
+]
+
+
+@dataclass
+class Call:
+    model: str
+    messages: list[BaseMessage]
+    kwargs: dict[str, Any]
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.kwargs.get("schema") or {}
+
+    @property
+    def kind(self) -> str:
+        """The output kind asked for, from the schema's top-level properties."""
+        props = set(self.schema.get("properties", {}))
+        for kind, key in (
+            ("plan", "subtasks"),
+            ("findings", "findings"),
+            ("patches", "patches"),
+            ("diagnosis", "root_cause"),
+            ("docs", "markdown"),
+            ("aggregate", "summary"),
+            ("text", "text"),
+        ):
+            if key in props:
+                return kind
+        return "unknown"
+
+    @property
+    def user(self) -> str:
+        return self.messages[-1].text
+
+
+Script = Callable[[Call], str]
+
+
+class UnscriptedCall(AssertionError):
+    pass
+
+
+class ScriptedChatModel(BaseChatModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_name: str
+    provider: Any
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-fake"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        call = Call(model=self.model_name, messages=list(messages), kwargs=dict(kwargs))
+        text = self.provider.answer(call)
+        message = AIMessage(
+            content=text,
+            usage_metadata=UsageMetadata(input_tokens=11, output_tokens=7, total_tokens=18),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
+        provider = self.provider
+        with provider._lock:
+            provider.in_flight[self.model_name] += 1
+            provider.peak[self.model_name] = max(provider.peak[self.model_name], provider.in_flight[self.model_name])
+            provider.peak["*"] = max(provider.peak["*"], sum(provider.in_flight.values()))
+        try:
+            if provider.delay_s:
+                await asyncio.sleep(provider.delay_s)
+            return self._generate(messages, stop, None, **kwargs)
+        finally:
+            with provider._lock:
+                provider.in_flight[self.model_name] -= 1
+
+
+@dataclass
+class FakeProvider(ProviderKind):
+    traits: ClassVar[ProviderTraits] = ProviderTraits(real=False)
+
+    scripts: dict[str, Script] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    unscripted: list[Call] = field(default_factory=list)
+    delay_s: float = 0.0
+    in_flight: Counter[str] = field(default_factory=Counter)
+    peak: Counter[str] = field(default_factory=Counter)  # most calls at once, per model and "*"
+    built: list[tuple[str, int]] = field(default_factory=list)  # (model, seed) of every chat model built
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, model: str, handler: Script) -> None:
+        self.scripts[model] = handler
+
+    def answer(self, call: Call) -> str:
+        with self._lock:
+            self.calls.append(call)
+        handler = self.scripts.get(call.model)
+        if handler is None:
+            with self._lock:
+                self.unscripted.append(call)
+            raise UnscriptedCall(f"no script for fake model '{call.model}'")
+        return handler(call)
+
+    def calls_to(self, model: str) -> list[Call]:
+        return [c for c in self.calls if c.model == model]
+
+    # the ProviderKind protocol
+    def chat_model(self, route: Any, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
+        self.built.append((route.model, settings.seed))
+        return ScriptedChatModel(model_name=route.model, provider=self)
+
+    def structured_kwargs(
+        self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "native"
+    ) -> dict[str, Any]:
+        return {"schema": schema}
+
+
+# ---------------------------------------------------------------- canned answers
+
+
+def valid_answer(call: Call) -> str:
+    """A minimal valid answer for whatever kind the call asks for."""
+    files = _files(call.schema)
+    file = files[0] if files else "app.py"
+    kind = call.kind
+    if kind == "plan":
+        roles = call.schema["properties"]["subtasks"]["items"]["properties"]["role"]["enum"]
+        return json.dumps(
+            {
+                "subtasks": [
+                    {"id": f"x{i}", "role": r, "instruction": f"do {r}", "files": []} for i, r in enumerate(roles)
+                ]
+            }
+        )
+    if kind == "findings":
+        return json.dumps(
+            {
+                "findings": [
+                    {"severity": "medium", "file": file, "line": 1, "title": "t", "detail": "d", "suggestion": "s"}
+                ]
+            }
+        )
+    if kind == "patches":
+        return json.dumps({"patches": [{"file": file, "diff": "--- a/x\n+++ b/x\n", "rationale": "r"}]})
+    if kind == "diagnosis":
+        return json.dumps({"root_cause": "cause", "evidence": ["e1"], "fix": None})
+    if kind == "docs":
+        return json.dumps({"title": "عنوان", "markdown": "نص `Store`"})
+    if kind == "aggregate":
+        return json.dumps({"summary": "all done", "decisions": ["d"], "disagreements": [], "next_steps": ["n"]})
+    if kind == "text":
+        return json.dumps({"text": "hello"})
+    raise AssertionError(f"unexpected schema {call.schema}")
+
+
+def _files(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict) and isinstance(props.get("file"), dict) and "enum" in props["file"]:
+            return list(props["file"]["enum"])
+        for value in schema.values():
+            found = _files(value)
+            if found:
+                return found
+    if isinstance(schema, list):
+        for item in schema:
+            found = _files(item)
+            if found:
+                return found
+    return []
+
+
+# ---------------------------------------------------------------- for baselines beside the orchestrator
+
+
+def answer_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema the built-in output kind `kind` asks models for (plan, findings, ...)."""
+    return contract_for(kind).schema
+
+
+def embedded_weights() -> Path:
+    """The embedded model's GGUF file (for running llama.cpp directly beside the orchestrator)."""
+    return weights_path()

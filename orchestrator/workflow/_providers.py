@@ -1,0 +1,80 @@
+"""The providers a run may call: the catalog's, merged with the spec's, each with the traits its
+kind declares (in-process, self-hosted), and with the key-host rule applied (policy.trust)."""
+
+from __future__ import annotations
+
+from orchestrator.catalog import Catalog, ProviderConfig, load_catalog
+from orchestrator.errors import PluginError, Problem
+from orchestrator.models.registry import DISABLE_ENV, ProviderTraits, registry
+from orchestrator.policy import untrusted
+from orchestrator.spec import LoadedSpec, close_match
+
+
+def _traits(kind: str) -> ProviderTraits:
+    """What the kind declares about its providers (nothing, when it cannot be loaded)."""
+    try:
+        return registry.get(kind, calling=False).traits
+    except (KeyError, PluginError):
+        return ProviderTraits()
+
+
+def default_providers() -> dict[str, ProviderConfig]:
+    """The providers the catalog defines, before any spec changes them."""
+    return {
+        name: ProviderConfig(
+            name=name,
+            kind=e.kind,
+            base_url=e.base_url,
+            api_key_env=e.api_key_env,
+            hosts=e.hosts,
+            max_concurrency=e.max_concurrency,
+            compact_output=e.compact_output,
+            in_process=_traits(e.kind).in_process,
+            self_hosted=_traits(e.kind).self_hosted,
+        )
+        for name, e in load_catalog().providers.items()
+    }
+
+
+def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) -> dict[str, ProviderConfig]:
+    providers = default_providers()
+    kinds = registry.names()
+    for name, override in loaded.spec.providers.items():
+        base = providers.get(name)
+        kind = override.kind or (base.kind if base else None)
+        if kind is None:
+            problems.append(loaded.problem(("providers", name), f"new provider needs a kind ({', '.join(kinds)})"))
+            continue
+        if kind not in kinds:
+            broken = registry.broken.get(kind)
+            why = (
+                f"plugin {broken} (fix or uninstall it, or switch it off with {DISABLE_ENV}={kind})"
+                if broken
+                else f"unknown provider kind '{kind}'{close_match(kind, kinds)}"
+            )
+            problems.append(loaded.problem(("providers", name, "kind"), why))
+            continue
+        config = ProviderConfig(
+            name=name,
+            kind=kind,
+            base_url=override.base_url or (base.base_url if base else None),
+            api_key_env=override.api_key_env or (base.api_key_env if base else None),
+            hosts=base.hosts if base else (),
+            max_concurrency=override.max_concurrency or (base.max_concurrency if base else None),
+            max_concurrency_per_model=override.max_concurrency_per_model,
+            compact_output=override.compact_output
+            if override.compact_output is not None
+            else bool(base and base.compact_output),
+            structured_output=override.structured_output,
+            usd_per_hour=override.usd_per_hour
+            if override.usd_per_hour is not None
+            else (base.usd_per_hour if base else 0.0),
+            max_loaded_models=override.max_loaded_models,
+            in_process=_traits(kind).in_process,
+            self_hosted=_traits(kind).self_hosted,
+        )
+        reason = untrusted(config, catalog)
+        if reason:
+            problems.append(loaded.problem(("providers", name, "base_url"), reason))
+        providers[name] = config
+    return providers
