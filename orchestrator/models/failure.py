@@ -32,6 +32,7 @@ _BY_NAME: dict[str, tuple[type[ProviderError], str]] = {
     "RemoteProtocolError": (ProviderUnavailable, "the provider closed the connection"),
     "TimeoutException": (ProviderUnavailable, "the provider timed out"),
     "TimeoutError": (ProviderUnavailable, "the call timed out"),
+    "ModelWorkerLost": (ProviderUnavailable, "the embedded model's worker process stopped"),
     "ConnectionError": (ProviderUnavailable, "cannot connect to the provider"),
     "PermissionError": (ProviderConfigError, "missing credentials"),
     "FileNotFoundError": (ProviderConfigError, "model not found"),

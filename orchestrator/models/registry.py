@@ -50,7 +50,7 @@ class ProviderTraits:
     """What a provider kind is, declared by the kind itself."""
 
     real: bool = True  # reaches a real model (unit tests forbid these)
-    in_process: bool = False  # the model runs inside this process: nothing goes over the network
+    in_process: bool = False  # the model runs in this process (or a worker of its own): no network
     self_hosted: bool = False  # served by the user's own machine or host: costed by time, not tokens
     exact_tokens: bool = False  # count_tokens uses the model's own tokenizer (not an estimate)
     lists_models: bool = False  # list_models() can ask the endpoint what it serves

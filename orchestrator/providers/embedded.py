@@ -1,5 +1,6 @@
 """The embedded model as a LangChain chat model (imported only when the embedded model is used:
-langchain-core is not cheap to import)."""
+langchain-core is not cheap to import). Calls go to the model's worker process (`_client.py`);
+the event loop only waits on a future, and a cancelled call stops its generation."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from orchestrator.providers._llama import CONTEXT_WINDOW, count_tokens, shared_llama
+from orchestrator.providers._client import PARALLEL, ModelWorker, worker_for, worker_options
+from orchestrator.providers._llama import CONTEXT_WINDOW, count_tokens
 
 
 class EmbeddedChatModel(BaseChatModel):
-    """A LangChain chat model over llama-cpp-python's `create_chat_completion`."""
+    """A LangChain chat model over the embedded model's worker process."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -28,6 +30,8 @@ class EmbeddedChatModel(BaseChatModel):
     temperature: float = 0.2
     max_tokens: int = 1024
     seed: int = 42
+    parallel: int = PARALLEL  # calls the worker generates at once (batched)
+    constraint: str = "llguidance"  # llguidance | grammar (sample first) | grammar-first
 
     @property
     def _llm_type(self) -> str:
@@ -40,6 +44,21 @@ class EmbeddedChatModel(BaseChatModel):
     def count_tokens(self, text: str) -> int:
         return count_tokens(Path(self.model_path), text)
 
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messages": [{"role": _role(message), "content": message.text} for message in messages],
+            "response_format": kwargs.get("response_format"),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "repeat_penalty": 1.1,
+            "stop": stop,
+        }
+
+    def worker(self) -> ModelWorker:
+        """This model's worker process (started on first use, shared by the process)."""
+        return worker_for(worker_options(self.model_path, self.n_ctx, self.parallel, self.constraint))
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -47,30 +66,13 @@ class EmbeddedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        llama, lock = shared_llama(Path(self.model_path), self.n_ctx)
-        payload = [{"role": _role(message), "content": message.text} for message in messages]
-        with lock:
-            completion: Any = llama.create_chat_completion(
-                messages=payload,  # type: ignore[arg-type]
-                response_format=kwargs.get("response_format"),
-                max_tokens=kwargs.get("max_tokens", self.max_tokens),
-                temperature=self.temperature,
-                seed=self.seed,
-                repeat_penalty=1.1,
-                stop=stop,
-            )
-        choice = completion["choices"][0]
-        usage = completion.get("usage") or {}
-        message = AIMessage(
-            content=choice["message"].get("content") or "",
-            usage_metadata=UsageMetadata(
-                input_tokens=usage.get("prompt_tokens", 0),
-                output_tokens=usage.get("completion_tokens", 0),
-                total_tokens=usage.get("total_tokens", 0),
-            ),
-            response_metadata={"finish_reason": choice.get("finish_reason"), "model_name": self.model_name},
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        worker = self.worker()
+        ident, future = worker.submit(self._request(messages, stop, kwargs))
+        try:
+            return self._result(future.result())
+        except BaseException:  # interrupted: the generation must stop too
+            worker.cancel(ident)
+            raise
 
     async def _agenerate(
         self,
@@ -79,7 +81,25 @@ class EmbeddedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+        worker = self.worker()
+        ident, future = worker.submit(self._request(messages, stop, kwargs))
+        try:
+            reply = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:  # a timeout or a stopped run: tell the worker to stop
+            worker.cancel(ident)
+            raise
+        return self._result(reply)
+
+    def _result(self, reply: dict[str, Any]) -> ChatResult:
+        prompt, completion = int(reply["prompt_tokens"]), int(reply["completion_tokens"])
+        message = AIMessage(
+            content=reply.get("text") or "",
+            usage_metadata=UsageMetadata(
+                input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion
+            ),
+            response_metadata={"finish_reason": reply.get("finish_reason"), "model_name": self.model_name},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def _role(message: BaseMessage) -> str:

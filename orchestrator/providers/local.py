@@ -1,8 +1,9 @@
-"""The embedded model: SmolLM2-135M-Instruct run in-process by llama-cpp-python.
+"""The embedded model: SmolLM2-135M-Instruct run by llama.cpp in a worker process of its own.
 
-Structured output is grammar-constrained: llama-cpp-python turns the JSON Schema into a GBNF
-grammar (`response_format={"type": "json_object", "schema": ...}`), so even a 135M model answers
-with JSON of the right shape.
+Structured output is constrained decoding (`response_format={"type": "json_object", "schema":
+...}`): llguidance masks the tokens the JSON Schema does not allow at each step (llama.cpp's GBNF
+grammar, checked on the sampled token first, for schemas llguidance cannot compile), so even a
+135M model answers with JSON of the right shape.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class LocalProvider(ProviderKind):
         return ["smollm2"]
 
     def structured_support(self, config: ProviderConfig, model: str) -> str:
-        return "grammar (llama.cpp JSON-schema grammar)"
+        return "constrained decoding (llguidance JSON-schema token masks)"
 
     def count_tokens(self, model: BaseChatModel, text: str) -> int:
         from orchestrator.providers.embedded import EmbeddedChatModel

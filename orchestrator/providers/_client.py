@@ -1,0 +1,206 @@
+"""The parent's side of the embedded model's worker processes (`_worker.py`).
+
+One worker per model file, started on first use (starting never waits: calls queue in its pipe
+while it loads the model), reused by every later call of the process, stopped at exit. Answers
+come back on a reader thread that resolves `concurrent.futures.Future`s, so any event loop (or a
+plain thread) can wait for them without blocking.
+
+- **Cancellation**: a cancelled call (its timeout fired, or the run stopped) tells the worker to
+  stop that generation; when the worker has not confirmed within `CANCEL_GRACE_S`, it is killed
+  (and the next call starts a fresh one). Either way the model stops computing within a second.
+- **Crashes**: a worker that dies (crash, SIGKILL, out of memory) fails its calls in flight with
+  `ModelWorkerLost`, which `models/failure.py` classifies as `unavailable`: the chain retries it,
+  and the retry gets a fresh worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from typing import IO, Any
+
+CANCEL_GRACE_S = 0.5
+PARALLEL = 1  # calls one worker generates at once; see docs/benchmarks.md before raising it
+STOP_GRACE_S = 2.0
+
+
+class ModelWorkerLost(ConnectionError):
+    """The worker process stopped while calls were in flight (classified `unavailable`)."""
+
+
+class ModelWorkerError(RuntimeError):
+    """The worker refused or failed one call (it carries the worker's message)."""
+
+
+class ModelWorker:
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.providers._worker", json.dumps(options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+        self.pid = self.process.pid
+        self.pending: dict[int, Future[dict[str, Any]]] = {}
+        self.cancelled_at: dict[int, float] = {}
+        self.stop_delays: collections.deque[float] = collections.deque(maxlen=100)  # cancel -> stopped, s
+        self.ready = threading.Event()
+        self.lost: str | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+        assert self.process.stdout is not None and self.process.stderr is not None
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True, name="model-worker").start()
+        threading.Thread(target=self._drain, args=(self.process.stderr,), daemon=True, name="model-worker-err").start()
+
+    @property
+    def alive(self) -> bool:
+        return self.lost is None and self.process.poll() is None
+
+    def submit(self, request: dict[str, Any]) -> tuple[int, Future[dict[str, Any]]]:
+        future: Future[dict[str, Any]] = Future()
+        with self._lock:
+            ident = next(self._ids)
+            if self.lost is not None:
+                future.set_exception(ModelWorkerLost(self.lost))
+                return ident, future
+            self.pending[ident] = future
+        self._send({**request, "op": "generate", "id": ident})
+        return ident, future
+
+    def cancel(self, ident: int) -> None:
+        """Stop a call's generation; kill the worker if it has not stopped within the grace."""
+        with self._lock:
+            if ident not in self.pending:
+                return
+            self.cancelled_at[ident] = time.perf_counter()
+        self._send({"op": "cancel", "id": ident})
+        timer = threading.Timer(CANCEL_GRACE_S, self._enforce, args=(ident,))
+        timer.daemon = True
+        timer.start()
+
+    def _enforce(self, ident: int) -> None:
+        with self._lock:
+            late = ident in self.pending
+        if late and self.alive:
+            self.kill(f"it did not stop a cancelled call within {CANCEL_GRACE_S} s")
+
+    def kill(self, why: str) -> None:
+        self._lose(f"the embedded model's worker (pid {self.pid}) was stopped: {why}")
+        if self.process.poll() is None:
+            self.process.kill()
+
+    def stop(self) -> None:
+        """Close its stdin (it exits at once), then make sure."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._lose("the embedded model's worker was stopped")
+
+    def _send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            with self._lock:
+                assert self.process.stdin is not None
+                self.process.stdin.write(data)
+        except (OSError, ValueError) as exc:  # broken pipe or closed: the worker is gone
+            self._lose(f"the embedded model's worker (pid {self.pid}) is gone: {exc}")
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            op = message.get("op")
+            if op == "ready":
+                self.ready.set()
+                continue
+            with self._lock:
+                future = self.pending.pop(int(message.get("id") or 0), None)
+                started = self.cancelled_at.pop(int(message.get("id") or 0), None)
+            if started is not None:
+                self.stop_delays.append(time.perf_counter() - started)
+            if future is None or future.done():
+                continue
+            if op == "done":
+                future.set_result(message)
+            elif op == "error":
+                future.set_exception(ModelWorkerError(f"{message.get('type')}: {message.get('message')}"))
+            elif op == "cancelled":
+                future.cancel()
+        code = self.process.wait()
+        tail = " | ".join(self._stderr)[-600:]
+        self._lose(
+            f"the embedded model's worker (pid {self.pid}) exited with code {code}" + (f": {tail}" if tail else "")
+        )
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            text = line.decode("utf-8", errors="replace").strip()
+            if text:
+                self._stderr.append(text[:300])
+
+    def _lose(self, why: str) -> None:
+        with self._lock:
+            if self.lost is None:
+                self.lost = why
+            waiting, self.pending = self.pending, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(ModelWorkerLost(why))
+
+
+_workers: dict[str, ModelWorker] = {}
+_workers_lock = threading.Lock()
+
+
+def worker_options(path: str, window: int, parallel: int = 1, constraint: str = "llguidance") -> dict[str, Any]:
+    return {
+        "path": path,
+        "window": window,
+        "parallel": parallel,
+        "constraint": constraint,
+        "threads": max(1, os.cpu_count() or 1),
+    }
+
+
+def worker_for(options: dict[str, Any]) -> ModelWorker:
+    """The process's worker for these options, started (again) when there is none alive."""
+    key = json.dumps(options, sort_keys=True)
+    with _workers_lock:
+        worker = _workers.get(key)
+        if worker is None or not worker.alive:
+            if not _workers:
+                atexit.register(stop_workers)
+            worker = _workers[key] = ModelWorker(options)
+        return worker
+
+
+def workers() -> list[ModelWorker]:
+    with _workers_lock:
+        return list(_workers.values())
+
+
+def stop_workers() -> None:
+    with _workers_lock:
+        running = list(_workers.values())
+        _workers.clear()
+    for worker in running:
+        worker.stop()
