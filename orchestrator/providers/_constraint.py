@@ -62,9 +62,9 @@ class JsonMask:
 
         try:
             grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema), overrides=JSON_LAYOUT)
+            self.matcher = llguidance.LLMatcher(tokenizer, grammar)
         except ValueError as exc:
             raise UnsupportedSchema(str(exc)) from exc
-        self.matcher = llguidance.LLMatcher(tokenizer, grammar)
         if self.matcher.is_error():
             raise UnsupportedSchema(self.matcher.get_error())
         self.n_vocab = n_vocab

@@ -5,6 +5,7 @@ constraint (`_constraint.py`)."""
 from __future__ import annotations
 
 import ctypes
+import warnings
 from typing import Any
 
 import llama_cpp as C
@@ -50,7 +51,9 @@ class Vocabulary:
         if self._tokenizer is None:
             import llguidance.llamacpp
 
-            self._tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(self.vocab)
+            with warnings.catch_warnings():  # it reads token attributes through a deprecated binding
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(self.vocab)
         return self._tokenizer
 
     def sampler(self, temperature: float, seed: int, repeat_penalty: float) -> Any:

@@ -95,7 +95,7 @@ def _take(engine: Any, message: dict[str, Any], send: Any, answered: set[int]) -
         return
     try:
         engine.submit(message)
-    except (ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a request (its schema) the engine cannot take fails alone
         answered.add(int(message.get("id", -1)))
         send({"op": "error", "id": message.get("id"), "type": type(exc).__name__, "message": str(exc)})
 
