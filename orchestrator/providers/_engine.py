@@ -23,6 +23,7 @@ from typing import Any
 import llama_cpp as C
 
 from orchestrator.providers._constraint import Constraint, GrammarCheck, GrammarFirst, JsonMask, UnsupportedSchema
+from orchestrator.providers._cpu import Fixed, Threads
 from orchestrator.providers._vocabulary import Vocabulary
 
 SLOTS = 4
@@ -79,7 +80,13 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 class Engine:
     def __init__(
-        self, path: str, window: int, parallel: int = 1, threads: int = 1, constraint: str = "llguidance"
+        self,
+        path: str,
+        window: int,
+        parallel: int = 1,
+        threads: int = 1,
+        constraint: str = "llguidance",
+        adapt_threads: bool = True,
     ) -> None:
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its log callback prints below this
         C.llama_backend_init()
@@ -100,6 +107,8 @@ class Engine:
         if not self.ctx:
             raise ValueError("cannot create a llama.cpp context")
         self.memory = C.llama_get_memory(self.ctx)
+        self.threads = Threads(threads) if adapt_threads else Fixed(threads)
+        self._threads_set = threads
         self.cells = window * 2
         self.batch = C.llama_batch_init(N_BATCH, 0, SLOTS)
         self.slots = [Slot() for _ in range(SLOTS)]
@@ -147,6 +156,17 @@ class Engine:
             return GrammarFirst(self.words.vocab, schema)
         return GrammarCheck(self.words.vocab, schema)
 
+    def clear_cache(self) -> None:
+        """Forget every cached prefix (only while no call is running)."""
+        C.llama_memory_clear(self.memory, True)
+        for slot in self.slots:
+            slot.tokens = []
+
+    def close(self) -> None:
+        C.llama_batch_free(self.batch)
+        C.llama_free(self.ctx)
+        C.llama_model_free(self.model)
+
     # ---- one step
     def idle(self) -> bool:
         return not self.waiting and not self.active
@@ -158,6 +178,10 @@ class Engine:
         self._admit()
         if not self.active:
             return ended
+        threads = self.threads.choose()
+        if threads != self._threads_set:
+            C.llama_set_n_threads(self.ctx, threads, threads)
+            self._threads_set = threads
         members = self._fill_batch()
         self._in_batch = members
         long_prompt = self.batch.n_tokens > self.parallel
