@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,9 @@ def requests(quick: bool, subtasks: bool = False) -> list[dict[str, Any]]:
 
 
 def constrained(quick: bool) -> dict[str, float]:
-    from orchestrator.providers._engine import Engine
-    from orchestrator.testing import EMBEDDED_CONTEXT_WINDOW, embedded_weights
+    from orchestrator.testing import embedded_engine
 
-    engine = Engine(str(embedded_weights()), EMBEDDED_CONTEXT_WINDOW, 1, os.cpu_count() or 1)
+    engine = embedded_engine()
     engine.words.tokenizer()
     calls = [{**r, "max_tokens": 20 if quick else 200} for r in requests(quick)]
     totals = dict.fromkeys([f"{m}_{k}" for m in METHODS for k in ("tokens", "seconds")], 0.0)
@@ -84,12 +82,10 @@ def cancellation(quick: bool) -> dict[str, float]:
     from langchain_core.messages import HumanMessage
 
     from bench.thread_model import ThreadedEmbeddedModel
-    from orchestrator.providers._llama import shared_llama
-    from orchestrator.providers.embedded import EmbeddedChatModel
-    from orchestrator.testing import EMBEDDED_CONTEXT_WINDOW, embedded_weights
+    from orchestrator.testing import embedded_chat_model, embedded_in_process, embedded_weights
 
     story = [HumanMessage(content="Tell a very long story about a ship and its crew.")]
-    new = EmbeddedChatModel(model_path=str(embedded_weights()), max_tokens=4000)
+    new = embedded_chat_model(max_tokens=4000)
     old = ThreadedEmbeddedModel(model_path=str(embedded_weights()), max_tokens=60 if quick else 300)
 
     async def timed_out(model: Any) -> float:
@@ -107,7 +103,7 @@ def cancellation(quick: bool) -> dict[str, float]:
     while worker.pending:
         time.sleep(0.01)
     stop = worker.stop_delays[-1] if worker.stop_delays else float("nan")
-    _, lock = shared_llama(embedded_weights(), EMBEDDED_CONTEXT_WINDOW)
+    _, lock = embedded_in_process()
     old.invoke(story, max_tokens=2)
     fired = asyncio.run(timed_out(old))
     with lock:  # the abandoned generation holds it until it ends

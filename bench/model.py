@@ -75,10 +75,9 @@ def engine_direct(
     requests: list[dict[str, Any]], parallel: int = 1, constraint: str = "llguidance"
 ) -> tuple[int, float]:
     """Every request into the worker's engine, run here on the main thread (a fresh engine)."""
-    from orchestrator.providers._engine import Engine
-    from orchestrator.testing import EMBEDDED_CONTEXT_WINDOW, embedded_weights
+    from orchestrator.testing import embedded_engine
 
-    engine = Engine(str(embedded_weights()), EMBEDDED_CONTEXT_WINDOW, parallel, os.cpu_count() or 1, constraint)
+    engine = embedded_engine(parallel, constraint)
     tokens, started = 0, time.perf_counter()
     if constraint == "llguidance":
         engine.words.tokenizer()  # built once per worker, at its first constrained call: not timed
@@ -139,7 +138,7 @@ def measure(quick: bool) -> dict[str, float]:
 def run(quick: bool) -> dict[str, Any]:
     """Each repetition in a fresh process (a process reusing the model would reuse its cache)."""
     args = ["--quick"] if quick else []
-    samples = [child("bench.model", *args) for _ in range(1 if quick else 3)]
+    samples = [child("bench.model", *args) for _ in range(1 if quick else 2)]
 
     def med(key: str) -> float:
         return median([s[key] for s in samples]) / 2  # every figure was measured twice per sample

@@ -6,7 +6,6 @@ Registered as provider kind `local-thread`; `overrides()` points a spec's roles 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
@@ -16,7 +15,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from orchestrator import CallSettings, ProviderConfig, ProviderKind, ProviderTraits, register_provider
-from orchestrator.testing import EMBEDDED_CONTEXT_WINDOW, embedded_weights
+from orchestrator.testing import embedded_in_process, embedded_tokens, embedded_weights
 
 ROLES = ("planner", "architecture_review", "refactor", "debug", "arabic_docs")
 
@@ -34,9 +33,7 @@ class ThreadedEmbeddedModel(BaseChatModel):
         return "embedded-thread"
 
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
-        from orchestrator.providers._llama import shared_llama
-
-        llama, lock = shared_llama(Path(self.model_path), EMBEDDED_CONTEXT_WINDOW)
+        llama, lock = embedded_in_process()
         roles = {"human": "user", "ai": "assistant", "system": "system"}
         payload = [{"role": roles.get(m.type, "user"), "content": m.text} for m in messages]
         with lock:
@@ -76,9 +73,7 @@ class ThreadedProvider(ProviderKind):
         return {"response_format": {"type": "json_object", "schema": schema}}
 
     def count_tokens(self, model: BaseChatModel, text: str) -> int:
-        from orchestrator.providers._llama import count_tokens
-
-        return count_tokens(embedded_weights(), text)
+        return embedded_tokens(text)
 
 
 def overrides() -> list[str]:

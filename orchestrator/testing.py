@@ -52,6 +52,10 @@ __all__ = [
     "ScriptedChatModel",
     "UnscriptedCall",
     "answer_schema",
+    "embedded_chat_model",
+    "embedded_engine",
+    "embedded_in_process",
+    "embedded_tokens",
     "embedded_weights",
     "forbid_real_models",
     "registry",
@@ -242,3 +246,35 @@ def answer_schema(kind: str) -> dict[str, Any]:
 def embedded_weights() -> Path:
     """The embedded model's GGUF file (for running llama.cpp directly beside the orchestrator)."""
     return weights_path()
+
+
+def embedded_engine(parallel: int = 1, constraint: str = "llguidance") -> Any:
+    """The embedded model's decoding engine, run in this process as its worker runs it (for
+    measuring the worker against its engine). `constraint`: llguidance, grammar, grammar-first."""
+    import os
+
+    from orchestrator.providers._engine import Engine
+
+    return Engine(str(weights_path()), EMBEDDED_CONTEXT_WINDOW, parallel, os.cpu_count() or 1, constraint)
+
+
+def embedded_chat_model(**fields: Any) -> Any:
+    """The embedded model's LangChain chat model (it calls the model's worker process)."""
+    from orchestrator.providers.embedded import EmbeddedChatModel
+
+    return EmbeddedChatModel(model_path=str(weights_path()), **fields)
+
+
+def embedded_in_process() -> Any:
+    """(llama, lock): a llama-cpp-python instance of the embedded model shared in this process
+    (how the embedded model ran before its worker process; test servers and baselines use it)."""
+    from orchestrator.providers._llama import shared_llama
+
+    return shared_llama(weights_path(), EMBEDDED_CONTEXT_WINDOW)
+
+
+def embedded_tokens(text: str) -> int:
+    """The embedded model's token count of `text` (its own tokenizer)."""
+    from orchestrator.providers._llama import count_tokens
+
+    return count_tokens(weights_path(), text)

@@ -25,7 +25,6 @@ from orchestrator.models.failure import classify
 from orchestrator.providers._client import ModelWorker, ModelWorkerError, ModelWorkerLost, workers
 from orchestrator.providers._llama import CONTEXT_WINDOW, weights_path
 
-REPO = Path(__file__).resolve().parent.parent
 LONG = [SystemMessage(content="You are a storyteller."), HumanMessage(content="Tell a very long story about a ship.")]
 
 
@@ -100,14 +99,10 @@ def test_a_worker_that_does_not_stop_is_killed_and_replaced() -> None:
 
 @pytest.mark.integration
 def test_a_killed_worker_is_replaced_and_the_run_finishes(tmp_path: Path) -> None:
+    from bench.model import quick_spec
     from orchestrator import RunOptions, load_spec, prepare_workflow, run_workflow
 
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        "version: 1\nname: killed\ngoal: Find why test_new_store_is_empty fails.\n"
-        f"workspace: {REPO / 'examples' / 'quickstart' / 'project'}\ninclude: ['inventory/store.py']\n"
-        "tasks: [{role: debug, instruction: Find the bug.}]\nlimits: {backoff_s: 0.1}\nfail_on: none\n"
-    )
+    spec = quick_spec(tmp_path)  # one debug subtask of the quickstart
     killed: list[int] = []
 
     def killer() -> None:  # SIGKILL the worker in the middle of the run's first call
@@ -169,17 +164,23 @@ SYSTEM = "You review Python code. " + "def add(a, b):\n    return a - b\n" * 20
 def test_constrained_answers_parse_and_follow_their_schema(engine: Any, method: str) -> None:
     from jsonschema import Draft202012Validator
 
-    from orchestrator.models.contract import compact_schema
-
-    schema = compact_schema(output_schema("findings"))
+    finding = output_schema("findings")["properties"]["findings"]["items"]
+    schema = {  # a finding's shape, bounded so the whole answer fits in 200 tokens
+        "type": "object",
+        "properties": {"findings": {"type": "array", "maxItems": 2, "items": {
+            "type": "object", "additionalProperties": False, "required": ["severity", "line", "title"],
+            "properties": {"severity": finding["properties"]["severity"], "line": {"type": "integer"},
+                           "title": {"type": "string", "maxLength": 40}}}}},
+        "required": ["findings"],
+    }  # fmt: skip
     engine.method = method
     try:
         results = run_all(engine, [request(i, SYSTEM, f"Review it ({i}).", schema, seed=i) for i in (1, 2)])
     finally:
         engine.method = "llguidance"
     for result in results.values():
-        Draft202012Validator(schema).validate(json.loads(result["text"]))
         assert result["finish_reason"] == "stop"
+        Draft202012Validator(schema).validate(json.loads(result["text"]))
 
 
 @pytest.mark.integration
