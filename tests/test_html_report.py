@@ -7,6 +7,7 @@ no network request; `orchestrator report RUN_ID` rebuilds it from the stored res
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -302,3 +303,43 @@ def test_report_rebuilds_every_output_of_a_stored_run(tmp_path: Path) -> None:
     assert run_id in (again / "report.html").read_text()
     missing = orchestrator("report", "20990101T000000-abcdef")
     assert missing.returncode == 2 and "no such run" in missing.stderr
+    stored = list(Path(os.environ["ORCHESTRATOR_DATA_DIR"]).glob(f"results/{run_id}.json"))
+    assert len(stored) == 1  # kept in the run data folder, whatever formats the run wrote
+    assert orchestrator("runs", "prune", "--older-than", "0m").returncode == 0
+    assert not stored[0].exists() and orchestrator("report", run_id).returncode == 2  # forgotten with the run
+
+
+@pytest.mark.parametrize(
+    ("graph", "loops", "kinds"),
+    [
+        ("debug-loop", {("fix", "diagnose")}, {"diagnose": "role", "fix": "role", "aggregate": "aggregate"}),
+        ("ensemble-review", set(), {"review": "ensemble", "merge": "merge", "aggregate": "aggregate"}),
+        ("coding-workflow", set(), {"plan": "plan", "debug": "fanout", "aggregate": "aggregate"}),
+    ],
+)
+def test_the_graph_report_knows_kinds_and_loops(
+    graph: str, loops: set[tuple[str, str]], kinds: dict[str, str], fake: FakeProvider, write_spec: Any
+) -> None:
+    from orchestrator.engine import compile_graph
+    from orchestrator.engine.state import PlanRecord
+    from orchestrator.runtime._shape import graph_report, graph_shape
+    from orchestrator.spec import worker_roles
+
+    spec = write_spec(SPEC.replace("workspace: ws", f"workspace: ws\ngraph: {graph}").split("tasks:")[0])
+    workflow = prepare_workflow(load_spec(spec, ["models.default=fake/m"]))
+    assert workflow.graph is not None
+    compiled = compile_graph(workflow.graph, sorted(worker_roles(workflow.roles))).compile()
+    report = graph_report(workflow, graph_shape(compiled), PlanRecord(source="graph"), [])
+    assert {(e.source, e.target) for e in report.edges if e.loop} == loops
+    found = {n.name: n.kind for n in report.nodes}
+    assert {name: found[name] for name in kinds} == kinds and found["__start__"] == "start"
+    assert {n.status for n in report.nodes if n.kind not in ("start", "end")} == {"not_run"}
+    svg = Page(_graph_svg(report))
+    assert len(svg.find("g", **{"class": "node"})) == len(report.nodes)
+    assert len(svg.find("g", **{"class": "edge loop"})) == len(loops)
+
+
+def _graph_svg(report: Any) -> str:
+    from orchestrator.outputs.html._graph import render_graph
+
+    return render_graph(report)

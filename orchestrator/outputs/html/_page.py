@@ -76,7 +76,7 @@ def _header(result: RunResult) -> str:
         f"<p>{status} exit {result.exit_code} · fail on <code>{esc(result.fail_on)}</code> · worst finding "
         f"<code>{esc(result.max_severity or 'none')}</code></p>"
         f'<p class="goal"><strong>Goal:</strong> {esc(result.goal.strip())}</p>'
-        f'<p class="facts">{"".join(f"<span>{fact}</span>" for fact in facts)}</p></header>'
+        f'<p class="facts">{" ".join(f"<span>{fact}</span>" for fact in facts)}</p></header>'
     )
 
 
