@@ -7,6 +7,9 @@ sent to any model); prompts and file contents never leave."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +177,30 @@ def test_an_unsupported_protocol_is_a_usage_error(server: ModelServer, tmp_path:
     done = orchestrator("run", write_spec(tmp_path, server.url), "--otel", "--output-dir", tmp_path / "o", env=env)
     assert done.returncode == 2 and "http/protobuf" in done.stderr
     assert sum(server.state.requests.values()) == 0
+
+
+def sdk_modules_after(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Our OpenTelemetry module and the OTLP exporter, if a CLI run imported them (in a fresh
+    interpreter). langsmith itself imports `opentelemetry.sdk.trace` when it is installed (it
+    configures and sends nothing), so the SDK's own package is no witness."""
+    code = (
+        "import sys, json\n"
+        "from orchestrator.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sdk = ('orchestrator.runtime._otel_spans', 'opentelemetry.exporter')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(sdk))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CI": "1", **env})  # fmt: skip
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_sdk_is_imported_only_with_otel(server: ModelServer, receiver: OtlpReceiver, tmp_path: Path) -> None:
+    spec = str(write_spec(tmp_path, server.url))
+    run = ["run", spec, "--output-dir", str(tmp_path / "out"), "--no-cache", "-q"]
+    assert sdk_modules_after(run, otel_env(receiver.url)) == []
+    assert receiver.state.bodies == []
+    assert sdk_modules_after([*run, "--otel"], otel_env(receiver.url)) and receiver.state.bodies
