@@ -252,9 +252,9 @@ async def _run(
         context.files.files,
         context.pool.clock.origin,
     )
-    if exporter is not None:  # the spans leave after the run, and the collector is egress too
-        result = exporter.export(result)
     result = RunResult.model_validate(redact_tree(result.model_dump(mode="json"), context.pool.secrets))
+    if exporter is not None:  # the spans leave after the run (secrets masked), and the collector is egress too
+        result = exporter.export(result)
     written = _write(workflow, options, result)
     log.info("run.finished", status=result.status, exit_code=result.exit_code, **result.totals.model_dump())
     outcome = RunOutcome(result=result, exit_code=ExitStatus(result.exit_code), written=written)
