@@ -343,3 +343,20 @@ def _graph_svg(report: Any) -> str:
     from orchestrator.outputs.html._graph import render_graph
 
     return render_graph(report)
+
+
+def test_source_lines_in_the_report_have_secrets_masked(
+    fake: FakeProvider, write_spec: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.policy import MASK
+
+    secret = "sk-live-5eCr3t-0123456789abcdef"
+    monkeypatch.setenv("FAKE_API_KEY", secret)
+    fake.script("m", hostile)  # its finding is about app.py line 2, where the key was committed
+    files = {"app.py": f"def add(a, b):\n    API_KEY = '{secret}'\n    return a - b\n"}
+    spec = write_spec(SPEC.replace("{fake: {kind: fake}}", "{fake: {kind: fake, api_key_env: FAKE_API_KEY}}"), files)
+    outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
+    page = (tmp_path / "out" / "report.html").read_text()
+    (excerpt,) = outcome.result.sources
+    assert excerpt.file == "app.py" and any(MASK in line for line in excerpt.lines)
+    assert secret not in page and f"API_KEY = &#x27;{MASK}&#x27;" in page
