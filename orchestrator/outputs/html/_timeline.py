@@ -21,12 +21,22 @@ def timeline_calls(result: RunResult) -> list[CallRecord]:
     return sorted(calls, key=lambda c: c.timing.started_ms if c.timing else 0)
 
 
+STEPS_MS: list[int] = [b * 10**k for k in range(4) for b in (1, 2, 5)] + [
+    10_000,
+    15_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+]
+
+
 def _step(total_ms: int) -> int:
-    for scale in (1, 10, 100, 1000, 10_000, 100_000, 1_000_000):
-        for base in (1, 2, 5):
-            if total_ms / (base * scale) <= 10:
-                return base * scale
-    return 10_000_000
+    """A round tick step that puts at most 10 ticks on the axis (minutes past a minute)."""
+    for step in STEPS_MS:
+        if total_ms / step <= 10:
+            return step
+    return max(600_000, -(-total_ms // 10 // 600_000) * 600_000)
 
 
 def render_timeline(result: RunResult) -> str:
