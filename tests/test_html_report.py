@@ -360,3 +360,25 @@ def test_source_lines_in_the_report_have_secrets_masked(
     (excerpt,) = outcome.result.sources
     assert excerpt.file == "app.py" and any(MASK in line for line in excerpt.lines)
     assert secret not in page and f"API_KEY = &#x27;{MASK}&#x27;" in page
+
+
+@pytest.mark.parametrize("graph", sorted(p.stem for p in (REPO / "graphs").glob("*.yaml")))
+def test_every_shipped_graph_renders_its_run(graph: str, fake: FakeProvider, write_spec: Any, tmp_path: Path) -> None:
+    fake.script("m", valid_answer)
+    fake.script("n", valid_answer)
+    head = SPEC.replace("workspace: ws", f"workspace: ws\ngraph: {graph}").split("tasks:")[0]
+    spec = write_spec(head + "models: {default: fake/m, architecture_review: [fake/m, fake/n]}\nfail_on: none\n")
+    outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
+    result = outcome.result
+    assert result.graph is not None  # (an ensemble's merge fails here: the fake gives no disagreements)
+    page = Page((tmp_path / "out" / "report.html").read_text())
+    assert len(page.find("g", **{"class": "node"})) == len(result.graph.nodes)
+    calls = [c for c in [result.plan.call, *result.subtasks, result.aggregate] if c is not None]
+    assert all(c.timing is not None for c in calls)
+    assert len(page.find("g", **{"class": "trow"})) == len(calls)
+    status = {n.name: n.status for n in result.graph.nodes}
+    for call in calls:
+        if call.node:
+            assert status[call.node] in (("ok", "partial") if call.ok else ("failed", "partial")), call.node
+    drawn = {a["data-node"]: a["data-status"] for a in page.find("g", **{"class": "node"})}
+    assert drawn == status
