@@ -36,7 +36,7 @@ def render_graph(graph: GraphReport) -> str:
     layers = _layers(graph)
     widest = max((sum(_width(n) for n in row) + GAP_X * (len(row) - 1) for row in layers), default=NODE_W)
     loops = [e for e in graph.edges if e.loop]
-    width = widest + 2 * PAD + (60 if loops else 0)
+    width = widest + 2 * PAD + (200 if loops else 0)
     height = len(layers) * (NODE_H + GAP_Y) - GAP_Y + 2 * PAD
     place: dict[str, tuple[float, float, int]] = {}  # name -> (x, y, width)
     for depth, row in enumerate(layers):
@@ -70,7 +70,8 @@ def _edge(edge: GraphEdge, place: dict[str, tuple[float, float, int]], right: fl
         x2, y2 = tx + tw, ty + NODE_H / 2
         bend = right + 40
         path = f"M{x1:.0f},{y1:.0f} C{bend:.0f},{y1:.0f} {bend:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
-        label = f'<text class="elabel" x="{bend - 4:.0f}" y="{(y1 + y2) / 2:.0f}" text-anchor="end">loop</text>'
+        said = f"loop: {clip(edge.label, 24)}" if edge.label else "loop"
+        label = f'<text class="elabel" x="{bend + 4:.0f}" y="{(y1 + y2) / 2:.0f}">{esc(said)}</text>'
         return (
             f'<g class="edge loop">{title}<path d="{path}" fill="none" stroke="#546e7a"{dash} '
             f'marker-end="url(#arrow)"/>{label}</g>'
