@@ -19,7 +19,7 @@ LLAMA_CHECK = $(BIN)/python -m orchestrator.providers._llama || { \
 	$(BIN)/pip install --quiet --force-reinstall --no-deps "llama-cpp-python>=0.3.7" && \
 	$(BIN)/python -m orchestrator.providers._llama; }
 
-.PHONY: quickstart test check lint types unit bench postgres
+.PHONY: quickstart test check lint types unit bench postgres chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ quickstart: $(BIN)/python
 	@# exit 1 is the quality gate (a finding at or above fail_on), not a failure of the run
 	$(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; code=$$?; [ $$code -le 1 ] || exit $$code
 
-test: $(BIN)/python postgres
+test: $(BIN)/python postgres chromium
 	$(BIN)/pip install --quiet -e ".[test]"
 	@$(LLAMA_CHECK)
 	$(MAKE) check
@@ -41,6 +41,12 @@ postgres:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 	  { echo "installing PostgreSQL for the checkpoint tests"; \
 	    apt-get install -y -q --no-install-recommends postgresql >/dev/null; }
+
+# the HTML report tests render report.html in a real headless Chromium (Debian's package)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing Chromium for the HTML report tests"; \
+	    apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
 check: lint types
 	$(BIN)/pytest

@@ -149,6 +149,11 @@ def test_a_budget_stop_resumes_to_completion_with_a_larger_budget(server: ModelS
     # only what had not run is asked now: the remaining subtasks and the aggregation
     assert sum(server.state.requests.values()) - calls_before == 3 - len(done_before) + 1
     assert finished["budget"]["spent_tokens"] > stopped["budget"]["spent_tokens"]
+    # the subtask the budget paused waited from the pause to the resume, on the run's one clock
+    (paused,) = [s for s in finished["subtasks"] if s["id"] not in done_before]
+    (wait,) = [span for span in paused["timing"]["spans"] if span["name"] == "budget"]
+    assert wait["kind"] == "wait" and wait["started_ms"] + wait["duration_ms"] <= paused["timing"]["started_ms"] + 5
+    assert finished["clock_origin"] == stopped["clock_origin"]
 
 
 def test_a_second_identical_run_makes_no_model_call(server: ModelServer, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import click
 from orchestrator.cli._common import log_options, prepare, setup_logging, table
 
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
-FORMATS = ["markdown", "json", "sarif", "junit"]
+FORMATS = ["markdown", "html", "json", "sarif", "junit"]
 
 
 @click.command()
@@ -30,6 +30,7 @@ FORMATS = ["markdown", "json", "sarif", "junit"]
 @click.option("--checkpoint", help="SQLite file or postgres:// URL (default: WORKSPACE/.orchestrator); 'none'")
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")
 @click.option("--trace", is_flag=True, help="send LangSmith traces (LANGSMITH_* must be set); off by default")
+@click.option("--otel", is_flag=True, help="export OpenTelemetry spans (OTEL_EXPORTER_OTLP_*); off by default")
 @click.option("--dry-run", is_flag=True, help="resolve and print the run; call no model")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
 @log_options
@@ -44,6 +45,7 @@ def run(
     checkpoint: str | None,
     no_cache: bool,
     trace: bool,
+    otel: bool,
     dry_run: bool,
     quiet: bool,
     log_format: str,
@@ -73,6 +75,7 @@ def run(
         checkpoint=_checkpoint(checkpoint),
         cache=not no_cache,
         telemetry=trace,
+        otel=otel,
     )
     _execute(workflow, options, quiet, resume=False)
 
@@ -135,6 +138,19 @@ def resume(
     options = RunOptions(output_dir=output_dir, cache=not no_cache, checkpoint=_checkpoint(checkpoint))
     workflow, options = prepare_resume(run_id, overrides, options)
     _execute(workflow, options, quiet, resume=True)
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="default: the run's own")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="default: the run's and html")
+def report(run_id: str, output_dir: Path | None, formats: tuple[str, ...]) -> None:
+    """Rebuild report.html and the other outputs of a stored run (no spec, no model needed)."""
+    from orchestrator.runtime import rebuild_outputs
+
+    written = rebuild_outputs(run_id, output_dir, list(formats) or None)
+    for path in written:
+        click.echo(str(path))
 
 
 @click.group(invoke_without_command=True)
@@ -200,4 +216,4 @@ def _github(result: Any, workspace: Path, stdout_is_json: bool) -> None:
         click.echo(line, err=stdout_is_json)
 
 
-COMMANDS = (run, resume, runs)
+COMMANDS = (run, resume, runs, report)

@@ -26,6 +26,7 @@ from orchestrator.catalog import Route
 from orchestrator.engine._packing import pack_files
 from orchestrator.engine._patch import check_patch
 from orchestrator.engine._prompt import system_message, user_message
+from orchestrator.engine._timing import budget_wait, call_timing, check_span
 from orchestrator.engine.context import RunContext
 from orchestrator.engine.state import (
     CallError,
@@ -92,6 +93,7 @@ def record(subtask: Subtask, outcome: ChainResult, checks: list[PatchCheck] | No
         error=CallError.model_validate(outcome.error) if outcome.error else None,
         context=outcome.context,
         checks=checks or [],
+        timing=call_timing(outcome),
         **extra,
     )
 
@@ -112,7 +114,8 @@ async def run_node(
     When the budget refuses the call, the node pauses (a LangGraph interrupt): the run stops
     scheduling, the pause is checkpointed, and `orchestrator resume` with a larger budget calls
     again from here, without re-running anything that finished."""
-    started = time.perf_counter()
+    started, wall = time.perf_counter(), time.time()
+    paused_at = ctx.paused.pop(key, None)  # a resumed budget pause: the node waited from then to now
     while True:
         outcome = await call_chain(
             ctx.pool,
@@ -128,7 +131,13 @@ async def run_node(
             break
         outcome.hops = redact_tree(outcome.hops, ctx.pool.secrets)
         ctx.progress.note(f"{key}: budget reached; the run stops here and can be resumed")
-        interrupt({"reason": "budget", "node": node, "subtask": key, "message": outcome.error["message"]})
+        at_ms = ctx.pool.clock.ms()
+        interrupt(
+            {"reason": "budget", "node": node, "subtask": key, "message": outcome.error["message"], "at_ms": at_ms}
+        )
+    outcome.started_at = wall
+    if paused_at is not None:
+        outcome.spans.insert(0, budget_wait(ctx.pool.clock, paused_at, wall, key))
     secrets = ctx.pool.secrets  # nothing a provider or model said may carry a key into state
     outcome.output, outcome.hops, outcome.error = (
         redact_tree(x, secrets) for x in (outcome.output, outcome.hops, outcome.error)
@@ -192,19 +201,23 @@ def _file_contract(output: str, paths: tuple[str, ...]) -> Contract:
     return contract.with_schema(restrict_files(contract.schema, list(paths)))
 
 
-async def check_patches(ctx: RunContext, output: dict[str, Any] | None) -> list[PatchCheck]:
-    """`git apply --check` of every patch an answer proposes (run concurrently, off the loop)."""
+async def check_patches(ctx: RunContext, outcome: ChainResult) -> list[PatchCheck]:
+    """`git apply --check` of every patch an answer proposes (run concurrently, off the loop);
+    each check is a span of the call."""
+    output = outcome.output
     if not output:
         return []
     patches = list(output.get("patches") or [])
     if isinstance(output.get("fix"), dict):
         patches.append(output["fix"])
-    checks = [
-        check_patch(ctx.workspace, str(p.get("file", "")), str(p.get("diff", "")))
-        for p in patches
-        if isinstance(p, dict)
-    ]
-    return list(await asyncio.gather(*checks))
+
+    async def timed(patch: dict[str, Any]) -> PatchCheck:
+        started = time.time()
+        check = await check_patch(ctx.workspace, str(patch.get("file", "")), str(patch.get("diff", "")))
+        outcome.spans.append(check_span(ctx.pool.clock, started, check))
+        return check
+
+    return list(await asyncio.gather(*(timed(p) for p in patches if isinstance(p, dict))))
 
 
 # ---------------------------------------------------------------- plan
@@ -310,7 +323,7 @@ def make_role_node(role_name: str) -> Any:
         chain = ctx.chain(role_name, data_class)
         outcome = await run_node(ctx, role_name, subtask.id, chain, build, contract)
         outcome.context = dict(context)
-        checks = await check_patches(ctx, outcome.output)
+        checks = await check_patches(ctx, outcome)
         return {"results": [record(subtask, outcome, checks, node=role_name, data_class=data_class)]}
 
     role_node.__name__ = role_name

@@ -87,7 +87,7 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
         outcome = await run_node(ctx, name, label, chain, build, contract, settings=settings)
         outcome.context = dict(context)
         subtask = Subtask(id=label, role=role_name, instruction=instruction, files=[f.path for f in files])
-        checks = await check_patches(ctx, outcome.output)
+        checks = await check_patches(ctx, outcome)
         result = record(subtask, outcome, checks, node=name, iteration=iteration, data_class=data_class)
         return {"results": [result], "outputs": {name: result}, "visits": {name: 1}}
 
@@ -140,7 +140,7 @@ def make_proposer_node(name: str, spec: NodeSpec) -> Any:
         result = record(
             subtask,
             outcome,
-            await check_patches(ctx, outcome.output),
+            await check_patches(ctx, outcome),
             node=name,
             iteration=state["iteration"],
             proposal_of=name,
@@ -186,7 +186,7 @@ def make_merge_node(name: str, spec: NodeSpec, ensemble: NodeSpec) -> Any:
         result = record(
             subtask,
             outcome,
-            await check_patches(ctx, outcome.output),
+            await check_patches(ctx, outcome),
             node=name,
             iteration=iteration,
             proposals=[r.id for r in proposals],

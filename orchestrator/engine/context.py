@@ -56,6 +56,7 @@ class RunContext:
     progress: Progress = field(default_factory=SilentProgress)
     pausable: bool = True  # a checkpointer holds the run, so a node may pause (budget)
     file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
+    paused: dict[str, int] = field(default_factory=dict)  # subtask -> when (run clock, ms) the budget paused it
 
     @property
     def base_class(self) -> str:

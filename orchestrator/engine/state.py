@@ -47,6 +47,29 @@ class PatchCheck(Record):
     message: str
 
 
+class Span(Record):
+    """Something that took time during a call, on the run's clock (ms after the run started): a
+    model attempt, a wait (for a slot, a rate limit, the budget), a check; the agentic roles add
+    tool calls. The HTML timeline and OpenTelemetry show every span of a call, whatever its kind."""
+
+    kind: str = Field(description="model | wait | check | tool | ...")
+    name: str = Field(description="the model, the wait's cause (slot, rate_limit, backoff, budget), the check or tool")
+    started_ms: int = Field(ge=0)
+    duration_ms: int = Field(ge=0)
+    status: str = Field(default="ok", description="ok, or what went wrong (an error kind, failed)")
+    detail: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+
+
+class CallTiming(Record):
+    """When a call ran on the run's clock (offsets from `RunResult.clock_origin`), and its spans."""
+
+    started_ms: int = Field(ge=0)
+    duration_ms: int = Field(ge=0)
+    spans: list[Span] = Field(default_factory=list)
+
+
 class Subtask(Record):
     id: str
     role: str
@@ -83,6 +106,7 @@ class CallRecord(Record):
     proposal_of: str | None = Field(default=None, description="an ensemble proposal: the ensemble node")
     proposals: list[str] | None = Field(default=None, description="a merge: the proposals it merged")
     data_class: str | None = Field(default=None, description="public | internal | confidential: what the call saw")
+    timing: CallTiming | None = Field(default=None, description="when it ran, its model attempts, waits and checks")
 
     @property
     def ok(self) -> bool:

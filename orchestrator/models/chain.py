@@ -30,6 +30,7 @@ from orchestrator.models.cost import cost_basis, price_call
 from orchestrator.models.failure import classify
 from orchestrator.models.pool import BoundModel, ModelPool
 from orchestrator.models.registry import CallSettings
+from orchestrator.models.timing import Attempts, RunClock, SpanLog
 
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
@@ -69,6 +70,9 @@ class ChainResult:
     cost_usd: float | None = None
     context: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None
+    spans: list[dict[str, Any]] = field(default_factory=list)  # model attempts and waits (timing.py)
+    clock: RunClock | None = None  # the run's clock, and when (epoch s) the node started calling
+    started_at: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -188,12 +192,6 @@ class _Call:
         return await self.model.ainvoke(messages, **self.kwargs)
 
 
-@dataclass
-class Attempts:
-    count: int = 0
-    waited_s: float = 0.0
-
-
 async def call_route(
     pool: ModelPool,
     bound: BoundModel,
@@ -247,8 +245,8 @@ async def call_route(
     except ProviderError as error:
         if settings.retries == 0 or not retryable(error):
             raise
-        first_pause = pause(1, error)
-    attempts.waited_s += first_pause
+        first_pause, first_error = pause(1, error), error
+    attempts.waited(first_pause, first_error, route.ref)
     log.info("model.retry", model=route.ref, attempt=1, wait_s=round(first_pause, 2))
     await asyncio.sleep(first_pause)
 
@@ -257,7 +255,7 @@ async def call_route(
 
     def slept(state: RetryCallState) -> None:
         seconds = state.next_action.sleep if state.next_action else 0.0
-        attempts.waited_s += seconds
+        attempts.waited(seconds, state.outcome.exception() if state.outcome else None, route.ref)
         log.info("model.retry", model=route.ref, attempt=state.attempt_number + 1, wait_s=round(seconds, 2))
 
     retrying = AsyncRetrying(
@@ -324,26 +322,29 @@ async def call_chain(
     `settings` overrides the run's (a graph node's own retries or timeout); `variant` > 0 asks
     for a differently seeded model (the proposers of an ensemble)."""
     settings = settings or pool.settings
-    result = ChainResult()
+    result = ChainResult(clock=pool.clock, started_at=time.time())
+    spans = SpanLog(pool.clock, result.spans)
     for route in chain:
         usage = Usage()
-        attempts = Attempts()
-        started = time.perf_counter()
+        attempts = Attempts(log=spans)
+        started, wall = time.perf_counter(), time.time()
         try:
             why = pool.breaker.why_open(route.provider, route.ref)
             if why:
                 raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
             bound = pool.get(route, variant)
-            messages = messages_for(route, bound)
+            messages, wall = messages_for(route, bound), time.time()  # queued for a slot from here
             async with pool.slot(route) as unloads:
                 if on_attempt:
                     on_attempt(route)
-                started = time.perf_counter()  # model time, not time queued for the provider
+                spans.wait("slot", wall, time.time() - wall, route.ref)
+                started, wall = time.perf_counter(), time.time()  # model time, not time queued for the provider
                 unload = bound.kind.unload_kwargs() if unloads else {}
                 output = await call_route(pool, bound, messages, contract, usage, attempts, settings, check, unload)
         except asyncio.CancelledError:
             raise
         except BudgetExceeded as exc:  # no further call: not this model, not the next one
+            spans.model(route.ref, wall, "budget", attempts.count, (usage.tokens_in, usage.tokens_out))
             result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
             break
         except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
@@ -364,7 +365,9 @@ async def call_chain(
                 }
             )
             log.warning("model.failed", model=route.ref, error_kind=error.kind, error=error.message)
+            spans.model(route.ref, wall, error.kind, attempts.count, (usage.tokens_in, usage.tokens_out))
             continue
+        spans.model(route.ref, wall, "ok", attempts.count, (usage.tokens_in, usage.tokens_out))
         result.output = output
         result.route = route
         result.usage.tokens_in += usage.tokens_in

@@ -13,6 +13,7 @@ from orchestrator.models._breaker import Breaker
 from orchestrator.models._schedule import ModelGate
 from orchestrator.models.budget import Budget
 from orchestrator.models.registry import CallSettings, ProviderKind, registry
+from orchestrator.models.timing import RunClock
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -72,6 +73,7 @@ class ModelPool:
         self.allowed = allowed or {}  # provider/model -> the policy rule it passed
         self.secrets: list[str] = []  # values never to write or send (secret.py)
         self.breaker = Breaker(threshold=settings.cooldown_after)
+        self.clock = RunClock()  # the run's clock (timing.py); a resumed run keeps its first start
         self._models: dict[str, BoundModel] = {}
         self._provider_limits: dict[str, asyncio.Semaphore] = {}
         self._model_limits: dict[str, asyncio.Semaphore] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 from orchestrator.outputs.markdown import docs_markdown, render_markdown
 from orchestrator.outputs.result import RunResult
 
-FORMATS = ("markdown", "json", "sarif", "junit")
+FORMATS = ("markdown", "html", "json", "sarif", "junit")
 
 
 def slug(text: str) -> str:
@@ -20,7 +20,7 @@ def slug(text: str) -> str:
 def write_outputs(
     result: RunResult, out_dir: Path, formats: list[str], line_counts: dict[str, int] | None = None, version: str = ""
 ) -> list[Path]:
-    """Write the formats asked for (markdown, json, sarif, junit), plus patches and docs."""
+    """Write the formats asked for (markdown, html, json, sarif, junit), plus patches and docs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if "sarif" in formats:
@@ -43,6 +43,12 @@ def write_outputs(
     if "markdown" in formats:
         path = out_dir / "report.md"
         path.write_text(render_markdown(result), encoding="utf-8")
+        written.append(path)
+    if "html" in formats:
+        from orchestrator.outputs.html import render_html
+
+        path = out_dir / "report.html"
+        path.write_text(render_html(result), encoding="utf-8")
         written.append(path)
     written += _write_artifacts(result, out_dir)
     return written

@@ -99,6 +99,53 @@ class CheckpointReport(Record):
     ms: float
 
 
+class GraphNode(Record):
+    name: str
+    kind: str = Field(description="start | end | plan | fanout | role | ensemble | merge | aggregate | node")
+    role: str | None = None
+    status: str = Field(description="ok | failed | partial (some runs failed) | not_run | start | end")
+    runs: int = Field(default=0, description="calls recorded for the node (iterations, proposals, subtasks)")
+    fallbacks: int = Field(default=0, description="models that failed and were fallen back from")
+
+
+class GraphEdge(Record):
+    source: str
+    target: str
+    conditional: bool = False
+    label: str | None = Field(default=None, description="the condition, when the edge has one")
+    loop: bool = Field(default=False, description="goes back to an earlier node")
+
+
+class GraphReport(Record):
+    """The graph that ran: every node (with what became of it) and every edge."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class ModelInfo(Record):
+    """A model the run could call, as the catalog and the providers describe it."""
+
+    provider: str
+    kind: str
+    host: str | None = Field(default=None, description="where it is served from; null when in this process")
+    port: int | None = None
+    local: bool
+    catalog_id: str | None = None
+    lab: str | None = None
+    country: str | None = Field(default=None, description="the lab's country (ISO 3166)")
+    license: str | None = None
+    open_weights: bool | None = None
+
+
+class SourceExcerpt(Record):
+    """Lines of a workspace file around a finding, as the models saw them (secrets masked)."""
+
+    file: str
+    start: int = Field(ge=1, description="the number of the first line")
+    lines: list[str]
+
+
 class RunResult(Record):
     """result.json, schema version 1."""
 
@@ -125,6 +172,12 @@ class RunResult(Record):
     files: FilesReport
     warnings: list[str]
     roles: dict[str, RoleInfo] = Field(default_factory=dict, description="the roles of the run")
+    # what the HTML report and OpenTelemetry show besides: the graph, the models, the source lines
+    # of the findings, and the instant every `timing` offset counts from
+    graph: GraphReport | None = Field(default=None, description="the graph that ran, with each node's status")
+    models: dict[str, ModelInfo] = Field(default_factory=dict, description="provider/model -> where it runs")
+    sources: list[SourceExcerpt] = Field(default_factory=list, description="source lines around the findings")
+    clock_origin: str | None = Field(default=None, description="when the run first started (timing offsets)")
 
     def calls(self) -> list[CallRecord]:
         """Every model call: the subtasks, the aggregation and the planner's call."""

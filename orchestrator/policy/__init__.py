@@ -4,6 +4,7 @@ and what left the machine (`egress`)."""
 
 from orchestrator.policy._rules import CLASSES, Rules, allowed_by, file_class, refusal, rules_for
 from orchestrator.policy.egress import Egress
+from orchestrator.policy.hosts import host_refusal, host_rule
 from orchestrator.policy.secrets import MASK, redact, redact_tree, secret_values
 from orchestrator.policy.trust import TRUSTED_HOSTS_ENV, trusted_hosts, untrusted
 
@@ -15,6 +16,8 @@ __all__ = [
     "Rules",
     "allowed_by",
     "file_class",
+    "host_refusal",
+    "host_rule",
     "redact",
     "redact_tree",
     "refusal",

@@ -1,6 +1,8 @@
 """Running a prepared workflow and everything a run leaves behind: checkpoints (durable by
-default), the run ledger (`orchestrator runs`), resume, and progress display."""
+default), the run ledger (`orchestrator runs`), resume, stored results (`orchestrator report`),
+OpenTelemetry export (`--otel`) and progress display."""
 
+from orchestrator.runtime._report import rebuild_outputs
 from orchestrator.runtime._run import (
     DEFAULT,
     MEMORY,
@@ -22,6 +24,7 @@ __all__ = [
     "RunOutcome",
     "new_run_id",
     "prepare_resume",
+    "rebuild_outputs",
     "resume_workflow",
     "run_workflow",
     "run_workflow_async",

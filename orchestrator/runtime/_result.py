@@ -12,7 +12,7 @@ to exit codes in one table (orchestrator.errors.ExitStatus):
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.engine.state import CallRecord, PlanRecord
@@ -30,6 +30,7 @@ from orchestrator.outputs.result import (
     Totals,
     UsageTotals,
 )
+from orchestrator.runtime._shape import graph_report, model_infos, source_excerpts
 from orchestrator.spec.kinds import at_or_above, max_severity
 
 if TYPE_CHECKING:
@@ -64,8 +65,12 @@ def build_result(
     pending: list[dict[str, Any]] | None = None,
     checkpoint: CheckpointReport | None = None,
     egress: EgressReport | None = None,
+    shape: Any = None,
+    files: list[Any] | None = None,
+    clock_origin: float | None = None,
 ) -> RunResult:
-    """The typed result of a run from its final state; `signal_name` is set when a signal stopped it."""
+    """The typed result of a run from its final state; `signal_name` is set when a signal stopped it.
+    `shape` is the compiled graph's (runtime._shape), `files` the files as the models saw them."""
     spec = workflow.loaded.spec
     plan: PlanRecord = final.get("plan") or PlanRecord(source="graph")
     order = {s.id: i for i, s in enumerate(plan.subtasks)}
@@ -101,6 +106,12 @@ def build_result(
             name: RoleInfo(output=role.kind, description=role.description, lang=role.lang, dir=role.dir)
             for name, role in workflow.roles.items()
         },
+        graph=graph_report(workflow, shape, plan, [*subtasks, *([aggregate] if aggregate else [])]) if shape else None,
+        models=model_infos(workflow),
+        sources=source_excerpts(files or [], subtasks),
+        clock_origin=datetime.fromtimestamp(clock_origin, UTC).isoformat(timespec="milliseconds")
+        if clock_origin
+        else None,
     )
     return result
 

@@ -21,12 +21,16 @@ import structlog
 
 from orchestrator.engine.context import Progress, RunContext, SilentProgress
 from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError, SpecError
+from orchestrator.models.timing import RunClock
 from orchestrator.outputs import RunResult, write_outputs
 from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
 from orchestrator.runtime._context import Tracker, build_context, initial_state
+from orchestrator.runtime._report import output_target, store_result
 from orchestrator.runtime._result import build_result
+from orchestrator.runtime._shape import graph_shape
+from orchestrator.runtime.otel import prepare_export
 from orchestrator.spec import load_spec, worker_roles
 from orchestrator.workflow import Workflow, prepare_workflow
 
@@ -51,6 +55,7 @@ class RunOptions:
     cache: bool | Path = True  # the result cache: the default file, none (False), or this file
     telemetry: bool = False  # LangSmith tracing (when its environment is set); off unless asked for
     ledger: bool = True  # list a durably checkpointed run in `orchestrator runs`
+    otel: bool = False  # export OpenTelemetry spans to the OTLP endpoint of OTEL_EXPORTER_OTLP_* (otel.py)
 
 
 @dataclass
@@ -135,13 +140,19 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
     location = checkpoint_location(options.checkpoint, workflow.loaded.workspace)
     recorder = _recorder(options)
     listed = options.ledger and location not in (None, OFF)
+    origin = datetime.now(UTC)  # the run's clock starts when the ledger says it did (to the millisecond)
+    origin = origin.replace(microsecond=origin.microsecond // 1000 * 1000)
     if listed and not resume:
-        ledger.start_run(_entry(workflow, run_id, options, location or ""))
+        ledger.start_run(_entry(workflow, run_id, options, location or "", origin))
+    elif resume and (entry := ledger.get_run(run_id)) is not None:
+        origin = datetime.fromisoformat(entry.started_at)
     try:
-        outcome = await _run(workflow, options, run_id, location, recorder, resume)
+        outcome = await _run(workflow, options, run_id, location, recorder, resume, origin)
     except Interrupted as stopped:
         if listed:
             ledger.finish_run(run_id, "interrupted", stopped.exit_code)
+            if stopped.outcome is not None:
+                store_result(workflow, options, stopped.outcome.result)
         raise
     except OrchestratorError as failed:  # e.g. the checkpoint database is down: a resume can try again
         if listed and not resume:
@@ -149,10 +160,11 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
         raise
     if listed:
         ledger.finish_run(run_id, outcome.result.status, outcome.exit_code)
+        store_result(workflow, options, outcome.result)
     return outcome
 
 
-def _entry(workflow: Workflow, run_id: str, options: RunOptions, location: str) -> ledger.RunEntry:
+def _entry(workflow: Workflow, run_id: str, options: RunOptions, location: str, started: datetime) -> ledger.RunEntry:
     return ledger.RunEntry(
         run_id=run_id,
         spec_name=workflow.loaded.spec.name,
@@ -163,19 +175,27 @@ def _entry(workflow: Workflow, run_id: str, options: RunOptions, location: str) 
         formats=list(options.formats) if options.formats else None,
         status="running",
         exit_code=None,
-        started_at=ledger.now(),
+        started_at=started.isoformat(timespec="milliseconds"),
         finished_at=None,
     )
 
 
 async def _run(
-    workflow: Workflow, options: RunOptions, run_id: str, location: str | None, recorder: Any, resume: bool
+    workflow: Workflow,
+    options: RunOptions,
+    run_id: str,
+    location: str | None,
+    recorder: Any,
+    resume: bool,
+    origin: datetime,
 ) -> RunOutcome:
     structlog.contextvars.bind_contextvars(run_id=run_id)
+    exporter = prepare_export(workflow) if options.otel else None  # refused by the policy: exit 5, nothing sent
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     cache = _cache(options, workflow, recorder)
     context = build_context(workflow, run_id, options.progress, recorder, cache)
+    context.pool.clock = RunClock(origin.timestamp())
     context.pausable = location != OFF
     stopped_by: str | None = None
     signals: list[str] = []
@@ -183,6 +203,7 @@ async def _run(
         _on_sigterm(signals)
     async with _checkpointer(location) as saver:
         graph, steps = _compile(workflow, context, saver)
+        shape = graph_shape(graph)
         config: Any = {
             "configurable": {"thread_id": run_id},
             "max_concurrency": workflow.loaded.spec.limits.concurrency,
@@ -227,8 +248,13 @@ async def _run(
         tracker.interrupts,
         checkpointing,
         egress,
+        shape,
+        context.files.files,
+        context.pool.clock.origin,
     )
     result = RunResult.model_validate(redact_tree(result.model_dump(mode="json"), context.pool.secrets))
+    if exporter is not None:  # the spans leave after the run (secrets masked), and the collector is egress too
+        result = exporter.export(result)
     written = _write(workflow, options, result)
     log.info("run.finished", status=result.status, exit_code=result.exit_code, **result.totals.model_dump())
     outcome = RunOutcome(result=result, exit_code=ExitStatus(result.exit_code), written=written)
@@ -256,6 +282,11 @@ async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: st
     budget.spent_tokens = sum(c.tokens_in + c.tokens_out for c in calls if c)
     budget.spent_cost = sum(c.cost_usd or 0.0 for c in calls if c)
     pending = {i.id: True for task in snapshot.tasks for i in task.interrupts}
+    for task in snapshot.tasks:  # when the budget paused each node, for the timeline's budget waits
+        for paused in task.interrupts:
+            value = paused.value if isinstance(paused.value, dict) else {}
+            if isinstance(value.get("at_ms"), int) and value.get("subtask"):
+                context.paused[str(value["subtask"])] = value["at_ms"]
     start: Any = Command(resume=pending) if pending else None
     return start, Tracker(values)
 
@@ -292,10 +323,8 @@ def _write(workflow: Workflow, options: RunOptions, result: RunResult) -> list[P
         return []
     from orchestrator import __version__
 
-    spec = workflow.loaded.spec
-    out_dir = options.output_dir or (workflow.loaded.base_dir / spec.output.dir)
+    out_dir, formats = output_target(workflow, options)
     line_counts = {f.path: f.lines for f in workflow.files.files}
-    formats = options.formats or list(spec.output.formats)
     return write_outputs(result, out_dir, formats, line_counts, __version__)
 
 

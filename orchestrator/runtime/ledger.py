@@ -4,6 +4,10 @@ One small SQLite file in the user's state folder ($XDG_STATE_HOME/sovereign-orch
 default ~/.local/state/sovereign-orchestrator) records each run: its spec and overrides (to
 rebuild the workflow on resume), where its checkpoint is, where its outputs go, and its status.
 No secret is stored: overrides name environment variables, never their values.
+
+A second table finds each run's stored result (`result.json`, kept in the run data folder
+whatever formats the run wrote) and how its outputs were written, so `orchestrator report RUN_ID`
+can rebuild them.
 """
 
 from __future__ import annotations
@@ -36,6 +40,28 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+RESULTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    output_dir TEXT,
+    formats TEXT NOT NULL,
+    line_counts TEXT NOT NULL
+)
+"""
+
+
+@dataclass
+class StoredResult:
+    """Where a run's result.json is kept, and how its outputs were written."""
+
+    run_id: str
+    path: str
+    output_dir: str | None
+    formats: list[str]
+    line_counts: dict[str, int]
+
+
 @dataclass
 class RunEntry:
     run_id: str
@@ -66,6 +92,7 @@ def _connect() -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(path, timeout=30)
     try:
         conn.execute(SCHEMA)
+        conn.execute(RESULTS_SCHEMA)
         yield conn
         conn.commit()
     finally:
@@ -154,5 +181,25 @@ def runs_older_than(age: timedelta) -> list[RunEntry]:
 
 
 def forget_run(run_id: str) -> None:
+    stored = stored_result(run_id)
+    if stored is not None:
+        Path(stored.path).unlink(missing_ok=True)
     with _connect() as conn:
         conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        conn.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
+
+
+def store_result(stored: StoredResult) -> None:
+    with _connect() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?)",
+            (stored.run_id, stored.path, stored.output_dir, json.dumps(stored.formats), json.dumps(stored.line_counts)),
+        )
+
+
+def stored_result(run_id: str) -> StoredResult | None:
+    with _connect() as conn:
+        row = conn.execute("SELECT * FROM results WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return None
+    return StoredResult(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]))

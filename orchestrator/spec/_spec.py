@@ -18,7 +18,7 @@ from orchestrator.spec._document import Document, Strict, StrList, apply_overrid
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
 
-OutputFormat = Literal["markdown", "json", "sarif", "junit"]
+OutputFormat = Literal["markdown", "html", "json", "sarif", "junit"]
 DataClass = Literal["public", "internal", "confidential"]
 DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "confidential")  # ordered: a mix takes the highest
 
@@ -97,7 +97,7 @@ class PriceSpec(Strict):
 
 class OutputSpec(Strict):
     dir: str = "out"
-    formats: list[OutputFormat] = Field(default_factory=lambda: list[OutputFormat](["markdown", "json"]))
+    formats: list[OutputFormat] = Field(default_factory=lambda: list[OutputFormat](["markdown", "html", "json"]))
 
 
 class Spec(Strict):

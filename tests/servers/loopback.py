@@ -15,6 +15,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A keep-alive request handler that logs nothing; `self.server.state` is the server's state."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 class LoopbackServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler], state: Any) -> None:
         self.state = state

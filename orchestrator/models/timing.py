@@ -1,0 +1,71 @@
+"""The run's clock and what a chain call spent its time on, for the HTML timeline and
+OpenTelemetry: each model attempt (from a free slot to its answer or failure) and each wait (for a
+provider or model slot, a rate limit's Retry-After, a backoff). Times are milliseconds on the run's
+clock: since the run started, or since its first start for a resumed run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+MIN_WAIT_S = 0.001  # shorter waits (an uncontended slot) are not worth a span
+
+
+@dataclass
+class RunClock:
+    origin: float = field(default_factory=time.time)  # epoch seconds of the run's (first) start
+
+    def ms(self, at: float | None = None) -> int:
+        """Milliseconds from the run's start to `at` (epoch seconds; default now)."""
+        return max(0, int(((time.time() if at is None else at) - self.origin) * 1000))
+
+
+@dataclass
+class SpanLog:
+    """The spans of one chain call, as plain dicts (the engine turns them into `Span` records)."""
+
+    clock: RunClock
+    spans: list[dict[str, Any]] = field(default_factory=list)
+
+    def wait(self, name: str, start: float, seconds: float, detail: str = "") -> None:
+        if seconds >= MIN_WAIT_S:
+            self.spans.append(
+                {
+                    "kind": "wait",
+                    "name": name,
+                    "started_ms": self.clock.ms(start),
+                    "duration_ms": int(seconds * 1000),
+                    "detail": detail,
+                }
+            )
+
+    def model(self, ref: str, start: float, status: str, attempts: int, tokens: tuple[int, int]) -> None:
+        self.spans.append(
+            {
+                "kind": "model",
+                "name": ref,
+                "started_ms": self.clock.ms(start),
+                "duration_ms": max(0, int((time.time() - start) * 1000)),
+                "status": status,
+                "detail": f"{attempts} attempts" if attempts > 1 else "",
+                "tokens_in": tokens[0],
+                "tokens_out": tokens[1],
+            }
+        )
+
+
+@dataclass
+class Attempts:
+    """The attempts on one route: how many, and the time slept between them."""
+
+    count: int = 0
+    waited_s: float = 0.0
+    log: SpanLog | None = None  # where each wait is written down
+
+    def waited(self, seconds: float, error: BaseException | None, model: str) -> None:
+        """A sleep before the next attempt: a rate limit's Retry-After (or a 429), or our backoff."""
+        self.waited_s += seconds
+        if self.log is not None:
+            limited = getattr(error, "retry_after", None) or getattr(error, "status", None) == 429
+            self.log.wait("rate_limit" if limited else "backoff", time.time(), seconds, model)
