@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from orchestrator.checks import VerificationReport
 from orchestrator.engine.state import CallRecord, PlanRecord, Record
 from orchestrator.errors import RunStatus
 
@@ -125,6 +126,9 @@ class RunResult(Record):
     files: FilesReport
     warnings: list[str]
     roles: dict[str, RoleInfo] = Field(default_factory=dict, description="the roles of the run")
+    verification: VerificationReport | None = Field(
+        default=None, description="patches judged by the spec's checks: baselines, verdicts, all verified together"
+    )
 
     def calls(self) -> list[CallRecord]:
         """Every model call: the subtasks, the aggregation and the planner's call."""

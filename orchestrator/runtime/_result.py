@@ -33,6 +33,7 @@ from orchestrator.outputs.result import (
 from orchestrator.spec.kinds import at_or_above, max_severity
 
 if TYPE_CHECKING:
+    from orchestrator.checks import VerificationReport
     from orchestrator.models import Budget
     from orchestrator.workflow import Workflow
 
@@ -64,6 +65,7 @@ def build_result(
     pending: list[dict[str, Any]] | None = None,
     checkpoint: CheckpointReport | None = None,
     egress: EgressReport | None = None,
+    verification: VerificationReport | None = None,
 ) -> RunResult:
     """The typed result of a run from its final state; `signal_name` is set when a signal stopped it."""
     spec = workflow.loaded.spec
@@ -101,6 +103,7 @@ def build_result(
             name: RoleInfo(output=role.kind, description=role.description, lang=role.lang, dir=role.dir)
             for name, role in workflow.roles.items()
         },
+        verification=verification,
     )
     return result
 

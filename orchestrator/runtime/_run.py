@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from orchestrator.checks import VerificationReport
 from orchestrator.engine.context import Progress, RunContext, SilentProgress
 from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError, SpecError
 from orchestrator.outputs import RunResult, write_outputs
@@ -27,6 +28,7 @@ from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
 from orchestrator.runtime._context import Tracker, build_context, initial_state
 from orchestrator.runtime._result import build_result
+from orchestrator.runtime.verify import finish_verification, refuse_without_sandbox, sandbox_warning
 from orchestrator.spec import load_spec, worker_roles
 from orchestrator.workflow import Workflow, prepare_workflow
 
@@ -177,6 +179,7 @@ async def _run(
     cache = _cache(options, workflow, recorder)
     context = build_context(workflow, run_id, options.progress, recorder, cache)
     context.pausable = location != OFF
+    warnings = _sandbox_checked(context)
     stopped_by: str | None = None
     signals: list[str] = []
     if options.handle_sigterm:
@@ -203,6 +206,7 @@ async def _run(
         except asyncio.CancelledError:  # Ctrl-C or SIGTERM: keep what finished (it is checkpointed), then stop
             stopped_by = signals[0] if signals else "SIGINT"
         finally:
+            verification = await _verification(context, tracker, stopped_by)
             if recorder is not None:
                 recorder.flush()
             if cache is not None:
@@ -227,7 +231,9 @@ async def _run(
         tracker.interrupts,
         checkpointing,
         egress,
+        verification,
     )
+    result.warnings += warnings
     result = RunResult.model_validate(redact_tree(result.model_dump(mode="json"), context.pool.secrets))
     written = _write(workflow, options, result)
     log.info("run.finished", status=result.status, exit_code=result.exit_code, **result.totals.model_dump())
@@ -239,6 +245,32 @@ async def _run(
             signal_name=stopped_by,
         )
     return outcome
+
+
+def _sandbox_checked(context: RunContext) -> list[str]:
+    """Exit 2 before any model call when the checks need a sandbox that is not there; the loud
+    warning when they will run without one."""
+    refuse_without_sandbox(context.verifier)
+    warning = sandbox_warning(context.verifier)
+    if warning is None:
+        return []
+    log.warning("checks.unsandboxed", reason=context.verifier.sandbox.reason if context.verifier else "")
+    context.progress.note(warning)
+    return [warning]
+
+
+async def _verification(context: RunContext, tracker: Tracker, stopped_by: str | None) -> VerificationReport | None:
+    """Every verified patch together, once the graph has finished (not after a signal)."""
+    verifier = context.verifier
+    if verifier is None:
+        return None
+    try:
+        subtasks = [r for r in tracker.snapshot().get("results", []) if not r.proposal_of]
+        if stopped_by is not None:
+            return verifier.report([v for s in subtasks for v in s.verification], None)
+        return await finish_verification(verifier, subtasks)
+    finally:
+        verifier.close()
 
 
 async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: str) -> tuple[Any, Tracker]:
