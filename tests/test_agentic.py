@@ -455,3 +455,24 @@ def test_the_debug_loop_graph_loops_until_the_checks_pass(fake: FakeProvider, tm
     )
     # the second diagnosis saw the first fix's verification among the earlier results
     assert "unverified" in fake.calls_to("debugger")[1].task
+
+
+def test_numbers_a_grammar_does_not_bound_are_clamped_by_the_tool(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.script("planner", valid_answer)
+    fake.script(
+        "debugger", in_order(tool_call("read_file", path="inventory/store.py", offset=-3, limit=4096), diagnosis(None))
+    )
+    sub = only(run(project(tmp_path), tmp_path))
+    lines = len(STORE.splitlines())
+    assert [(c["status"], c["detail"]) for c in sub["tool_calls"]] == [("ok", f"lines 1-{lines} of {lines}")]
+
+
+def test_a_replay_missing_a_tool_result_fails_the_subtask_naming_it(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.script("planner", valid_answer)
+    fake.script("debugger", in_order(tool_call("list_files"), diagnosis(None)))
+    spec = project(tmp_path, SPEC.replace("debug: [fake/debugger, fake/second]", "debug: fake/debugger"))
+    run(spec, tmp_path / "a", record=tmp_path / "rec", cache=False)
+    shutil.rmtree(tmp_path / "rec" / "tools")
+    sub = only(run(spec, tmp_path / "b", replay=tmp_path / "rec"))
+    (hop,) = sub["fallbacks"]
+    assert sub["status"] == "failed" and hop["error_kind"] == "not_recorded" and "list_files" in hop["message"]

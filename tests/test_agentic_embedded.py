@@ -21,10 +21,6 @@ name: embedded-tools
 goal: Find why test_new_store_is_empty fails.
 workspace: project
 include: ["**/*.py"]
-tasks:
-  - role: debug
-    instruction: Find why test_new_store_is_empty fails.
-    files: [inventory/store.py, tests/test_store.py]
 models: {default: local/smollm2}
 checks:
   tests: {run: "python -m pytest -q -p no:cacheprovider", timeout_s: 120}
@@ -38,12 +34,14 @@ GRAPH = """
 version: 1
 name: tools-only
 nodes:
-  debug: {kind: role, role: debug, instruction: "Find why test_new_store_is_empty fails."}
-  aggregate: {kind: aggregate}
+  debug:
+    kind: role
+    role: debug
+    instruction: "Find why test_new_store_is_empty fails."
+    files: [inventory/store.py, tests/test_store.py]
 edges:
   - [START, debug]
-  - [debug, aggregate]
-  - [aggregate, END]
+  - [debug, END]
 """
 
 

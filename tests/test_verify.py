@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from orchestrator import RunOptions, run_workflow
-from orchestrator.checks import Verifier, bubblewrap_problem, find_sandbox, sandbox_mode, unified_diff
+from orchestrator.checks import (
+    CheckRun,
+    PatchVerdict,
+    Verifier,
+    bubblewrap_problem,
+    find_sandbox,
+    sandbox_mode,
+    unified_diff,
+)
 from orchestrator.errors import SpecError
 from orchestrator.spec import CheckSpec, load_spec
 from orchestrator.testing import FakeProvider, valid_answer
@@ -33,6 +41,24 @@ needs_bwrap = pytest.mark.skipif(bool(bubblewrap_problem()), reason=bubblewrap_p
 def write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def verify(workspace: Path, checks: dict[str, CheckSpec], mode: str, diff: str) -> PatchVerdict:
+    """A patch's verdict from a verifier of `checks` (all judged) in a sandbox `mode`."""
+    verifier = Verifier(workspace, checks, list(checks), find_sandbox(mode))
+    try:
+        return asyncio.run(verifier.verify("p-1", "p", None, 0, diff))
+    finally:
+        verifier.close()
+
+
+def run_once(workspace: Path, check: CheckSpec, mode: str) -> CheckRun:
+    """One run of one check on the workspace as it is."""
+    verifier = Verifier(workspace, {"check": check}, ["check"], find_sandbox(mode))
+    try:
+        return asyncio.run(verifier.run("check", None, "t"))
+    finally:
+        verifier.close()
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -82,11 +108,7 @@ def test_verdicts_of_patches_that_must_not_or_cannot_apply(tmp_path: Path, diff:
     shutil.copytree(QUICKSTART, workspace)
     (workspace / "inventory" / "out").symlink_to(tmp_path)  # a symlink that leads out of the workspace
     checks = {"tests": CheckSpec(run="true")}
-    verifier = Verifier(workspace, checks, ["tests"], find_sandbox("off"))
-    try:
-        found = asyncio.run(verifier.verify("p-1", "p", None, 0, diff))
-    finally:
-        verifier.close()
+    found = verify(workspace, checks, "off", diff)
     assert found.verdict == verdict and why in found.reason, found.reason
     assert not (tmp_path / "outside.txt").exists() and not (workspace / ".git").exists()
 
@@ -157,11 +179,9 @@ def test_a_patched_test_cannot_write_outside_its_copy_nor_reach_the_hosts_loopba
     )
     diff = unified_diff("tests/test_escape.py", None, source)
     checks = {"escape": CheckSpec(run="python -m pytest -q -s -p no:cacheprovider tests/test_escape.py")}
-    verifier = Verifier(workspace, checks, ["escape"], find_sandbox("required"))
     try:
-        found = asyncio.run(verifier.verify("p-1", "p", None, 0, diff))
+        found = verify(workspace, checks, "required", diff)
     finally:
-        verifier.close()
         listener.close()
     output = found.checks[0].output
     assert found.checks[0].after == "pass", output
@@ -187,11 +207,7 @@ def test_a_hanging_check_is_killed_with_its_process_group_at_its_timeout(tmp_pat
         "time.sleep(300)\n"
     )
     (workspace / "hang.py").write_text(script)
-    verifier = Verifier(workspace, {"hang": CheckSpec(run="python hang.py", timeout_s=1)}, ["hang"], find_sandbox(mode))
-    try:
-        run = asyncio.run(verifier.run("hang", None, "t"))
-    finally:
-        verifier.close()
+    run = run_once(workspace, CheckSpec(run="python hang.py", timeout_s=1), mode)
     assert run.status == "timeout" and run.exit_code is None and "killed after 1s" in run.output
     if mode == "off":  # the child's pid is the host's: it is gone with its group
         pid = int(run.output.split("child ")[1].split()[0])
@@ -205,11 +221,7 @@ def test_output_is_kept_up_to_a_bound(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
     loud = CheckSpec(run="python -c \"print('head'); print('x' * 200000); print('tail')\"")
-    verifier = Verifier(workspace, {"loud": loud}, ["loud"], find_sandbox("off"))
-    try:
-        run = asyncio.run(verifier.run("loud", None, "t"))
-    finally:
-        verifier.close()
+    run = run_once(workspace, loud, "off")
     assert run.truncated and len(run.output) < 40_000
     assert run.output.startswith("head") and run.output.rstrip().endswith("tail") and "not kept" in run.output
 

@@ -5,7 +5,7 @@ and patch, every verified patch together) and search/replace edits turned into u
 Imports no LangChain: `orchestrator verify` runs without any model library."""
 
 from orchestrator.checks._edits import Edit, EditError, apply_edits, edits_to_diffs, unified_diff
-from orchestrator.checks._patch import apply_patch, git, header_paths, rejection, unsafe_path
+from orchestrator.checks._patch import apply_patch, escapes, git, header_paths, rejection, unsafe_path
 from orchestrator.checks._records import (
     CheckOutcome,
     CheckRun,
@@ -41,6 +41,7 @@ __all__ = [
     "apply_patch",
     "bubblewrap_problem",
     "edits_to_diffs",
+    "escapes",
     "find_sandbox",
     "git",
     "header_paths",

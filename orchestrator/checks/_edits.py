@@ -10,13 +10,11 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from orchestrator.models import ContractError
 
-class EditError(ValueError):
+
+class EditError(ContractError):
     """Edits that cannot be applied; one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.types import interrupt
-from structlog import get_logger
 
 from orchestrator.catalog import Route
 from orchestrator.checks import PatchVerdict
@@ -29,8 +28,9 @@ from orchestrator.engine._actions import ANSWER_TOOL, action_contract, answer_on
 from orchestrator.engine._answers import answer_contract, edit_format, from_edits
 from orchestrator.engine._loop import Turns, edits_reason, reflection_reason, reflection_text, tools_section
 from orchestrator.engine._tools import TOOL_TEXT, Toolbox, args_key
-from orchestrator.engine.context import RunContext
+from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import BoundHit, PatchCheck, ToolCall
+from orchestrator.errors import NotRecorded
 from orchestrator.models import BoundModel, CallSettings, Contract, ContractError, ToolOffer
 from orchestrator.models.chain import ChainResult, call_chain, parse_json
 from orchestrator.policy import CLASSES, redact_tree
@@ -38,7 +38,6 @@ from orchestrator.spec import Role
 from orchestrator.spec.kinds import REPLACE_MODELS
 from orchestrator.workspace import SourceFile
 
-log = get_logger(__name__)
 Build = Callable[[Route, BoundModel], list[BaseMessage]]
 BOUNDS = ("max_turns", "max_tool_calls", "repeated_call")
 TRANSCRIPT_MARGIN = 64
@@ -90,7 +89,11 @@ async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
     for index, route in enumerate(task.chain):
         run = _Attempts(ctx, task, route)
         runs.append(run)
-        outcome = await run.go(serial)
+        try:
+            outcome = await run.go(serial)
+        except NotRecorded as exc:  # a replay without this tool or check result: as a call not recorded
+            failure = {"model": route.ref, "error_kind": exc.kind, "message": exc.message, "attempts": 1}
+            outcome = ChainResult(hops=[failure])
         serial = run.serial
         all_calls += run.calls
         bounds += run.bounds
@@ -116,24 +119,9 @@ async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
         total.error = {"kind": str(last["error_kind"]), "message": f"every model failed; last: {last['message']}"}
     secrets = ctx.pool.secrets
     total.output, total.hops, total.error = (redact_tree(x, secrets) for x in (total.output, total.hops, total.error))
-    model = total.route.ref if total.route else None
-    tokens = total.usage.tokens_in + total.usage.tokens_out
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    ctx.progress.finished(task.node, task.key, "ok" if total.ok else "failed", model, duration_ms, tokens)
     turns = sum(run.turns_total for run in runs)
-    log.info(
-        "node.finished",
-        node=task.node,
-        subtask=task.key,
-        status="ok" if total.ok else "failed",
-        model=model,
-        fallbacks=len(total.hops),
-        duration_ms=duration_ms,
-        tokens_in=total.usage.tokens_in,
-        tokens_out=total.usage.tokens_out,
-        turns=turns,
-        tool_calls=len(all_calls),
-    )
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    node_finished(ctx, task.node, task.key, total, duration_ms, turns=turns, tool_calls=len(all_calls))
     seen = kept.run.seen if kept else task.data_class
     edit_checks = [
         PatchCheck(file=p.split("(", 1)[-1].split(")", 1)[0], valid=False, message=f"edit not applied: {p}")

@@ -19,7 +19,6 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
-from structlog import get_logger
 
 from orchestrator.catalog import Route
 from orchestrator.engine._agent import AgentTask, agentic, run_agent
@@ -27,7 +26,7 @@ from orchestrator.engine._answers import file_contract
 from orchestrator.engine._packing import pack_files
 from orchestrator.engine._patch import check_patch
 from orchestrator.engine._prompt import system_message, user_message
-from orchestrator.engine.context import RunContext
+from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import (
     CallError,
     CallRecord,
@@ -44,8 +43,6 @@ from orchestrator.policy import redact_tree
 from orchestrator.spec import AGGREGATE, PLANNER, Role, worker_roles
 from orchestrator.spec.kinds import Plan
 from orchestrator.workspace import SourceFile
-
-log = get_logger(__name__)
 
 
 class leaf:  # a decorator, named like one
@@ -134,21 +131,7 @@ async def run_node(
     outcome.output, outcome.hops, outcome.error = (
         redact_tree(x, secrets) for x in (outcome.output, outcome.hops, outcome.error)
     )
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    model = outcome.route.ref if outcome.route else None
-    tokens = outcome.usage.tokens_in + outcome.usage.tokens_out
-    ctx.progress.finished(node, key, "ok" if outcome.ok else "failed", model, duration_ms, tokens)
-    log.info(
-        "node.finished",
-        node=node,
-        subtask=key,
-        status="ok" if outcome.ok else "failed",
-        model=model,
-        fallbacks=len(outcome.hops),
-        duration_ms=duration_ms,
-        tokens_in=outcome.usage.tokens_in,
-        tokens_out=outcome.usage.tokens_out,
-    )
+    node_finished(ctx, node, key, outcome, int((time.perf_counter() - started) * 1000))
     return outcome
 
 

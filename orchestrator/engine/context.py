@@ -7,7 +7,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from structlog import get_logger
 
 from orchestrator.policy import CLASSES
 
@@ -16,9 +18,13 @@ if TYPE_CHECKING:
     from orchestrator.checks import Verifier
     from orchestrator.engine.state import CallRecord
     from orchestrator.models import ModelPool
+    from orchestrator.models.chain import ChainResult
     from orchestrator.policy.chains import ChainTable
     from orchestrator.spec import CheckSpec, Role
     from orchestrator.workspace import FileSet
+
+
+log = get_logger(__name__)
 
 
 class Progress(Protocol):
@@ -99,3 +105,23 @@ class RunContext:
 
     def offset_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
+
+
+def node_finished(ctx: RunContext, node: str, key: str, outcome: ChainResult, duration_ms: int, **fields: Any) -> None:
+    """The progress display's line and the canonical `node.finished` log line of a node's work."""
+    model = outcome.route.ref if outcome.route else None
+    tokens_in, tokens_out = outcome.usage.tokens_in, outcome.usage.tokens_out
+    status = "ok" if outcome.ok else "failed"
+    ctx.progress.finished(node, key, status, model, duration_ms, tokens_in + tokens_out)
+    log.info(
+        "node.finished",
+        node=node,
+        subtask=key,
+        status=status,
+        model=model,
+        fallbacks=len(outcome.hops),
+        duration_ms=duration_ms,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        **fields,
+    )

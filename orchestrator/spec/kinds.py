@@ -105,10 +105,8 @@ class EditPatches(_Out):
     edits: list[Edit] = Field(max_length=10)
 
 
-class EditDiagnosis(_Out):
-    root_cause: str = Field(min_length=1, max_length=2000)
-    evidence: list[str] = Field(max_length=10)
-    fix: Edit | None = None
+class EditDiagnosis(Diagnosis):
+    fix: Edit | None = None  # type: ignore[assignment]  # the same diagnosis, its fix an edit
 
 
 # the answer models of the kinds that write patches, in the replace edit format
