@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cli, fanout, model, overhead_table, swap
+from bench import cli, fanout, model, overhead_table, swap, verify
 
 TARGETS = {
     "overhead": "<= 1.5x bare LangGraph per subtask without checkpointer, flat in N",
@@ -22,6 +22,7 @@ TARGETS = {
     "startup": "validate < 0.5x import langchain_openai",
     "real_model": ">= 95% of wall time in model calls, >= 0.95x direct tokens/s",
     "memory": "< 2x bare LangGraph peak RSS at the largest N",
+    "verify": "reported (no target): sandbox start and per-patch verification as ratios to unsandboxed runs",
 }
 
 
@@ -44,6 +45,7 @@ def main() -> None:
         ("fanout", lambda: fanout.run(quick)),
         ("swap", lambda: swap.run(quick)),
         ("startup", lambda: cli.run(quick)),
+        ("verify", lambda: verify.run(quick)),
     ]
     if not args.skip_model:
         sections.append(("real_model", lambda: model.run(quick)))
@@ -60,7 +62,7 @@ def main() -> None:
 
 def render(results: dict[str, Any]) -> str:
     lines = ["| benchmark | figure | ratio | absolute | target | met |", "| --- | --- | --- | --- | --- | --- |"]
-    for name in ("overhead", "fanout", "swap", "startup", "real_model", "memory"):
+    for name in ("overhead", "fanout", "swap", "startup", "real_model", "memory", "verify"):
         section = results.get(name)
         if not section:
             continue
