@@ -4,7 +4,7 @@ copy and a private /tmp, no network), the verifier (baseline once per run, befor
 and patch, every verified patch together) and search/replace edits turned into unified diffs.
 Imports no LangChain: `orchestrator verify` runs without any model library."""
 
-from orchestrator.checks._edits import Edit, EditError, apply_edits, edits_to_diffs, unified_diff
+from orchestrator.checks._edits import Edit, EditError, EditProblem, apply_edits, edits_to_diffs, unified_diff
 from orchestrator.checks._patch import apply_patch, escapes, git, header_paths, rejection, unsafe_path
 from orchestrator.checks._records import (
     CheckOutcome,
@@ -30,6 +30,7 @@ __all__ = [
     "Conflict",
     "Edit",
     "EditError",
+    "EditProblem",
     "Memo",
     "PatchVerdict",
     "Sandbox",

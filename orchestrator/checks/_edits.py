@@ -24,30 +24,45 @@ class Edit:
     new: str
 
 
-def apply_edits(edits: Sequence[Edit], files: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+@dataclass(frozen=True)
+class EditProblem:
+    """Why one edit does not apply (its text names the edit, for the model)."""
+
+    file: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def apply_edits(edits: Sequence[Edit], files: Mapping[str, str]) -> tuple[dict[str, str], list[EditProblem]]:
     """One unified diff per file, from the edits that apply (in order), and why the others do
     not. An empty `old` creates a file that does not exist yet (or fills an empty one)."""
-    problems: list[str] = []
+    problems: list[EditProblem] = []
     changed: dict[str, str] = {}
     for index, edit in enumerate(edits):
         where = f"edit {index + 1} ({edit.file})"
+
+        def problem(text: str, edit: Edit = edit, where: str = where) -> None:
+            problems.append(EditProblem(edit.file, f"{where}: {text}"))
+
         if edit.file not in files and edit.old:
-            problems.append(f"{where}: no such file among the files you were given")
+            problem("no such file among the files you were given")
             continue
         text = changed.get(edit.file, files.get(edit.file, ""))
         if not edit.old:
             if text:
-                problems.append(f"{where}: `old` is empty but the file is not; copy the exact lines to replace")
+                problem("`old` is empty but the file is not; copy the exact lines to replace")
             else:
                 changed[edit.file] = edit.new
             continue
         count = text.count(edit.old)
         if count == 0:
-            problems.append(f"{where}: the old text is not in the file; copy it exactly, whitespace included")
+            problem("the old text is not in the file; copy it exactly, whitespace included")
         elif count > 1:
-            problems.append(f"{where}: the old text appears {count} times; include more lines to make it unique")
+            problem(f"the old text appears {count} times; include more lines to make it unique")
         elif edit.old == edit.new:
-            problems.append(f"{where}: old and new are the same")
+            problem("old and new are the same")
         else:
             changed[edit.file] = text.replace(edit.old, edit.new, 1)
     diffs = {path: unified_diff(path, files.get(path), new) for path, new in changed.items()}
@@ -58,7 +73,7 @@ def edits_to_diffs(edits: Sequence[Edit], files: Mapping[str, str]) -> dict[str,
     """Like `apply_edits`, but every edit must apply (EditError otherwise)."""
     diffs, problems = apply_edits(edits, files)
     if problems:
-        raise EditError(problems)
+        raise EditError([str(p) for p in problems])
     return diffs
 
 

@@ -25,6 +25,7 @@ from orchestrator.checks._records import (
     Combined,
     Conflict,
     PatchVerdict,
+    SandboxInfo,
     Verdict,
     VerificationReport,
 )
@@ -248,12 +249,25 @@ class Verifier:
             with contextlib.suppress(NotRecorded):
                 await self.baseline(name)
 
-    def report(self, patches: list[PatchVerdict], combined: Combined | None) -> VerificationReport:
+    async def recorded_sandbox(self) -> SandboxInfo:
+        """The sandbox the checks ran in: this one, or on a replay the recorded run's."""
+
+        async def compute() -> dict[str, Any]:
+            return self.sandbox.info().model_dump()
+
+        try:
+            return SandboxInfo.model_validate(await self._memo({"kind": "sandbox"}, compute))
+        except NotRecorded:
+            return self.sandbox.info()
+
+    def report(
+        self, patches: list[PatchVerdict], combined: Combined | None, sandbox: SandboxInfo | None = None
+    ) -> VerificationReport:
         done = [t for _, t in sorted(self._baselines.items()) if t.done() and not t.cancelled()]
         baselines = [t.result() for t in done if t.exception() is None]
         return VerificationReport(
             judged=list(self.judged),
-            sandbox=self.sandbox.info(),
+            sandbox=sandbox or self.sandbox.info(),
             baselines=baselines,
             patches=patches,
             combined=combined,

@@ -23,7 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langgraph.types import interrupt
 
 from orchestrator.catalog import Route
-from orchestrator.checks import PatchVerdict
+from orchestrator.checks import EditProblem, PatchVerdict
 from orchestrator.engine._actions import ANSWER_TOOL, action_contract, answer_only, native_tools
 from orchestrator.engine._answers import answer_contract, edit_format, from_edits
 from orchestrator.engine._loop import Turns, edits_reason, reflection_reason, reflection_text, tools_section
@@ -124,8 +124,8 @@ async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
     node_finished(ctx, task.node, task.key, total, duration_ms, turns=turns, tool_calls=len(all_calls))
     seen = kept.run.seen if kept else task.data_class
     edit_checks = [
-        PatchCheck(file=p.split("(", 1)[-1].split(")", 1)[0], valid=False, message=f"edit not applied: {p}")
-        for p in (kept.run.edit_problems if kept else [])
+        PatchCheck(file=problem.file, valid=False, message=f"edit not applied: {problem}")
+        for problem in (kept.run.edit_problems if kept else [])
     ]
     extra = {
         "edit_checks": edit_checks,
@@ -183,7 +183,7 @@ class _Attempts:
         self.edits = (
             self.format == "replace" and isinstance(task.role.output, str) and task.role.output in REPLACE_MODELS
         )
-        self.edit_problems: list[str] = []
+        self.edit_problems: list[EditProblem] = []
         user = task.user(self.format)
         if self.parameters:
             user += "\n\n" + tools_section(self.box.describe(), self.max_turns, self.native)

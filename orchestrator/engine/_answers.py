@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.catalog import Route
-from orchestrator.checks import Edit, apply_edits
+from orchestrator.checks import Edit, EditProblem, apply_edits
 from orchestrator.models import Contract, ContractError, contract_for, restrict_files
 from orchestrator.models.contract import inline_refs
 from orchestrator.spec import Role
@@ -62,7 +62,7 @@ def _edits_contract(kind: str, paths: tuple[str, ...]) -> Contract:
     return Contract(model.__name__, schema, validate)
 
 
-def from_edits(kind: str, answer: dict[str, Any], texts: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+def from_edits(kind: str, answer: dict[str, Any], texts: Mapping[str, str]) -> tuple[dict[str, Any], list[EditProblem]]:
     """An answer in the edits' shape as its kind's answer (unified diffs), and why the edits that
     do not apply to the files as the model saw them do not (they are left out)."""
     found = dict(answer)

@@ -106,12 +106,12 @@ def reflection_reason(verdicts: list[PatchVerdict], kind: str) -> str:
     return ""
 
 
-def edits_reason(problems: list[str]) -> str:
+def edits_reason(problems: Sequence[object]) -> str:
     return f"{len(problems)} of your edits do not apply" if problems else ""
 
 
 def reflection_text(
-    verdicts: list[PatchVerdict], reason: str, show_output: bool, edit_problems: Sequence[str] = ()
+    verdicts: list[PatchVerdict], reason: str, show_output: bool, edit_problems: Sequence[object] = ()
 ) -> str:
     """What the model is told about its fix: edits that do not apply, each check before and after,
     and the failing checks' output."""

@@ -81,7 +81,7 @@ async def finish_verification(verifier: Verifier, subtasks: list[CallRecord]) ->
         only = verified[0]
         combined = Combined(patches=[only.id], applied=[only.id], checks=only.checks, verdict="verified")
     await verifier.replay_baselines()
-    return verifier.report(verdicts, combined)
+    return verifier.report(verdicts, combined, await verifier.recorded_sandbox())
 
 
 def verify_patch(loaded: LoadedSpec, diff: str) -> tuple[PatchVerdict, VerificationReport]:
