@@ -19,19 +19,21 @@ LLAMA_CHECK = $(BIN)/python -m orchestrator.providers._llama || { \
 	$(BIN)/pip install --quiet --force-reinstall --no-deps "llama-cpp-python>=0.3.7" && \
 	$(BIN)/python -m orchestrator.providers._llama; }
 
-.PHONY: quickstart test check lint types unit bench postgres chromium
+.PHONY: quickstart test check lint types unit bench postgres chromium sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-quickstart: $(BIN)/python
-	$(BIN)/pip install --quiet .
+# the quickstart's checks run its sample project's tests (`python -m pytest`) with this environment
+quickstart: $(BIN)/python sandbox
+	$(BIN)/pip install --quiet . pytest
 	@$(LLAMA_CHECK)
 	@# exit 1 is the quality gate (a finding at or above fail_on), not a failure of the run
-	$(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; code=$$?; [ $$code -le 1 ] || exit $$code
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; \
+	  code=$$?; [ $$code -le 1 ] || exit $$code
 
-test: $(BIN)/python postgres chromium
+test: $(BIN)/python postgres chromium sandbox
 	$(BIN)/pip install --quiet -e ".[test]"
 	@$(LLAMA_CHECK)
 	$(MAKE) check
@@ -47,6 +49,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { echo "installing Chromium for the HTML report tests"; \
 	    apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+# checks of proposed patches run in a bubblewrap sandbox (verify.sandbox: required in CI)
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  { echo "installing bubblewrap for the sandboxed checks"; \
+	    apt-get install -y -q --no-install-recommends bubblewrap >/dev/null; }
+	@command -v bwrap >/dev/null 2>&1 || echo "no bubblewrap here: checks run unsandboxed (verify.sandbox: preferred)"
 
 check: lint types
 	$(BIN)/pytest
@@ -62,6 +70,6 @@ types:
 unit:
 	$(BIN)/pytest -m "not integration"
 
-bench: $(BIN)/python
+bench: $(BIN)/python sandbox
 	$(BIN)/pip install --quiet -e ".[test]"
-	$(BIN)/python -m bench
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cli, embedded, fanout, model, overhead_table, swap
+from bench import cli, embedded, fanout, model, overhead_table, swap, verify
 
 TARGETS = {
     "overhead": "<= 1.5x bare LangGraph per subtask without checkpointer, flat in N",
@@ -23,6 +23,7 @@ TARGETS = {
     "real_model": ">= 95% of wall time in model calls, >= 0.95x direct tokens/s, quickstart <= 0.5x the old path",
     "embedded": "constrained >= 0.8x free tokens/s; timeout to stop <= 1 s; batching used if > 1.2x",
     "memory": "< 2x bare LangGraph peak RSS at the largest N",
+    "verify": "reported (no target): sandbox start and per-patch verification as ratios to unsandboxed runs",
 }
 
 
@@ -45,6 +46,7 @@ def main() -> None:
         ("fanout", lambda: fanout.run(quick)),
         ("swap", lambda: swap.run(quick)),
         ("startup", lambda: cli.run(quick)),
+        ("verify", lambda: verify.run(quick)),
     ]
     if not args.skip_model:
         sections.append(("real_model", lambda: model.run(quick)))
@@ -62,7 +64,7 @@ def main() -> None:
 
 def render(results: dict[str, Any]) -> str:
     lines = ["| benchmark | figure | ratio | absolute | target | met |", "| --- | --- | --- | --- | --- | --- |"]
-    for name in ("overhead", "fanout", "swap", "startup", "real_model", "embedded", "memory"):
+    for name in ("overhead", "fanout", "swap", "startup", "real_model", "embedded", "memory", "verify"):
         section = results.get(name)
         if not section:
             continue

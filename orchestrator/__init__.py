@@ -33,6 +33,10 @@ _EXPORTS: dict[str, str] = {
     "RunOptions": "orchestrator.runtime",
     "RunOutcome": "orchestrator.runtime",
     "RunResult": "orchestrator.outputs",
+    "verify_patch": "orchestrator.runtime.verify",
+    "verify_patches": "orchestrator.runtime.verify",
+    "apply_patches": "orchestrator.runtime.apply",
+    "PatchVerdict": "orchestrator.checks",
     "CallRecord": "orchestrator.engine",
     "GraphKit": "orchestrator.engine",
     "Progress": "orchestrator.engine",
@@ -62,6 +66,7 @@ __all__ = [
     "Interrupted",
     "LoadedSpec",
     "OrchestratorError",
+    "PatchVerdict",
     "PolicyError",
     "Problem",
     "Progress",
@@ -77,16 +82,20 @@ __all__ = [
     "Spec",
     "SpecError",
     "Workflow",
+    "apply_patches",
     "load_spec",
     "prepare_workflow",
     "register_provider",
     "resume_workflow",
     "run_workflow",
     "run_workflow_async",
+    "verify_patch",
+    "verify_patches",
 ]  # pinned by tests/test_public_api.py; every name is in _EXPORTS
 
 if TYPE_CHECKING:
     from orchestrator.catalog import ProviderConfig, Route
+    from orchestrator.checks import PatchVerdict
     from orchestrator.engine import CallRecord, GraphKit, Progress
     from orchestrator.errors import (
         BudgetExceeded,
@@ -108,6 +117,8 @@ if TYPE_CHECKING:
         run_workflow,
         run_workflow_async,
     )
+    from orchestrator.runtime.apply import apply_patches
+    from orchestrator.runtime.verify import verify_patch, verify_patches
     from orchestrator.spec import LoadedSpec, Role, Spec, load_spec
     from orchestrator.workflow import Workflow, prepare_workflow
 

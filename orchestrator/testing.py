@@ -12,6 +12,13 @@ raises. Every call is recorded; a call for a model with no script is recorded as
 raises (check `provider.unscripted` at the end of a test: an error raised inside a node is taken
 for a provider failure and hidden by the fallback logic). `forbid_real_models()` makes building a
 model of a real provider kind raise, for tests that must not reach one.
+
+Roles with tools run a loop. With a `FakeProvider` each turn is one JSON action (the answer, or
+`tool_call("read_file", path=...)`); a `NativeToolsProvider` is offered the tools natively and a
+script answers a turn with `native_call("read_file", path=...)` (an AIMessage with tool calls).
+`call.schema` is the schema of the answer asked for, inside a turn's action schema too, and
+`call.tools` the tools the turn offered. `in_order(a, b, ...)` answers calls in order, and
+fails loudly when they run out.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ __all__ = [
     "EMBEDDED_CONTEXT_WINDOW",
     "Call",
     "FakeProvider",
+    "NativeToolsProvider",
     "RealModelsForbidden",
     "ScriptedChatModel",
     "UnscriptedCall",
@@ -58,7 +66,10 @@ __all__ = [
     "embedded_tokens",
     "embedded_weights",
     "forbid_real_models",
+    "in_order",
+    "native_call",
     "registry",
+    "tool_call",
     "valid_answer",
 ]
 
@@ -70,8 +81,23 @@ class Call:
     kwargs: dict[str, Any]
 
     @property
-    def schema(self) -> dict[str, Any]:
+    def raw_schema(self) -> dict[str, Any]:
+        """The schema the call was constrained by (a tool loop turn's: the answer or a tool call)."""
         return self.kwargs.get("schema") or {}
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The schema of the answer asked for (in a tool loop turn, the answer's branch)."""
+        raw = self.raw_schema
+        if _tool_branches(raw):
+            return dict(raw["anyOf"][0])
+        return raw
+
+    @property
+    def tools(self) -> list[str]:
+        """The tools this call offered: natively, or as branches of its action schema."""
+        native = [t["function"]["name"] for t in self.kwargs.get("tools") or []]
+        return native or _tool_branches(self.raw_schema)
 
     @property
     def kind(self) -> str:
@@ -94,8 +120,22 @@ class Call:
     def user(self) -> str:
         return self.messages[-1].text
 
+    @property
+    def task(self) -> str:
+        """The first user message: the role's task (later messages are a tool loop's turns)."""
+        found = [m.text for m in self.messages if m.type == "human"]
+        return found[0] if found else ""
 
-Script = Callable[[Call], str]
+
+def _tool_branches(schema: dict[str, Any]) -> list[str]:
+    branches = schema.get("anyOf") if isinstance(schema, dict) else None
+    if not isinstance(branches, list):
+        return []
+    names = [b.get("properties", {}).get("tool", {}).get("const") for b in branches[1:] if isinstance(b, dict)]
+    return [n for n in names if isinstance(n, str)]
+
+
+Script = Callable[[Call], str | AIMessage]
 
 
 class UnscriptedCall(AssertionError):
@@ -116,11 +156,12 @@ class ScriptedChatModel(BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
         call = Call(model=self.model_name, messages=list(messages), kwargs=dict(kwargs))
-        text = self.provider.answer(call)
-        message = AIMessage(
-            content=text,
-            usage_metadata=UsageMetadata(input_tokens=11, output_tokens=7, total_tokens=18),
-        )
+        answer = self.provider.answer(call)
+        usage = UsageMetadata(input_tokens=11, output_tokens=7, total_tokens=18)
+        if isinstance(answer, AIMessage):
+            message = AIMessage(content=answer.content, tool_calls=answer.tool_calls, usage_metadata=usage)
+        else:
+            message = AIMessage(content=answer, usage_metadata=usage)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
@@ -156,7 +197,7 @@ class FakeProvider(ProviderKind):
     def script(self, model: str, handler: Script) -> None:
         self.scripts[model] = handler
 
-    def answer(self, call: Call) -> str:
+    def answer(self, call: Call) -> str | AIMessage:
         with self._lock:
             self.calls.append(call)
         handler = self.scripts.get(call.model)
@@ -178,6 +219,39 @@ class FakeProvider(ProviderKind):
         self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str = "native"
     ) -> dict[str, Any]:
         return {"schema": schema}
+
+
+@dataclass
+class NativeToolsProvider(FakeProvider):
+    """A scripted provider whose endpoint calls tools natively (OpenAI or Ollama `tools`)."""
+
+    traits: ClassVar[ProviderTraits] = ProviderTraits(real=False, native_tools=True)
+
+
+def tool_call(tool: str, **args: Any) -> str:
+    """A turn's action that calls a tool (for a provider without native tool calls)."""
+    return json.dumps({"tool": tool, **args})
+
+
+def native_call(tool: str, **args: Any) -> AIMessage:
+    """A turn's answer that calls a tool natively."""
+    return AIMessage(content="", tool_calls=[{"name": tool, "args": args, "id": f"call_{tool}"}])
+
+
+def in_order(*answers: str | AIMessage | Script) -> Script:
+    """A script that gives these answers to successive calls (a function answers its call), and
+    fails loudly when a call comes after the last one."""
+    remaining = list(answers)
+    lock = threading.Lock()
+
+    def script(call: Call) -> str | AIMessage:
+        with lock:
+            if not remaining:
+                raise UnscriptedCall(f"{call.model}: more calls than scripted answers")
+            answer = remaining.pop(0)
+        return answer(call) if callable(answer) else answer
+
+    return script
 
 
 # ---------------------------------------------------------------- canned answers

@@ -305,8 +305,9 @@ def test_replay_of_a_missing_recording_is_a_usage_error(tmp_path: Path) -> None:
 
 
 # the fields that measure time, and the egress report (a replay contacts nothing, by design)
-TIMING_FIELDS = {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms", "egress"}
+TIMING_FIELDS = {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms", "egress", "started_ms"}
 TIMING_FIELDS |= {"timing", "clock_origin"}  # when each call ran, on the run's clock
+TIMING_FIELDS |= {"replayed"}  # verification.replayed says the check results came from the recording
 
 
 def normalised(value: Any) -> Any:

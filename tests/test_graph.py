@@ -109,7 +109,7 @@ SHIPPED_EDGES = {
     "debug-loop": {
         "__start__ --> diagnose",
         "diagnose --> fix",
-        "fix -. &nbsp;patches.valid == 0&nbsp; .-> diagnose",
+        "fix -. &nbsp;patches.valid == 0 or checks.failing > 0&nbsp; .-> diagnose",
         "fix -. &nbsp;else&nbsp; .-> aggregate",
         "aggregate --> __end__",
     },

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.engine import _patch as patch_module
 from orchestrator.engine._patch import check_patch as check_patch_async
 from orchestrator.engine._patch import touched_paths, unsafe_path
 from orchestrator.engine.state import PatchCheck
@@ -122,7 +121,7 @@ def test_unsafe_paths_are_rejected_before_git_runs(
     def no_git(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("git must not run for an unsafe path")
 
-    monkeypatch.setattr(patch_module.asyncio, "create_subprocess_exec", no_git)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", no_git)
     diff = f"--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-old\n+new\n"
     if path.startswith("/"):
         diff = f"--- {path}\n+++ {path}\n@@ -1 +1 @@\n-old\n+new\n"
@@ -133,7 +132,7 @@ def test_unsafe_paths_are_rejected_before_git_runs(
 
 
 def test_one_unsafe_path_among_safe_ones_rejects_the_diff(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(patch_module.asyncio, "create_subprocess_exec", lambda *a, **k: pytest.fail("git ran"))
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", lambda *a, **k: pytest.fail("git ran"))
     diff = unified(ORIGINAL, FIXED) + "--- a/x.py\n+++ b/../escape.py\n@@ -1 +1 @@\n-a\n+b\n"
     assert not check_patch(ws, "x.py", diff).valid
 
@@ -187,7 +186,7 @@ def test_missing_git_is_reported(ws: Path, monkeypatch: pytest.MonkeyPatch) -> N
     def missing(*args: Any, **kwargs: Any) -> None:
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(patch_module.asyncio, "create_subprocess_exec", missing)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", missing)
     result = check_patch(ws, "x.py", unified(ORIGINAL, FIXED))
     assert not result.valid
     assert "git" in result.message

@@ -19,6 +19,7 @@ PUBLIC = [
     "Interrupted",
     "LoadedSpec",
     "OrchestratorError",
+    "PatchVerdict",
     "PolicyError",
     "Problem",
     "Progress",
@@ -34,12 +35,15 @@ PUBLIC = [
     "Spec",
     "SpecError",
     "Workflow",
+    "apply_patches",
     "load_spec",
     "prepare_workflow",
     "register_provider",
     "resume_workflow",
     "run_workflow",
     "run_workflow_async",
+    "verify_patch",
+    "verify_patches",
 ]
 
 

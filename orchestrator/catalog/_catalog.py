@@ -48,6 +48,7 @@ class ModelEntry(_Strict):
     context_window: int | None = None
     routes: tuple[RouteEntry, ...] = ()
     notes: str | None = None
+    edit_format: Literal["diff", "replace"] | None = None  # how it writes patches best (default: diff)
 
 
 class ProviderEntry(_Strict):
@@ -74,6 +75,7 @@ class Route:
     catalog_id: str | None = None
     context_window: int = DEFAULT_CONTEXT_WINDOW
     price: Price | None = None
+    edit_format: str | None = None  # the catalog's edit format for this model (roles may override it)
 
     @property
     def ref(self) -> str:
@@ -139,6 +141,7 @@ class Catalog:
             catalog_id=entry.id,
             context_window=entry.context_window or DEFAULT_CONTEXT_WINDOW,
             price=route.price,
+            edit_format=entry.edit_format,
         )
 
     def filter(

@@ -42,6 +42,7 @@ class ProviderConfig:
     max_loaded_models: int | None = None  # a host that keeps this many models loaded (1: swap-aware)
     in_process: bool = False  # declared by the kind: the model runs in this process
     self_hosted: bool = False  # declared by the kind: the user's own host (Ollama), whatever its address
+    native_tools: bool = False  # tools as the endpoint's own tool calls (the kind's trait, or tool_calling)
 
     @property
     def host(self) -> str | None:

@@ -28,8 +28,14 @@ def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
     click.echo(f"ok: {spec} is valid (graph {info['graph']}, {len(info['files'])} files)")
     for role, chain in info["chains"].items():
         click.echo(f"  {role}: {' -> '.join(chain) or '(no allowed model)'}")
+    plan = info["verify"]
+    if plan:
+        where = "bubblewrap sandbox" if plan["runner"] == "bubblewrap" else f"no sandbox: {plan['reason']}"
+        click.echo(f"  patches judged by {', '.join(plan['checks'])} (sandbox {plan['mode']}, {where})")
     for warning in workflow.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if plan and plan["mode"] == "required" and plan["runner"] != "bubblewrap":
+        click.echo("warning: verify.sandbox is required and there is no sandbox: a run stops (exit 2)", err=True)
 
 
 @click.command()

@@ -14,20 +14,20 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
-from structlog import get_logger
 
 from orchestrator.catalog import Route
+from orchestrator.engine._agent import AgentTask, agentic, run_agent
+from orchestrator.engine._answers import file_contract
 from orchestrator.engine._packing import pack_files
 from orchestrator.engine._patch import check_patch
 from orchestrator.engine._prompt import system_message, user_message
 from orchestrator.engine._timing import budget_wait, call_timing, check_span
-from orchestrator.engine.context import RunContext
+from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import (
     CallError,
     CallRecord,
@@ -38,14 +38,12 @@ from orchestrator.engine.state import (
     Subtask,
     SubtaskInput,
 )
-from orchestrator.models import BoundModel, CallSettings, Contract, contract_for, restrict_files
+from orchestrator.models import BoundModel, CallSettings, Contract, contract_for
 from orchestrator.models.chain import ChainResult, Check, call_chain
 from orchestrator.policy import redact_tree
-from orchestrator.spec import AGGREGATE, PLANNER, worker_roles
+from orchestrator.spec import AGGREGATE, PLANNER, Role, worker_roles
 from orchestrator.spec.kinds import Plan
 from orchestrator.workspace import SourceFile
-
-log = get_logger(__name__)
 
 
 class leaf:  # a decorator, named like one
@@ -142,32 +140,19 @@ async def run_node(
     outcome.output, outcome.hops, outcome.error = (
         redact_tree(x, secrets) for x in (outcome.output, outcome.hops, outcome.error)
     )
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    model = outcome.route.ref if outcome.route else None
-    tokens = outcome.usage.tokens_in + outcome.usage.tokens_out
-    ctx.progress.finished(node, key, "ok" if outcome.ok else "failed", model, duration_ms, tokens)
-    log.info(
-        "node.finished",
-        node=node,
-        subtask=key,
-        status="ok" if outcome.ok else "failed",
-        model=model,
-        fallbacks=len(outcome.hops),
-        duration_ms=duration_ms,
-        tokens_in=outcome.usage.tokens_in,
-        tokens_out=outcome.usage.tokens_out,
-    )
+    node_finished(ctx, node, key, outcome, int((time.perf_counter() - started) * 1000))
     return outcome
 
 
 def packed_messages(
-    ctx: RunContext, files: list[SourceFile], user: str, context: dict[str, Any]
+    ctx: RunContext, files: list[SourceFile], user: str, context: dict[str, Any], reserve: int = 0
 ) -> Callable[[Route, BoundModel], list[BaseMessage]]:
-    """Messages with the files packed to fit each model's window; `context` records the packing."""
+    """Messages with the files packed to fit each model's window; `context` records the packing.
+    `reserve` tokens are kept free (for a tool loop's transcript)."""
 
     def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
         fixed = bound.count_tokens(system_message("") + user) + PROMPT_MARGIN
-        budget = max(route.context_window - ctx.max_output_tokens - fixed, 0)
+        budget = max(route.context_window - ctx.max_output_tokens - fixed - reserve, 0)
         packed = pack_files(files, budget, bound.count_tokens)
         context.clear()
         context.update(packed.as_dict(), budget=budget, model=route.ref)
@@ -185,20 +170,6 @@ def node_settings(ctx: RunContext, retries: int | None, timeout_s: float | None)
         retries=base.retries if retries is None else retries,
         timeout_s=base.timeout_s if timeout_s is None else timeout_s,
     )
-
-
-def file_contract(output: str | dict[str, Any], paths: tuple[str, ...]) -> Contract:
-    """The role's contract with every `file` field limited to the files the call sees."""
-    if isinstance(output, str):
-        return _file_contract(output, paths)
-    contract = contract_for(output)
-    return contract.with_schema(restrict_files(contract.schema, list(paths)))
-
-
-@lru_cache(maxsize=256)
-def _file_contract(output: str, paths: tuple[str, ...]) -> Contract:
-    contract = contract_for(output)
-    return contract.with_schema(restrict_files(contract.schema, list(paths)))
 
 
 async def check_patches(ctx: RunContext, outcome: ChainResult) -> list[PatchCheck]:
@@ -315,19 +286,52 @@ def make_role_node(role_name: str) -> Any:
         role = ctx.roles[role_name]
         by_path = ctx.files.by_path()
         files = [by_path[p] for p in subtask.files if p in by_path] or ctx.files.files
-        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction)
-        context: dict[str, Any] = {}
-        contract = file_contract(role.output, tuple(f.path for f in files))
-        build = packed_messages(ctx, files, user, context)
         data_class = ctx.data_class_of([f.path for f in files])
         chain = ctx.chain(role_name, data_class)
-        outcome = await run_node(ctx, role_name, subtask.id, chain, build, contract)
-        outcome.context = dict(context)
-        checks = await check_patches(ctx, outcome)
-        return {"results": [record(subtask, outcome, checks, node=role_name, data_class=data_class)]}
+        extra: dict[str, Any] = {"node": role_name, "data_class": data_class}
+        edit_checks: list[PatchCheck] = []
+        if agentic(ctx, role):  # a tool loop, and the patches it proposes verified
+            done = await run_agent(
+                ctx, agent_task(ctx, role_name, subtask.id, role, files, subtask.instruction, chain, data_class)
+            )
+            outcome, extra = done.outcome, {**extra, **done.extra}
+            edit_checks = extra.pop("edit_checks")
+        else:
+            user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction)
+            context: dict[str, Any] = {}
+            contract = file_contract(role.output, tuple(f.path for f in files))
+            outcome = await run_node(
+                ctx, role_name, subtask.id, chain, packed_messages(ctx, files, user, context), contract
+            )
+            outcome.context = dict(context)
+        checks = await check_patches(ctx, outcome) + edit_checks
+        return {"results": [record(subtask, outcome, checks, **extra)]}
 
     role_node.__name__ = role_name
     return role_node
+
+
+def agent_task(
+    ctx: RunContext,
+    node: str,
+    key: str,
+    role: Role,
+    files: list[SourceFile],
+    instruction: str,
+    chain: list[Route],
+    data_class: str,
+    node_models: str | None = None,
+    settings: CallSettings | None = None,
+) -> AgentTask:
+    """A subtask for the tool loop, with this module's prompts and packing."""
+
+    def user(edit_format: str) -> str:
+        return user_message(role.prompt, role.output, edit_format, goal=ctx.goal, instruction=instruction)
+
+    def packer(files: list[SourceFile], text: str, context: dict[str, Any], reserve: int) -> Any:
+        return packed_messages(ctx, files, text, context, reserve)
+
+    return AgentTask(node, key, role, files, user, chain, data_class, node_models, settings, packer)
 
 
 # ---------------------------------------------------------------- aggregate
@@ -340,6 +344,12 @@ def digest(results: list[CallRecord], budget_chars: int) -> str:
         item: dict[str, Any] = {"id": r.id, "role": r.role, "model": r.model, "status": r.status, "output": r.output}
         if r.checks:  # whether each proposed diff applies, and git's message
             item["patch_checks"] = [c.model_dump() for c in r.checks]
+        kept = [v for v in r.verification if v.final]
+        if kept:  # what the project's checks said of its patches
+            item["verification"] = [
+                {"patch": v.id, "verdict": v.verdict, "checks": {c.name: f"{c.before} -> {c.after}" for c in v.checks}}
+                for v in kept
+            ]
         items.append(item)
     share = max(200, budget_chars // max(1, len(items)))
     lines = []

@@ -2,42 +2,25 @@
 
 A diff is valid when `git apply --check` accepts it in the workspace and every path it
 touches stays inside the workspace (no absolute paths, no `..`, nothing under `.git/`, no
-symlink that leads out). git runs as an asyncio subprocess: checking never blocks the event loop.
+symlink that leads out: the same rules as the verifier's, in `orchestrator.checks`). git runs as
+an asyncio subprocess: checking never blocks the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from orchestrator.checks import escapes, git, unsafe_path
 from orchestrator.engine.state import PatchCheck
 
+__all__ = ["check_patch", "escapes", "touched_paths", "unsafe_path"]
+
 _HEADER = re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)", re.MULTILINE)
-GIT_TIMEOUT_S = 30
 
 
 def touched_paths(diff: str) -> list[str]:
     return sorted({path for path in _HEADER.findall(diff) if path != "/dev/null"})
-
-
-def unsafe_path(path: str) -> str | None:
-    pure = PurePosixPath(path)
-    if pure.is_absolute():
-        return "absolute path"
-    if ".." in pure.parts:
-        return "path leaves the workspace"
-    if pure.parts and pure.parts[0] == ".git":
-        return "touches .git/"
-    return None
-
-
-def escapes(workspace: Path, path: str) -> bool:
-    """Whether the path, with its symlinks followed, ends up outside the workspace."""
-    root = workspace.resolve()
-    return not (root / path).resolve().is_relative_to(root)
 
 
 async def check_patch(workspace: Path, file: str, diff: str) -> PatchCheck:
@@ -51,33 +34,11 @@ async def check_patch(workspace: Path, file: str, diff: str) -> PatchCheck:
             return PatchCheck(file=file, valid=False, message=f"rejected: {path}: {reason}")
     if not diff.endswith("\n"):
         diff += "\n"
-    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(workspace.resolve().parent), "LC_ALL": "C"}
-    try:
-        process = await asyncio.create_subprocess_exec(
-            "git",
-            "apply",
-            "--check",
-            "--verbose",
-            "-",
-            cwd=workspace,
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except FileNotFoundError:
-        return PatchCheck(file=file, valid=False, message="git is not installed; cannot check the diff")
-    try:
-        async with asyncio.timeout(GIT_TIMEOUT_S):
-            stdout, stderr = await process.communicate(diff.encode("utf-8"))
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        return PatchCheck(file=file, valid=False, message="git apply --check timed out")
-    output = (stderr or stdout).decode("utf-8", "replace").strip()
-    if process.returncode == 0:
+    done = await git(["apply", "--check", "--verbose", "-"], workspace, diff)
+    if done.code is None:  # git is missing, or timed out
+        return PatchCheck(file=file, valid=False, message=f"{done.output}; cannot check the diff")
+    if done.code == 0:
         return PatchCheck(file=file, valid=True, message="applies cleanly (git apply --check)")
-    lines = [line for line in output.splitlines() if line.startswith(("error", "fatal"))]
-    message = "; ".join(lines[:3]) or output[:300] or "git apply --check failed"
+    lines = [line for line in done.output.splitlines() if line.startswith(("error", "fatal"))]
+    message = "; ".join(lines[:3]) or done.output[:300] or "git apply --check failed"
     return PatchCheck(file=file, valid=False, message=message)

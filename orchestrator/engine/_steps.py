@@ -12,10 +12,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from orchestrator.catalog import Route
+from orchestrator.engine._agent import agentic, run_agent
+from orchestrator.engine._answers import file_contract
 from orchestrator.engine._nodes import (
+    agent_task,
     check_patches,
     digest,
-    file_contract,
     leaf,
     node_settings,
     packed_messages,
@@ -24,7 +26,7 @@ from orchestrator.engine._nodes import (
 )
 from orchestrator.engine._prompt import render, system_message, user_message
 from orchestrator.engine.context import RunContext
-from orchestrator.engine.state import CallRecord, ProposalInput, RunState, Subtask
+from orchestrator.engine.state import CallRecord, PatchCheck, ProposalInput, RunState, Subtask
 from orchestrator.models import BoundModel, contract_for, merged_contract
 from orchestrator.models.chain import ChainResult
 from orchestrator.spec import PLANNER
@@ -76,19 +78,28 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
         earlier = {n: r for n, r in state.get("outputs", {}).items() if n in inputs}
         files = _files(ctx, spec)
         instruction = _task_text(ctx, spec, earlier)
-        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction)
-        contract = file_contract(role.output, tuple(f.path for f in files))
-        context: dict[str, Any] = {}
         label = _label(name, iteration)
-        build = packed_messages(ctx, files, user, context)
         settings = node_settings(ctx, spec.retries, spec.timeout_s)
         data_class = ctx.data_class_of([f.path for f in files], list(earlier.values()))
         chain = ctx.chain(role_name, data_class, node=name)
-        outcome = await run_node(ctx, name, label, chain, build, contract, settings=settings)
-        outcome.context = dict(context)
+        extra: dict[str, Any] = {"node": name, "iteration": iteration, "data_class": data_class}
+        own = name if name in ctx.chains.nodes else None
+        edit_checks: list[PatchCheck] = []
+        if agentic(ctx, role):  # a tool loop, and the patches it proposes verified
+            task = agent_task(ctx, name, label, role, files, instruction, chain, data_class, own, settings)
+            done = await run_agent(ctx, task)
+            outcome, extra = done.outcome, {**extra, **done.extra}
+            edit_checks = extra.pop("edit_checks")
+        else:
+            user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction)
+            contract = file_contract(role.output, tuple(f.path for f in files))
+            context: dict[str, Any] = {}
+            build = packed_messages(ctx, files, user, context)
+            outcome = await run_node(ctx, name, label, chain, build, contract, settings=settings)
+            outcome.context = dict(context)
         subtask = Subtask(id=label, role=role_name, instruction=instruction, files=[f.path for f in files])
-        checks = await check_patches(ctx, outcome)
-        result = record(subtask, outcome, checks, node=name, iteration=iteration, data_class=data_class)
+        checks = await check_patches(ctx, outcome) + edit_checks
+        result = record(subtask, outcome, checks, **extra)
         return {"results": [result], "outputs": {name: result}, "visits": {name: 1}}
 
     step_node.__name__ = name

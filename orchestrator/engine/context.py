@@ -3,20 +3,28 @@ module globals), and the progress protocol nodes report to."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from structlog import get_logger
 
 from orchestrator.policy import CLASSES
 
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
+    from orchestrator.checks import Verifier
     from orchestrator.engine.state import CallRecord
     from orchestrator.models import ModelPool
+    from orchestrator.models.chain import ChainResult
     from orchestrator.policy.chains import ChainTable
-    from orchestrator.spec import Role
+    from orchestrator.spec import CheckSpec, Role
     from orchestrator.workspace import FileSet
+
+
+log = get_logger(__name__)
 
 
 class Progress(Protocol):
@@ -40,6 +48,16 @@ class SilentProgress:
         pass
 
 
+@dataclass(frozen=True)
+class AgentLimits:
+    """The bounds of a role's tool loop, per attempt (the first answer and each reflection)."""
+
+    max_turns: int = 8
+    max_tool_calls: int = 24
+    reflections: int = 2  # times a failed fix goes back to its model
+    repeats: int = 3  # identical tool calls in a row that end the loop's tool use
+
+
 @dataclass
 class RunContext:
     """Everything a node needs for one run."""
@@ -57,6 +75,11 @@ class RunContext:
     pausable: bool = True  # a checkpointer holds the run, so a node may pause (budget)
     file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
     paused: dict[str, int] = field(default_factory=dict)  # subtask -> when (run clock, ms) the budget paused it
+    # agentic roles: the checks, the verifier that runs them, the loop's bounds, the run's clock
+    checks: dict[str, CheckSpec] = field(default_factory=dict)
+    verifier: Verifier | None = None
+    agent: AgentLimits = field(default_factory=AgentLimits)
+    started: float = field(default_factory=time.perf_counter)  # tool calls and checks are timed from here
 
     @property
     def base_class(self) -> str:
@@ -71,3 +94,35 @@ class RunContext:
     def chain(self, role: str, data_class: str, node: str | None = None) -> list[Route]:
         """The policy-checked chain for this role (or graph node) at this data class."""
         return self.chains.chain(role, data_class, node=node)
+
+    def may_see(self, route: Route, role: str, data_class: str, node: str | None = None) -> bool:
+        """Whether the policy lets this model see data of this class, in this role (or node)."""
+        return any(r.ref == route.ref for r in self.chain(role, data_class, node))
+
+    @property
+    def workspace_class(self) -> str:
+        """The highest class of the workspace's files: what a check's output may show."""
+        return max([self.base_class, *self.file_classes.values()], key=CLASSES.index)
+
+    def offset_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)
+
+
+def node_finished(ctx: RunContext, node: str, key: str, outcome: ChainResult, duration_ms: int, **fields: Any) -> None:
+    """The progress display's line and the canonical `node.finished` log line of a node's work."""
+    model = outcome.route.ref if outcome.route else None
+    tokens_in, tokens_out = outcome.usage.tokens_in, outcome.usage.tokens_out
+    status = "ok" if outcome.ok else "failed"
+    ctx.progress.finished(node, key, status, model, duration_ms, tokens_in + tokens_out)
+    log.info(
+        "node.finished",
+        node=node,
+        subtask=key,
+        status=status,
+        model=model,
+        fallbacks=len(outcome.hops),
+        duration_ms=duration_ms,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        **fields,
+    )

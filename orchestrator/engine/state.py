@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orchestrator.checks import CheckOutcome, PatchVerdict
 from orchestrator.spec.kinds import SEVERITY_RANK, Finding, Patch
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,6 +69,28 @@ class CallTiming(Record):
     started_ms: int = Field(ge=0)
     duration_ms: int = Field(ge=0)
     spans: list[Span] = Field(default_factory=list)
+class ToolCall(Record):
+    """One tool call of a role's loop: what was asked, what came of it, and when."""
+
+    turn: int = Field(description="the loop's turn that made it (1-based)")
+    attempt: int = Field(default=0, description="0 for the first answer, then one per reflection")
+    model: str
+    tool: str = Field(description="list_files | read_file | grep | run_check")
+    args: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["ok", "error", "refused"] = Field(description="refused: by the policy or a bound")
+    detail: str = Field(default="", description="what came back, in a few words, or why it was refused")
+    started_ms: int = Field(default=0, description="start, in ms since the run started")
+    duration_ms: int = 0
+
+
+class BoundHit(Record):
+    """A bound of a role's loop that ended its tool use (the model then had to answer)."""
+
+    bound: Literal["max_turns", "max_tool_calls", "repeated_call"]
+    model: str
+    attempt: int = 0
+    turn: int
+    detail: str
 
 
 class Subtask(Record):
@@ -107,6 +130,14 @@ class CallRecord(Record):
     proposals: list[str] | None = Field(default=None, description="a merge: the proposals it merged")
     data_class: str | None = Field(default=None, description="public | internal | confidential: what the call saw")
     timing: CallTiming | None = Field(default=None, description="when it ran, its model attempts, waits and checks")
+    # agentic roles: the tool loop and the verification of the patches it proposed
+    turns: int = Field(default=0, description="model turns of the tool loop (0: one structured call)")
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    bounds: list[BoundHit] = Field(default_factory=list, description="loop bounds reached")
+    reflections: int = Field(default=0, description="times a failed fix went back to its model")
+    verification: list[PatchVerdict] = Field(
+        default_factory=list, description="every proposed patch's verdict (the kept answer's have final: true)"
+    )
 
     @property
     def ok(self) -> bool:
@@ -147,7 +178,8 @@ class PlanRecord(Record):
 
 
 # the records a checkpoint may hold (LangGraph's strict msgpack loads these and its own safe types)
-CHECKPOINT_TYPES = [(__name__, cls.__name__) for cls in (CallRecord, PlanRecord, Subtask)]
+CHECKPOINT_TYPES = [(__name__, cls.__name__) for cls in (CallRecord, PlanRecord, Subtask, ToolCall, BoundHit)]
+CHECKPOINT_TYPES += [(cls.__module__, cls.__name__) for cls in (PatchVerdict, CheckOutcome)]
 
 
 def facts_of(record: CallRecord | None, iteration: int) -> dict[str, Any]:
@@ -165,6 +197,8 @@ def facts_of(record: CallRecord | None, iteration: int) -> dict[str, Any]:
         "patches.valid": sum(1 for c in record.checks if c.valid),
         "patches.invalid": sum(1 for c in record.checks if not c.valid),
         "diagnosis.has_fix": bool(output.get("fix")),
+        "patches.verified": sum(1 for v in record.verification if v.final and v.verdict == "verified"),
+        "checks.failing": len({c.name for v in record.verification if v.final for c in v.failing_checks}),
     }
     for key, value in output.items():
         if isinstance(value, str | int | float | bool):

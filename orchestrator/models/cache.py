@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from orchestrator.models.recording import KeyedChatModel, chat_result
+from orchestrator.models.recording import KeyedChatModel, chat_result, response_of
 from orchestrator.policy.secrets import redact_tree
 
 
@@ -69,10 +69,6 @@ class CachingChatModel(KeyedChatModel):
         if found is not None:
             return chat_result({**found, "usage": {"input_tokens": 0, "output_tokens": 0}}, cached=True)
         answer = await self.inner.ainvoke(messages, stop=stop, **kwargs)
-        meta: dict[str, Any] = dict(answer.usage_metadata or {})
-        response = {
-            "content": answer.text,
-            "usage": {"input_tokens": meta.get("input_tokens", 0), "output_tokens": meta.get("output_tokens", 0)},
-        }
+        response = response_of(answer)
         cache.put(key, response)
         return chat_result(response)

@@ -24,12 +24,13 @@ from structlog import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
+from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
 from orchestrator.models.budget import Budget
 from orchestrator.models.contract import Contract, ContractError, compact_schema
 from orchestrator.models.cost import cost_basis, price_call
 from orchestrator.models.failure import classify
 from orchestrator.models.pool import BoundModel, ModelPool
-from orchestrator.models.registry import CallSettings
+from orchestrator.models.registry import CallSettings, ToolOffer
 from orchestrator.models.timing import Attempts, RunClock, SpanLog
 
 if TYPE_CHECKING:
@@ -38,21 +39,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 MessagesFor = Callable[["Route", BoundModel], list[BaseMessage]]
 Check = Callable[[dict[str, Any]], list[str]]
-
-
-@dataclass
-class Usage:
-    tokens_in: int = 0
-    tokens_out: int = 0
-    calls: int = 0
-    cached: int = 0  # calls answered from the result cache
-
-    def add(self, message: AIMessage) -> None:
-        meta: dict[str, Any] = dict(message.usage_metadata or {})
-        self.tokens_in += int(meta.get("input_tokens", 0) or 0)
-        self.tokens_out += int(meta.get("output_tokens", 0) or 0)
-        self.calls += 1
-        self.cached += 1 if message.response_metadata.get("cached") else 0
 
 
 @dataclass
@@ -121,11 +107,11 @@ async def call_structured(
     if kind.schema_in_prompt(mode):
         messages = _with_schema(messages, schema)
     # call options go straight to ainvoke: a RunnableBinding per call costs more than the call itself
-    runnable = _Call(bound.model, kwargs)
+    runnable = ModelCall(bound.model, kwargs)
     conversation = list(messages)
     problems: list[str] = []
     for attempt in (1, 2):
-        answer = await _budgeted(bound, runnable, conversation, timeout_s, budget, max_output_tokens)
+        answer = await budgeted_call(bound, runnable, conversation, timeout_s, budget, max_output_tokens)
         usage.add(answer)
         text = answer.text
         try:
@@ -152,44 +138,6 @@ async def call_structured(
     )
 
 
-async def _budgeted(
-    bound: BoundModel,
-    runnable: Any,
-    conversation: list[BaseMessage],
-    timeout_s: float,
-    budget: Budget | None,
-    max_output_tokens: int,
-) -> AIMessage:
-    """One model call inside the budget: reserve its worst case, then settle what it used."""
-    reservation = None
-    if budget is not None and budget.active:
-        prompt = sum(bound.count_tokens(m.text) for m in conversation)
-        worst = price_call(bound, prompt, max_output_tokens, timeout_s) or 0.0
-        reservation = budget.reserve(bound.route.ref, prompt + max_output_tokens, worst)
-    answer: Any = None
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(timeout_s):  # no extra task per call, unlike wait_for
-            answer = await runnable.ainvoke(conversation)
-    finally:
-        if reservation is not None and budget is not None:
-            used = Usage()
-            if isinstance(answer, AIMessage):
-                used.add(answer)
-            cost = price_call(bound, used.tokens_in, used.tokens_out, time.perf_counter() - started) or 0.0
-            budget.settle(reservation, used.tokens_in + used.tokens_out, cost)
-    if not isinstance(answer, AIMessage):
-        raise StructuredOutputError(f"{bound.route.ref}: unexpected answer type", model=bound.route.ref)
-    return answer
-
-
-@dataclass
-class _Call:
-    model: Any
-    kwargs: dict[str, Any]
-
-    async def ainvoke(self, messages: list[BaseMessage]) -> Any:
-        return await self.model.ainvoke(messages, **self.kwargs)
 
 
 async def call_route(
@@ -202,9 +150,11 @@ async def call_route(
     settings: CallSettings,
     check: Check | None = None,
     extra: dict[str, Any] | None = None,
+    tools: ToolOffer | None = None,
 ) -> dict[str, Any]:
     """One route with retries for transient failures; raises a classified ProviderError.
-    `extra` are call options for the provider (e.g. Ollama's keep_alive)."""
+    `extra` are call options for the provider (e.g. Ollama's keep_alive); with `tools`, one turn
+    of a native tool loop (its text and tool calls, see `_call.tool_turn`) instead of an answer."""
     route = bound.route
 
     def retryable(exc: BaseException) -> bool:
@@ -223,7 +173,11 @@ async def call_route(
         if why:
             raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
         try:
-            output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check, extra)
+            if tools is not None:
+                budget, most = pool.budget, pool.settings.max_output_tokens
+                output = await tool_turn(bound, messages, tools, usage, settings.timeout_s, budget, most, extra)
+            else:
+                output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check, extra)
         except (StructuredOutputError, BudgetExceeded):
             raise
         except ProviderError as known:
@@ -316,11 +270,13 @@ async def call_chain(
     on_attempt: Callable[[Route], None] | None = None,
     settings: CallSettings | None = None,
     variant: int = 0,
+    tools: ToolOffer | None = None,
 ) -> ChainResult:
     """Try each route in order until one returns a valid output. Never raises ProviderError.
 
     `settings` overrides the run's (a graph node's own retries or timeout); `variant` > 0 asks
-    for a differently seeded model (the proposers of an ensemble)."""
+    for a differently seeded model (the proposers of an ensemble); `tools` makes the call one turn
+    of a native tool loop (the output is the model's text and tool calls)."""
     settings = settings or pool.settings
     result = ChainResult(clock=pool.clock, started_at=time.time())
     spans = SpanLog(pool.clock, result.spans)
@@ -340,7 +296,9 @@ async def call_chain(
                 spans.wait("slot", wall, time.time() - wall, route.ref)
                 started, wall = time.perf_counter(), time.time()  # model time, not time queued for the provider
                 unload = bound.kind.unload_kwargs() if unloads else {}
-                output = await call_route(pool, bound, messages, contract, usage, attempts, settings, check, unload)
+                output = await call_route(
+                    pool, bound, messages, contract, usage, attempts, settings, check, unload, tools
+                )
         except asyncio.CancelledError:
             raise
         except BudgetExceeded as exc:  # no further call: not this model, not the next one
@@ -375,7 +333,7 @@ async def call_chain(
         result.latency_ms = int((time.perf_counter() - started) * 1000)
         result.attempts = attempts.count
         result.waited_s = round(attempts.waited_s, 3)
-        result.mode = pool.mode(bound)
+        result.mode = "tools" if tools is not None else pool.mode(bound)
         result.cached = usage.calls > 0 and usage.cached == usage.calls
         result.cost_basis = cost_basis(bound)
         result.cost_usd = price_call(bound, result.usage.tokens_in, result.usage.tokens_out, result.latency_ms / 1000)

@@ -7,7 +7,12 @@ call was not recorded. Failures are recorded too, so fallbacks replay the same w
 are recorded with the calls, so context packing replays without the model's tokenizer.
 
     DIR/calls/ab/abcdef....1.json    {"request": {...}, "response": {...} | "error": {...}}
+    DIR/tools/ab/abcdef....1.json    {"request": {tool, args, owner}, "result": {...}}
     DIR/tokens.json                  {"sha256(model, text)": count}
+
+Tool calls are part of a call's key (the assistant's tool calls and the results it was given are
+messages), and the tools' results are recorded too: a replay serves them, so no check runs and
+every later message is the one recorded.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
@@ -60,18 +65,13 @@ class Recorder:
     def request(
         model: str, params: dict[str, Any], messages: list[BaseMessage], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        return {
-            "model": model,
-            "params": params,
-            "messages": [{"role": m.type, "content": m.text} for m in messages],
-            "options": kwargs,
-        }
+        return {"model": model, "params": params, "messages": [_message(m) for m in messages], "options": kwargs}
 
-    def _next_path(self, key: str) -> Path:
+    def _next_path(self, key: str, folder: str = "calls") -> Path:
         with self.lock:
             self.ordinals[key] += 1
             ordinal = self.ordinals[key]
-        return self.directory / "calls" / key[:2] / f"{key}.{ordinal}.json"
+        return self.directory / folder / key[:2] / f"{key}.{ordinal}.json"
 
     # ---- calls
     def save(self, key: str, request: dict[str, Any], outcome: dict[str, Any]) -> None:
@@ -91,6 +91,25 @@ class Recorder:
             )
         recorded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return recorded
+
+    # ---- tool results
+    async def tool(self, request: dict[str, Any], compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """A tool's result: computed and written down when recording, read back on replay."""
+        key = _sha(request)
+        path = self._next_path(key, "tools")
+        if self.mode == "replay":
+            if not path.is_file():
+                raise NotRecorded(
+                    f"tool call {request.get('tool')} {json.dumps(request.get('args'))[:160]} of "
+                    f"{request.get('owner')} is not in the recording {self.directory}"
+                )
+            found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["result"]
+            return found
+        result = await compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = redact_tree({"request": request, "result": result}, self.secrets)
+        path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return result
 
     # ---- token counts
     def count(self, model: str, text: str, compute: Callable[[str], int]) -> int:
@@ -112,11 +131,37 @@ class Recorder:
             (self.directory / "tokens.json").write_text(data + "\n", encoding="utf-8")
 
 
+def _message(message: BaseMessage) -> dict[str, Any]:
+    """A message as a call's key sees it: its role and text, and its tool calls or the call it
+    answers (absent for plain messages, so keys of calls without tools stay what they were)."""
+    found: dict[str, Any] = {"role": message.type, "content": message.text}
+    calls = getattr(message, "tool_calls", None)
+    if calls:
+        found["tool_calls"] = [{"name": c["name"], "args": c["args"], "id": c.get("id")} for c in calls]
+    if isinstance(message, ToolMessage):
+        found["tool_call_id"] = message.tool_call_id
+    return found
+
+
+def response_of(answer: AIMessage) -> dict[str, Any]:
+    """What is stored of an answer: its text, token counts and tool calls (when it made any)."""
+    meta: dict[str, Any] = dict(answer.usage_metadata or {})
+    response: dict[str, Any] = {
+        "content": answer.text,
+        "usage": {"input_tokens": meta.get("input_tokens", 0), "output_tokens": meta.get("output_tokens", 0)},
+    }
+    if answer.tool_calls:
+        response["tool_calls"] = [{"name": c["name"], "args": c["args"], "id": c.get("id")} for c in answer.tool_calls]
+    return response
+
+
 def chat_result(message: dict[str, Any], cached: bool = False) -> ChatResult:
-    """A chat result from a stored answer ({"content", "usage"}); `cached` marks cache hits."""
+    """A chat result from a stored answer ({"content", "usage", "tool_calls"?}); `cached` marks cache hits."""
     usage = message.get("usage") or {}
+    calls = [ToolCall(name=c["name"], args=c["args"], id=c.get("id")) for c in message.get("tool_calls") or []]
     ai = AIMessage(
         content=message.get("content", ""),
+        tool_calls=calls,
         usage_metadata=UsageMetadata(
             input_tokens=usage.get("input_tokens", 0),
             output_tokens=usage.get("output_tokens", 0),
@@ -185,11 +230,7 @@ class RecordingChatModel(KeyedChatModel):
             error_record = {"type": type(error).__name__, "message": error.message, "status": error.status}
             self.recorder.save(key, request, {"error": {**error_record, "retry_after": error.retry_after}})
             raise
-        meta: dict[str, Any] = dict(answer.usage_metadata or {})
-        response = {
-            "content": answer.text,
-            "usage": {"input_tokens": meta.get("input_tokens", 0), "output_tokens": meta.get("output_tokens", 0)},
-        }
+        response = response_of(answer)
         self.recorder.save(key, request, {"response": response})
         return chat_result(response)
 

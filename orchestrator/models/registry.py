@@ -46,6 +46,15 @@ class CallSettings:
 
 
 @dataclass(frozen=True)
+class ToolOffer:
+    """The tools of a native tool loop's turn ({name, description, parameters} each), and whether
+    the model must call one."""
+
+    tools: list[dict[str, Any]]
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class ProviderTraits:
     """What a provider kind is, declared by the kind itself."""
 
@@ -54,6 +63,7 @@ class ProviderTraits:
     self_hosted: bool = False  # served by the user's own machine or host: costed by time, not tokens
     exact_tokens: bool = False  # count_tokens uses the model's own tokenizer (not an estimate)
     lists_models: bool = False  # list_models() can ask the endpoint what it serves
+    native_tools: bool = False  # the endpoint calls tools itself (`tool_kwargs`); else one JSON action per turn
 
 
 def estimate_tokens(text: str) -> int:
@@ -98,6 +108,17 @@ class ProviderKind:
     def unload_kwargs(self) -> dict[str, Any]:
         """Sent with the last call for a model before a single-model host switches models."""
         return {}
+
+    def tool_kwargs(
+        self, tools: list[dict[str, Any]], config: ProviderConfig, required: bool = False
+    ) -> dict[str, Any]:
+        """Call options that offer `tools` ({name, description, parameters}) to a kind with
+        `native_tools`: what LangChain's `bind_tools` binds (OpenAI's function format), computed
+        without a model so that the options are part of a call's key even on replay. `required`:
+        the model must call one (kinds whose endpoint has no such option leave it to the prompt)."""
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        return {"tools": [convert_to_openai_tool(tool) for tool in tools]}
 
 
 class RealModelsForbidden(RuntimeError):

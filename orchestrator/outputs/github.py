@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from orchestrator.outputs.result import RunResult
+from orchestrator.outputs.verification import summary_lines
 from orchestrator.spec.kinds import at_or_above
 
 
@@ -47,6 +48,7 @@ def step_summary(result: RunResult) -> str:
     ]
     for sub in result.subtasks:
         lines.append(f"| {sub.id} | {sub.role} | {sub.model or '-'} | {sub.status} | {len(sub.findings())} |")
+    lines += summary_lines(result)
     summary = (result.aggregate.output or {}).get("summary") if result.aggregate else None
     if summary:
         lines += ["", str(summary).strip()]

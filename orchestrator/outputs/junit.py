@@ -1,4 +1,6 @@
-"""junit.xml: one test case per subtask, for CI test-report views. A subtask fails as an
+"""junit.xml: one test case per subtask, and one per judged check of each patch kept (a check
+that fails with the patch is a `failure`, one that timed out or could not run an `error`), for CI
+test-report views. A subtask fails as an
 `error` when every model of its chain failed, and as a `failure` when it reported a finding at or
 above fail_on (the quality gate)."""
 
@@ -7,6 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from orchestrator.outputs.result import RunResult
+from orchestrator.outputs.verification import junit_cases
 from orchestrator.spec.kinds import at_or_above
 
 
@@ -39,7 +42,15 @@ def build_junit(result: RunResult) -> str:
         out.text = (
             f"model: {sub.model}\ntokens: {sub.tokens_in} in, {sub.tokens_out} out\nfallbacks: {len(sub.fallbacks)}"
         )
-    suite.set("tests", str(len(cases)))
+    verified = junit_cases(result)  # a test case per judged check per patch the run kept
+    for classname, name, seconds, kind, text in verified:
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
+        if kind is not None:
+            failures += kind == "failure"
+            errors += kind == "error"
+            node = ET.SubElement(case, kind, message=text.splitlines()[0][:500], type=f"check_{kind}")
+            node.text = text
+    suite.set("tests", str(len(cases) + len(verified)))
     suite.set("errors", str(errors))
     suite.set("failures", str(failures))
     suite.set("skipped", "0")

@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.engine.state import CallRecord, PatchCheck
 from orchestrator.outputs.result import RoleInfo, RunResult
+from orchestrator.outputs.verification import markdown_tools, markdown_verification
 from orchestrator.spec.kinds import Patch
 
 Add = Callable[[str], None]
@@ -55,6 +56,8 @@ def render_markdown(result: RunResult) -> str:
             add(f"_{role.description}_\n")
         for sub in subs:
             _subtask(sub, role, add)
+    markdown_verification(result, add)
+    markdown_tools(result, add)
     _failures(result, add)
     _egress(result, add)
     _context(result, add)

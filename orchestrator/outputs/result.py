@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from orchestrator.checks import VerificationReport
 from orchestrator.engine.state import CallRecord, PlanRecord, Record
 from orchestrator.errors import RunStatus
 
@@ -178,6 +179,9 @@ class RunResult(Record):
     models: dict[str, ModelInfo] = Field(default_factory=dict, description="provider/model -> where it runs")
     sources: list[SourceExcerpt] = Field(default_factory=list, description="source lines around the findings")
     clock_origin: str | None = Field(default=None, description="when the run first started (timing offsets)")
+    verification: VerificationReport | None = Field(
+        default=None, description="patches judged by the spec's checks: baselines, verdicts, all verified together"
+    )
 
     def calls(self) -> list[CallRecord]:
         """Every model call: the subtasks, the aggregation and the planner's call."""

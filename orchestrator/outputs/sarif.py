@@ -1,6 +1,7 @@
 """findings.sarif: SARIF 2.1.0, one result per finding, so review findings show up as
-code-scanning annotations. The model that produced a finding is the tool extension that
-defines its rule; paths are relative to the repository root (or to the workspace outside git).
+code-scanning annotations, and one per verified patch with the change as its `fix`. The model
+that produced a finding is the tool extension that defines its rule; paths are relative to the
+repository root (or to the workspace outside git).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from orchestrator.engine.state import CallRecord
 from orchestrator.outputs.result import RunResult
+from orchestrator.outputs.verification import sarif_fixes
 from orchestrator.spec.kinds import Finding
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -68,6 +70,12 @@ def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) ->
             results.append(
                 _result(finding, sub, rule_id, rule_ids.index(rule_id), ext_index[model], prefix, line_counts)
             )
+    fixes = sarif_fixes(result, prefix)  # verified patches, as results with their fix
+    results += fixes
+    fix_rules = [
+        {"id": rule, "shortDescription": {"text": "a patch the project's checks verified"}}
+        for rule in sorted({str(f["ruleId"]) for f in fixes})
+    ]
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -78,7 +86,7 @@ def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) ->
                         "name": "Sovereign Orchestrator",
                         "version": version,
                         "informationUri": "https://pypi.org/project/sovereign-orchestrator/",
-                        "rules": [],
+                        "rules": fix_rules,
                     },
                     "extensions": extensions,
                 },

@@ -19,7 +19,7 @@ DEFAULT_BASE_URL = "http://localhost:11434"
 
 
 class OllamaProvider(ProviderKind):
-    traits: ClassVar[ProviderTraits] = ProviderTraits(self_hosted=True, lists_models=True)
+    traits: ClassVar[ProviderTraits] = ProviderTraits(self_hosted=True, lists_models=True, native_tools=True)
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
         import httpx

@@ -23,7 +23,7 @@ MODES = ("json_schema", "grammar", "json_object")
 
 
 class OpenAICompatibleProvider(ProviderKind):
-    traits: ClassVar[ProviderTraits] = ProviderTraits(lists_models=True)
+    traits: ClassVar[ProviderTraits] = ProviderTraits(lists_models=True, native_tools=True)
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
         import httpx
@@ -93,6 +93,13 @@ class OpenAICompatibleProvider(ProviderKind):
         response = httpx.get(f"{config.base_url.rstrip('/')}/models", headers=headers, timeout=timeout_s)
         response.raise_for_status()
         return [str(m.get("id")) for m in response.json().get("data", [])]
+
+    def tool_kwargs(
+        self, tools: list[dict[str, Any]], config: ProviderConfig, required: bool = False
+    ) -> dict[str, Any]:
+        """As ChatOpenAI.bind_tools binds them, with `tool_choice: required` when asked."""
+        found = super().tool_kwargs(tools, config)
+        return {**found, "tool_choice": "required"} if required else found
 
     def structured_support(self, config: ProviderConfig, model: str) -> str:
         modes = self.structured_modes(config)

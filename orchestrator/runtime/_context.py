@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.engine.context import Progress, RunContext
+from orchestrator.engine.context import AgentLimits, Progress, RunContext
 from orchestrator.engine.state import PlanRecord, RunState, Subtask
 from orchestrator.models import Budget, CallSettings, ModelPool
 from orchestrator.policy import Egress, redact, secret_values
+from orchestrator.runtime.verify import make_verifier
 from orchestrator.spec import AGGREGATE, PLANNER, worker_roles
 from orchestrator.workflow import DEFAULT_KEY, Workflow
 from orchestrator.workspace import FileSet, SourceFile
@@ -38,7 +39,8 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
     pool = ModelPool(workflow.providers, settings, budget, recorder, cache, egress, workflow.chains.allowed)
     pool.secrets = secrets
     files = FileSet([SourceFile(f.path, redact(f.text, secrets)) for f in workflow.files.files], workflow.files.skipped)
-    return RunContext(
+    agent = AgentLimits(limits.max_turns, limits.max_tool_calls, spec.verify.reflections)
+    context = RunContext(
         run_id=run_id,
         goal=spec.goal.strip(),
         workspace=workflow.loaded.workspace,
@@ -50,7 +52,11 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         fallback_roles=named or sorted(worker_roles(roles)),
         progress=progress,
         file_classes=workflow.file_classes,
+        checks=dict(spec.checks),
+        agent=agent,
     )
+    context.verifier = make_verifier(workflow.loaded, secrets, recorder, context.started)
+    return context
 
 
 def initial_state(workflow: Workflow) -> RunState:

@@ -34,6 +34,7 @@ from orchestrator.runtime._shape import graph_report, model_infos, source_excerp
 from orchestrator.spec.kinds import at_or_above, max_severity
 
 if TYPE_CHECKING:
+    from orchestrator.checks import VerificationReport
     from orchestrator.models import Budget
     from orchestrator.workflow import Workflow
 
@@ -68,6 +69,7 @@ def build_result(
     shape: Any = None,
     files: list[Any] | None = None,
     clock_origin: float | None = None,
+    verification: VerificationReport | None = None,
 ) -> RunResult:
     """The typed result of a run from its final state; `signal_name` is set when a signal stopped it.
     `shape` is the compiled graph's (runtime._shape), `files` the files as the models saw them."""
@@ -112,6 +114,7 @@ def build_result(
         clock_origin=datetime.fromtimestamp(clock_origin, UTC).isoformat(timespec="milliseconds")
         if clock_origin
         else None,
+        verification=verification,
     )
     return result
 

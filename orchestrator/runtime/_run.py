@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from orchestrator.checks import VerificationReport
 from orchestrator.engine.context import Progress, RunContext, SilentProgress
 from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError, SpecError
 from orchestrator.models.timing import RunClock
@@ -31,6 +32,7 @@ from orchestrator.runtime._report import output_target, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._shape import graph_shape
 from orchestrator.runtime.otel import prepare_export
+from orchestrator.runtime.verify import finish_verification, refuse_without_sandbox, sandbox_warning
 from orchestrator.spec import load_spec, worker_roles
 from orchestrator.workflow import Workflow, prepare_workflow
 
@@ -197,6 +199,7 @@ async def _run(
     context = build_context(workflow, run_id, options.progress, recorder, cache)
     context.pool.clock = RunClock(origin.timestamp())
     context.pausable = location != OFF
+    warnings = _sandbox_checked(context)
     stopped_by: str | None = None
     signals: list[str] = []
     if options.handle_sigterm:
@@ -224,6 +227,7 @@ async def _run(
         except asyncio.CancelledError:  # Ctrl-C or SIGTERM: keep what finished (it is checkpointed), then stop
             stopped_by = signals[0] if signals else "SIGINT"
         finally:
+            verification = await _verification(context, tracker, stopped_by)
             if recorder is not None:
                 recorder.flush()
             if cache is not None:
@@ -251,7 +255,9 @@ async def _run(
         shape,
         context.files.files,
         context.pool.clock.origin,
+        verification,
     )
+    result.warnings += warnings
     result = RunResult.model_validate(redact_tree(result.model_dump(mode="json"), context.pool.secrets))
     if exporter is not None:  # the spans leave after the run (secrets masked), and the collector is egress too
         result = exporter.export(result)
@@ -265,6 +271,32 @@ async def _run(
             signal_name=stopped_by,
         )
     return outcome
+
+
+def _sandbox_checked(context: RunContext) -> list[str]:
+    """Exit 2 before any model call when the checks need a sandbox that is not there; the loud
+    warning when they will run without one."""
+    refuse_without_sandbox(context.verifier)
+    warning = sandbox_warning(context.verifier)
+    if warning is None:
+        return []
+    log.warning("checks.unsandboxed", reason=context.verifier.sandbox.reason if context.verifier else "")
+    context.progress.note(warning)
+    return [warning]
+
+
+async def _verification(context: RunContext, tracker: Tracker, stopped_by: str | None) -> VerificationReport | None:
+    """Every verified patch together, once the graph has finished (not after a signal)."""
+    verifier = context.verifier
+    if verifier is None:
+        return None
+    try:
+        subtasks = [r for r in tracker.snapshot().get("results", []) if not r.proposal_of]
+        if stopped_by is not None:
+            return verifier.report([v for s in subtasks for v in s.verification], None)
+        return await finish_verification(verifier, subtasks)
+    finally:
+        verifier.close()
 
 
 async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: str) -> tuple[Any, Tracker]:

@@ -3,6 +3,15 @@
 Every problem in a file is reported as `file:line: field: message` (a SpecError, exit 2).
 """
 
+from orchestrator.spec._agentic import (
+    READ_ONLY_TOOLS,
+    TOOLS,
+    CheckSpec,
+    EditFormat,
+    SandboxMode,
+    ToolName,
+    VerifySpec,
+)
 from orchestrator.spec._document import Document, Loc, Strict, close_match, load_yaml, validate_document
 from orchestrator.spec._resources import read_data
 from orchestrator.spec._spec import (
@@ -25,8 +34,12 @@ __all__ = [
     "AGGREGATE",
     "DATA_CLASSES",
     "PLANNER",
+    "READ_ONLY_TOOLS",
+    "TOOLS",
+    "CheckSpec",
     "DataClass",
     "Document",
+    "EditFormat",
     "LimitsSpec",
     "LoadedSpec",
     "Loc",
@@ -36,9 +49,12 @@ __all__ = [
     "Role",
     "RoleSpec",
     "RulesSpec",
+    "SandboxMode",
     "Spec",
     "Strict",
     "TaskSpec",
+    "ToolName",
+    "VerifySpec",
     "builtin_roles",
     "close_match",
     "load_spec",

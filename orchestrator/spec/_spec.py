@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from orchestrator.errors import Problem, SpecError
+from orchestrator.spec._agentic import CheckSpec, VerifySpec, check_agentic
 from orchestrator.spec._document import Document, Strict, StrList, apply_overrides, load_yaml, validate_document
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
@@ -49,6 +50,9 @@ class ProviderSpec(Strict):
     )
     max_loaded_models: int | None = Field(
         default=None, ge=1, description="a host that keeps one model loaded: group calls per model"
+    )
+    tool_calling: Literal["native", "grammar"] | None = Field(
+        default=None, description="tools as the endpoint's own tool calls, or one JSON action per turn"
     )
 
 
@@ -86,6 +90,10 @@ class LimitsSpec(Strict):
     backoff_s: float = Field(default=1.0, ge=0, description="first backoff; doubles each retry")
     max_wait_s: float = Field(default=30.0, ge=0, description="longest Retry-After honoured before falling back")
     cooldown_after: int = Field(default=3, ge=1, description="consecutive failures that cool a provider down")
+    # agentic roles (spec/_agentic.py)
+    max_turns: int = Field(default=8, ge=1, le=100, description="model turns of a role's tool loop, per attempt")
+    max_tool_calls: int = Field(default=24, ge=0, le=1000, description="tool calls of a role's loop, per attempt")
+    check_concurrency: int = Field(default=2, ge=1, le=64, description="check processes running at once")
 
 
 class PriceSpec(Strict):
@@ -121,6 +129,10 @@ class Spec(Strict):
     )
     output: OutputSpec = Field(default_factory=OutputSpec)
     fail_on: Severity | Literal["none"] = "high"
+    checks: dict[str, CheckSpec] = Field(
+        default_factory=dict, description="name -> a command that judges the code (exit 0: pass)"
+    )
+    verify: VerifySpec = Field(default_factory=VerifySpec)
 
 
 class LoadedSpec:
@@ -144,7 +156,7 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> LoadedSpec:
     apply_overrides(document, overrides)
     spec = validate_document(document, Spec)
     loaded = LoadedSpec(spec, document, overrides)
-    problems = []
+    problems = check_agentic(loaded)
     if not loaded.workspace.is_dir():
         problems.append(loaded.problem(("workspace",), f"folder not found: {loaded.workspace}"))
     if problems:

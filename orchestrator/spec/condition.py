@@ -9,6 +9,8 @@ A condition reads facts about the result of the node the edge leaves:
     patches.count         patches proposed (a diagnosis' fix counts as one)
     patches.valid         patches that apply (`git apply --check`)
     patches.invalid       patches that do not apply
+    patches.verified      patches the spec's checks verified (every judged check passes with it)
+    checks.failing        judged checks that fail with the node's patches (0 without checks)
     diagnosis.has_fix     whether a diagnosis proposed a fix (true | false)
     output.FIELD          a top-level field of the output (strings, numbers, booleans)
 
@@ -34,6 +36,8 @@ FACTS = {
     "patches.count": "number",
     "patches.valid": "number",
     "patches.invalid": "number",
+    "patches.verified": "number",
+    "checks.failing": "number",
     "diagnosis.has_fix": "bool",
 }
 _COMPARISON = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*$")

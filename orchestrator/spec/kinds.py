@@ -90,6 +90,28 @@ class Aggregate(_Out):
     next_steps: list[str] = Field(max_length=20)
 
 
+class Edit(_Out):
+    """A search/replace edit (edit_format: replace), turned into a unified diff once validated."""
+
+    shape_examples: ClassVar[dict[str, Any]] = {"file": "PATH", "old": "exact lines to replace", "new": "new lines"}
+
+    file: str = Field(max_length=300)
+    old: str = Field(max_length=8000, description="the exact text to replace, copied from the file (empty: a new file)")
+    new: str = Field(max_length=12000, description="the text that replaces it")
+    rationale: str = Field(max_length=2000)
+
+
+class EditPatches(_Out):
+    edits: list[Edit] = Field(max_length=10)
+
+
+class EditDiagnosis(Diagnosis):
+    fix: Edit | None = None  # type: ignore[assignment]  # the same diagnosis, its fix an edit
+
+
+# the answer models of the kinds that write patches, in the replace edit format
+REPLACE_MODELS: dict[str, type[BaseModel]] = {"patches": EditPatches, "diagnosis": EditDiagnosis}
+
 OUTPUT_MODELS: dict[str, type[BaseModel]] = {
     "plan": Plan,
     "findings": Findings,
@@ -102,9 +124,11 @@ OUTPUT_MODELS: dict[str, type[BaseModel]] = {
 
 
 @cache
-def answer_shape(kind: str) -> str:
+def answer_shape(kind: str, edit_format: str = "diff") -> str:
     """The JSON shape of an output kind as prompts show it, generated from its model:
     `{"findings": [{"severity": "high", "file": "PATH", "line": 12, "title": "...", ...}]}`."""
+    if edit_format == "replace" and kind in REPLACE_MODELS:
+        return _shape(REPLACE_MODELS[kind])
     return _shape(OUTPUT_MODELS[kind])
 
 

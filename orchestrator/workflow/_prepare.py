@@ -27,7 +27,7 @@ from orchestrator.spec import (
     worker_roles,
 )
 from orchestrator.spec.graphfile import GraphDefinition, check_graph, is_python_graph, load_graph
-from orchestrator.spec.roles import make_role
+from orchestrator.spec.roles import configure_role, make_role
 from orchestrator.workflow._prices import check_prices
 from orchestrator.workflow._providers import merge_providers
 from orchestrator.workflow.chains import (
@@ -131,6 +131,10 @@ def _roles(loaded: LoadedSpec, graph: GraphDefinition | None, problems: list[Pro
             loc = ("roles", name)
             if name in RESERVED:
                 problems.append(doc.problem(loc, f"'{name}' is reserved for the workflow itself"))
+            elif definition.settings_only and name in roles:  # a known role's tools, turns, edit format
+                roles[name] = configure_role(roles[name], definition)
+            elif definition.output is None:
+                problems.append(doc.problem((*loc, "output"), "required field is missing (a new role needs an output)"))
             elif (definition.prompt is None) == (definition.prompt_file is None):
                 problems.append(doc.problem(loc, "give exactly one of prompt or prompt_file"))
             elif definition.prompt_file and not (base_dir / definition.prompt_file).is_file():
@@ -293,4 +297,18 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "node_chains": {node: [r.ref for r in chain] for node, chain in workflow.chains.node_chains().items()},
         "excluded_by_policy": workflow.chains.excluded_report(),
         "warnings": workflow.warnings,
+        "checks": {name: check.run for name, check in spec.checks.items()},
+        "verify": _verify_plan(workflow),
     }
+
+
+def _verify_plan(workflow: Workflow) -> dict[str, Any] | None:
+    """How patches will be judged: the checks, reflections, and the sandbox found here."""
+    from orchestrator.checks import find_sandbox, sandbox_mode, shared_paths
+
+    spec = workflow.loaded.spec
+    if not spec.checks:
+        return None
+    sandbox = find_sandbox(sandbox_mode(spec.verify.sandbox), shared_paths(workflow.loaded.workspace))
+    judged = spec.verify.checks if spec.verify.checks is not None else list(spec.checks)
+    return {"checks": judged, "reflections": spec.verify.reflections, **sandbox.info().model_dump()}

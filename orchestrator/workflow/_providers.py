@@ -31,6 +31,7 @@ def default_providers() -> dict[str, ProviderConfig]:
             compact_output=e.compact_output,
             in_process=_traits(e.kind).in_process,
             self_hosted=_traits(e.kind).self_hosted,
+            native_tools=_traits(e.kind).native_tools,
         )
         for name, e in load_catalog().providers.items()
     }
@@ -72,9 +73,17 @@ def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem
             max_loaded_models=override.max_loaded_models,
             in_process=_traits(kind).in_process,
             self_hosted=_traits(kind).self_hosted,
+            native_tools=_native_tools(kind, override.tool_calling),
         )
         reason = untrusted(config, catalog)
         if reason:
             problems.append(loaded.problem(("providers", name, "base_url"), reason))
         providers[name] = config
     return providers
+
+
+def _native_tools(kind: str, tool_calling: str | None) -> bool:
+    """Native tool calls when the kind has them, unless the spec asks for the grammar path."""
+    if tool_calling is not None:
+        return tool_calling == "native" and _traits(kind).native_tools
+    return _traits(kind).native_tools

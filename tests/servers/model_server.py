@@ -4,6 +4,9 @@
 
 Backends per model name: `embedded` (the real SmolLM2 through llama.cpp, grammar-constrained by
 the request's schema) or `canned` (a minimal valid instance of the requested schema, instantly).
+Offered `tools`, a canned model calls the tools queued for it (`ModelServer.plan_tools`), then
+`answer` with a minimal instance of its arguments' schema, as a model calling tools natively does
+(Ollama `message.tool_calls`, OpenAI `choices[0].message.tool_calls`).
 Faults can be queued per model to exercise failure handling: close the connection, hang, answer
 an HTTP status (with Retry-After), send a malformed body, or cut a stream short. A simulated
 load delay when the requested model differs from the loaded one imitates a single-model host.
@@ -68,6 +71,7 @@ class ServerState:
     bodies: list[str] = field(default_factory=list)  # every request body received
     faults: list[Fault] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
+    tool_plans: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)  # model -> calls to make
     loaded: str | None = None
     loads: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,6 +84,20 @@ class ServerState:
                     fault.times -= 1
                     return fault
         return None
+
+
+def tool_choice(state: ServerState, model: str, tools: list[dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The tool call a canned model makes when offered tools: its next planned call, else `answer`
+    with a minimal instance of the answer's schema (None: no such tool, it answers in text)."""
+    with state.lock:
+        plan = state.tool_plans.get(model) or []
+        if plan:
+            return plan.pop(0)
+    for tool in tools:
+        function = tool.get("function") or {}
+        if function.get("name") == "answer":
+            return "answer", sample(function.get("parameters") or {})
+    return None
 
 
 def generate(
@@ -241,6 +259,10 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model", "")
         if not self._admit(model, openai=False):
             return
+        calls = None
+        if body.get("tools") and self.state.models[model] == "canned":
+            chosen = tool_choice(self.state, model, body["tools"])
+            calls = [{"function": {"name": chosen[0], "arguments": chosen[1]}}] if chosen else None
         text, prompt_tokens, completion_tokens = generate(
             self.state, model, body.get("messages", []), body.get("format"), body.get("options") or {}
         )
@@ -255,6 +277,9 @@ class Handler(BaseHTTPRequestHandler):
             "prompt_eval_count": prompt_tokens,
             "eval_count": completion_tokens,
         }
+        if calls is not None:
+            text = ""
+            final["message"]["tool_calls"] = calls
         if not body.get("stream", True):
             final["message"]["content"] = text
             self._json(200, final)
@@ -296,6 +321,16 @@ class Handler(BaseHTTPRequestHandler):
         text, prompt_tokens, completion_tokens = generate(self.state, model, body.get("messages", []), schema, options)
         if self._pending and self._pending.kind == "invalid_json":
             text = text[: len(text) // 2]
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        canned = self.state.models[model] == "canned"
+        chosen = tool_choice(self.state, model, body["tools"]) if body.get("tools") and canned else None
+        if chosen is not None:
+            function = {"name": chosen[0], "arguments": json.dumps(chosen[1])}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": f"call_{chosen[0]}", "type": "function", "function": function}],
+            }
         self._json(
             200,
             {
@@ -303,7 +338,13 @@ class Handler(BaseHTTPRequestHandler):
                 "object": "chat.completion",
                 "created": 0,
                 "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "tool_calls" if "tool_calls" in message else "stop",
+                    }
+                ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
@@ -320,6 +361,11 @@ class ModelServer(LoopbackServer):
 
     def __init__(self, models: dict[str, Backend], load_delay_s: float = 0.0) -> None:
         super().__init__(Handler, ServerState(models=dict(models), load_delay_s=load_delay_s))
+
+    def plan_tools(self, model: str, *calls: tuple[str, dict[str, Any]]) -> None:
+        """Tool calls a canned model makes, in order, before it answers."""
+        with self.state.lock:
+            self.state.tool_plans.setdefault(model, []).extend(calls)
 
     def fault(self, kind: str, model: str = "*", **kwargs: Any) -> None:
         with self.state.lock:
