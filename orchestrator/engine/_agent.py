@@ -78,7 +78,7 @@ def usable_tools(ctx: RunContext, role: Role) -> tuple[str, ...]:
 
 async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
     """The subtask on each model of its chain until one answers (verified, when it has patches)."""
-    total = ChainResult()
+    total = ChainResult(clock=ctx.pool.clock, started_at=time.time())
     kept: _Kept | None = None
     started = time.perf_counter()
     all_calls: list[ToolCall] = []
@@ -153,6 +153,7 @@ def _add(total: ChainResult, outcome: ChainResult) -> None:
     total.usage.calls += max(outcome.usage.calls, 1 if outcome.ok else 0)
     total.latency_ms += outcome.latency_ms
     total.waited_s = round(total.waited_s + outcome.waited_s, 3)
+    total.spans += outcome.spans  # every turn's model attempts and waits, on the run's clock
     if outcome.ok:
         total.cached = outcome.cached if first else total.cached and outcome.cached
         known = total.cost_usd is not None or first

@@ -198,6 +198,10 @@ async def _run(
     cache = _cache(options, workflow, recorder)
     context = build_context(workflow, run_id, options.progress, recorder, cache)
     context.pool.clock = RunClock(origin.timestamp())
+    # tool calls and checks are timed on the same clock (from the run's first start, across resumes)
+    context.started = time.perf_counter() - (time.time() - origin.timestamp())
+    if context.verifier is not None:
+        context.verifier.started = context.started
     context.pausable = location != OFF
     warnings = _sandbox_checked(context)
     stopped_by: str | None = None
