@@ -163,7 +163,8 @@ def test_a_quickstart_recorded_before_the_move_replays_to_the_same_result(tmp_pa
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     replay_excludes = {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "egress", "checkpoint"}
-    volatile = frozenset(replay_excludes | {"workspace", "path", "roles"})  # paths of another checkout; roles are new
+    new = {"roles", "rules", "untrusted", "why_untrusted"}  # fields result.json gained since the recording
+    volatile = frozenset(replay_excludes | {"workspace", "path"} | new)  # and the paths of another checkout
     before = comparable(json.loads((REPLAY / "result.json").read_text()), volatile)
     after = comparable(json.loads((tmp_path / "result.json").read_text()), volatile)
     assert after == before

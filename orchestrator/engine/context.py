@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.policy import CLASSES
 
@@ -27,6 +27,31 @@ class Progress(Protocol):
     def finished(self, node: str, key: str, status: str, model: str | None, latency_ms: int, tokens: int) -> None: ...
 
     def note(self, message: str) -> None: ...
+
+
+class Finished(Protocol):
+    """Where each node's update is kept, durably, the moment the node finishes (keyed by its
+    LangGraph task id, which is the same when a run resumes): a run killed right after a node
+    finished does not run it again, and a stopped run's report holds every node that finished."""
+
+    def get(self, task_id: str) -> dict[str, Any] | None: ...
+
+    def put(self, task_id: str, node: str, update: dict[str, Any]) -> None: ...
+
+    def updates(self) -> list[dict[str, Any]]: ...
+
+
+class Forgetful:
+    """No store: nothing is kept beyond the graph's own checkpoints (benchmarks, no checkpointer)."""
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        return None
+
+    def put(self, task_id: str, node: str, update: dict[str, Any]) -> None:
+        pass
+
+    def updates(self) -> list[dict[str, Any]]:
+        return []
 
 
 class SilentProgress:
@@ -55,6 +80,7 @@ class RunContext:
     fallback_roles: list[str]  # the plan fallback: one subtask per role in this list
     progress: Progress = field(default_factory=SilentProgress)
     pausable: bool = True  # a checkpointer holds the run, so a node may pause (budget)
+    finished: Finished = field(default_factory=Forgetful)  # every node's update, kept as it finishes
     file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
 
     @property

@@ -36,7 +36,13 @@ def default_providers() -> dict[str, ProviderConfig]:
     }
 
 
-def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) -> dict[str, ProviderConfig]:
+def merge_providers(
+    loaded: LoadedSpec,
+    catalog: Catalog,
+    problems: list[Problem],
+    trusted: frozenset[str] = frozenset(),
+    trusted_keys: frozenset[str] = frozenset(),
+) -> dict[str, ProviderConfig]:
     providers = default_providers()
     kinds = registry.names()
     for name, override in loaded.spec.providers.items():
@@ -73,8 +79,8 @@ def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem
             in_process=_traits(kind).in_process,
             self_hosted=_traits(kind).self_hosted,
         )
-        reason = untrusted(config, catalog)
-        if reason:
-            problems.append(loaded.problem(("providers", name, "base_url"), reason))
+        refused = untrusted(config, catalog, trusted, trusted_keys)
+        if refused:
+            problems.append(loaded.problem(("providers", name, refused[0]), refused[1]))
         providers[name] = config
     return providers
