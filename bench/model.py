@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -22,10 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def quick_spec(folder: Path) -> Path:
+    """The quickstart's project copied beside the spec (a workspace stays inside its spec's folder)."""
+    project = shutil.copytree(REPO / "examples" / "quickstart" / "project", folder / "project")
     spec = folder / "spec.yaml"
     spec.write_text(
         "version: 1\nname: quick\ngoal: Find why test_new_store_is_empty fails.\n"
-        f"workspace: {REPO / 'examples' / 'quickstart' / 'project'}\ninclude: ['inventory/store.py']\n"
+        f"workspace: {project}\ninclude: ['inventory/store.py']\n"
         "tasks: [{role: debug, instruction: Find the bug.}]\nfail_on: none\n"
     )
     return spec

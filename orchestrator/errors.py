@@ -12,6 +12,7 @@ next. Only the CLI prints and exits; library code raises these and returns ExitS
     │   ├── ProviderCooledDown        3    skipped: kept failing earlier in the run
     │   ├── ProviderConfigError       3    401/403, unknown model, missing API key
     │   ├── StructuredOutputError     3    the model's output did not validate
+    │   ├── ResponseTooLarge          3    the answer was larger than limits.max_response_bytes
     │   └── NotRecorded               3    a replayed call is not in the recording
     ├── CheckpointError               3    the checkpoint database cannot be opened
     ├── BudgetExceeded                4    max_cost_usd or max_tokens reached
@@ -21,6 +22,7 @@ next. Only the CLI prints and exits; library code raises these and returns ExitS
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
@@ -86,6 +88,24 @@ class OrchestratorError(Exception):
         return self.message
 
 
+# Control characters (a newline that starts a forged `::error` line in a CI log, an ANSI escape
+# that rewrites a terminal) and bidirectional overrides (text that reads otherwise than it is).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: object) -> str:
+    """Text from a spec, a repository or a model made safe for one line of a terminal or a CI log:
+    every control character and bidirectional override shown as an escape (`\\n`, `\\x1b`)."""
+    return _UNPRINTABLE.sub(_escape, str(text))
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with an input file: where it is and what is wrong."""
@@ -96,8 +116,10 @@ class Problem:
     message: str
 
     def render(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        """One line (whatever the file put in its keys and values)."""
+        where = printable(self.file if self.line is None else f"{self.file}:{self.line}")
+        message = printable(self.message)
+        return f"{where}: {printable(self.field)}: {message}" if self.field else f"{where}: {message}"
 
 
 class SpecError(OrchestratorError):
@@ -163,6 +185,11 @@ class ProviderConfigError(ProviderError):
 class StructuredOutputError(ProviderError):
     kind = "invalid_output"
     hint = "the model could not produce the required structure; try a larger model"
+
+
+class ResponseTooLarge(ProviderError):
+    kind = "too_large"
+    hint = "the provider answered more than limits.max_response_bytes; another model is tried"
 
 
 class NotRecorded(ProviderError):

@@ -46,7 +46,9 @@ class FileSet:
 
 @cache
 def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Translate a glob with `**` (any depth), `*` and `?` (within a path segment) to a regex."""
+    """Translate a glob with `**` (any depth), `*` and `?` (within a path segment) to a regex.
+    Runs of `**/` collapse into one: repeated, each would multiply the regex's backtracking."""
+    pattern = re.sub(r"(\*\*/)+", "**/", pattern)
     out = []
     i = 0
     while i < len(pattern):

@@ -288,13 +288,23 @@ def test_a_recorded_run_replays_without_any_provider(server: ModelServer, tmp_pa
 def test_a_call_missing_from_the_recording_fails_naming_it(server: ModelServer, tmp_path: Path) -> None:
     spec = write_spec(tmp_path, server.url)
     assert orchestrator("run", spec, "--output-dir", tmp_path / "a", "--record", tmp_path / "rec").returncode == 0
-    spec.write_text(spec.read_text().replace("instruction: debug", "instruction: debug it differently"))
-    done = orchestrator("run", spec, "--output-dir", tmp_path / "b", "--replay", tmp_path / "rec")
+    other = ("--set", "tasks.1.instruction=debug it differently")  # the same spec file, asked another thing
+    done = orchestrator("run", spec, *other, "--output-dir", tmp_path / "b", "--replay", tmp_path / "rec")
     assert done.returncode == 3
     debug = next(s for s in result_of(tmp_path / "b")["subtasks"] if s["role"] == "debug")
     (hop,) = debug["fallbacks"]
     assert hop["error_kind"] == "not_recorded" and "is not in the recording" in hop["message"]
     assert "debug it differently" in hop["message"]  # the call is named by its last message
+
+
+def test_a_recording_replays_only_for_the_spec_it_was_made_of(server: ModelServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, server.url)
+    assert orchestrator("run", spec, "--output-dir", tmp_path / "a", "--record", tmp_path / "rec").returncode == 0
+    asked = sum(server.state.requests.values())
+    spec.write_text(spec.read_text().replace("instruction: debug", "instruction: debug it differently"))
+    done = orchestrator("run", spec, "--output-dir", tmp_path / "b", "--replay", tmp_path / "rec")
+    assert done.returncode == 2 and "was made for another spec" in done.stderr
+    assert sum(server.state.requests.values()) == asked and not (tmp_path / "b").exists()
 
 
 def test_replay_of_a_missing_recording_is_a_usage_error(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ structure and behaviour, never wording.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,17 @@ def test_quickstart_runs_every_role_on_the_embedded_model(tmp_path: Path) -> Non
     replay_the_recording(tmp_path, result)
 
 
+def project_copy(tmp_path: Path) -> Path:
+    """The quickstart's project beside a test's spec (a workspace stays inside its spec's folder)."""
+    return Path(shutil.copytree(QUICKSTART / "project", tmp_path / "project", ignore=shutil.ignore_patterns(".*")))
+
+
 def test_planner_plans_on_the_embedded_model(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "version: 1\nname: planned\n"
         "goal: Find why test_new_store_is_empty fails and review the store.\n"
-        f"workspace: {QUICKSTART / 'project'}\ninclude: ['**/*.py']\nfail_on: none\n"
+        f"workspace: {project_copy(tmp_path)}\ninclude: ['**/*.py']\nfail_on: none\n"
     )
     done = run_cli("run", str(spec), "--output-dir", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
@@ -126,7 +132,7 @@ def test_every_shipped_graph_runs_on_the_embedded_model(graph: str, tmp_path: Pa
     from orchestrator.workflow import prepare_workflow
 
     spec = tmp_path / "spec.yaml"
-    spec.write_text(GRAPH_SPEC.format(graph=graph, workspace=QUICKSTART / "project"))
+    spec.write_text(GRAPH_SPEC.format(graph=graph, workspace=project_copy(tmp_path)))
     outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
     result = outcome.result.model_dump(mode="json")
     assert outcome.exit_code == 0, [s.get("error") for s in result["subtasks"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,11 @@ def patches_of(diff: str) -> str:
 
 
 def copy_example(name: str, tmp_path: Path) -> Path:
+    """The example and the quickstart it points at, in a repository of their own (as in this one:
+    a spec's workspace must stay inside the spec's repository)."""
     shutil.copytree(REPO / "examples" / name, tmp_path / name)
     shutil.copytree(REPO / "examples" / "quickstart", tmp_path / "quickstart", ignore=shutil.ignore_patterns("out"))
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     return tmp_path / name / "spec.yaml"
 
 

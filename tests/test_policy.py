@@ -190,3 +190,49 @@ def test_a_graph_node_with_remote_models_seeing_a_confidential_file_exits_5_at_v
     assert done.returncode == 5 and refused in done.stderr  # before any call, not exit 3 at run time
     (spec.parent / "g.yaml").write_text(graph("box/llama3", "app.py", "box/llama3"))
     assert orchestrator("validate", spec).returncode == 0  # nothing confidential reaches the remote host
+
+
+@pytest.mark.parametrize(
+    ("spec", "operator", "field", "expected"),
+    [
+        ({"data_class": "internal"}, {"data_class": "confidential"}, "data_class", "confidential"),
+        ({"data_class": "confidential"}, {"data_class": "public"}, "data_class", "confidential"),
+        ({"allow_countries": ["FR", "US"]}, {"allow_countries": ["US", "AE"]}, "allow_countries", {"US"}),
+        ({}, {"allow_countries": ["AE"]}, "allow_countries", {"AE"}),
+        ({"allow_countries": ["FR"]}, {}, "allow_countries", {"FR"}),
+        ({"deny_countries": ["CN"]}, {"deny_countries": ["US"]}, "deny_countries", {"CN", "US"}),
+        ({"open_weights_only": False}, {"open_weights_only": True}, "open_weights_only", True),
+        ({"allow_licenses": ["MIT", "Apache-2.0"]}, {"allow_licenses": ["MIT"]}, "allow_licenses", {"MIT"}),
+        ({"local_only": False}, {"local_only": True}, "local_only", True),
+        ({"local_only": True}, {}, "local_only", True),
+        ({"allow_hosts": ["a.example", "b.example"]}, {"allow_hosts": ["b.example"]}, "allow_hosts", {"b.example"}),
+        # a spec's role rule cannot relax the operator's run rule
+        ({"roles": {"debug": {"local_only": False}}}, {"local_only": True}, "local_only", True),
+        ({"roles": {"debug": {"allow_countries": ["CN"]}}}, {"allow_countries": ["FR"]}, "allow_countries", set()),
+        ({"roles": {"debug": {"data_class": "public"}}}, {"data_class": "internal"}, "data_class", "internal"),
+        # the operator's own role rules hold for that role
+        ({}, {"roles": {"debug": {"deny_countries": ["CN"]}}}, "deny_countries", {"CN"}),
+    ],
+)
+def test_the_operators_floor_is_merged_field_by_field(
+    spec: dict[str, Any], operator: dict[str, Any], field: str, expected: Any
+) -> None:
+    from orchestrator.policy import rules_for
+    from orchestrator.spec import PolicySpec
+    from orchestrator.spec.operator import OperatorPolicy
+
+    rules = rules_for(PolicySpec.model_validate(spec), "debug", None, OperatorPolicy.model_validate(operator))
+    value = getattr(rules, field)
+    assert (set(value) if isinstance(value, frozenset) else value) == expected
+
+
+def test_the_operators_file_classes_and_budget_ceilings_apply(write_spec: Any) -> None:
+    from orchestrator.spec.operator import Operator, OperatorPolicy
+
+    floor = OperatorPolicy.model_validate({"files": {"lib/**": "confidential"}, "max_tokens": 900})
+    spec = write_spec(HEAD + "policy: {files: {'app.py': public}}\nlimits: {max_tokens: 5000}\n")
+    workflow = prepare_workflow(load_spec(spec), Operator(policy=floor, source="op.yaml"))
+    assert workflow.file_classes == {"app.py": "internal", "lib/util.py": "confidential"}  # globs of both
+    assert workflow.loaded.spec.limits.max_tokens == 900  # the lower budget
+    lower = prepare_workflow(load_spec(spec, ["limits.max_tokens=10"]), Operator(policy=floor, source="op.yaml"))
+    assert lower.loaded.spec.limits.max_tokens == 10  # a spec may always ask for less

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,14 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+def project_copy(tmp_path: Path) -> Path:
+    """The quickstart's project beside a test's spec (a workspace stays inside its spec's folder)."""
+    target = tmp_path / "project"
+    if not target.exists():
+        shutil.copytree(PROJECT, target, ignore=shutil.ignore_patterns(".*"))
+    return target
+
+
 def write_spec(tmp_path: Path, provider: str, model: str) -> Path:
     spec = tmp_path / "spec.yaml"
     spec.write_text(
@@ -70,7 +79,7 @@ def write_spec(tmp_path: Path, provider: str, model: str) -> Path:
             version: 1
             name: real-server
             goal: Find why test_new_store_is_empty fails and review the store.
-            workspace: {PROJECT}
+            workspace: {project_copy(tmp_path)}
             include: ["inventory/*.py", "tests/*.py"]
             providers: {{{provider}}}
             tasks:
@@ -132,7 +141,7 @@ def test_models_check_lists_what_each_server_serves(llama_server: str, tmp_path:
                 version: 1
                 name: check
                 goal: g
-                workspace: {PROJECT}
+                workspace: {project_copy(tmp_path)}
                 providers:
                   ollama: {{base_url: '{server.url}'}}
                   llamacpp: {{kind: openai, base_url: '{llama_server}'}}

@@ -194,7 +194,7 @@ def test_a_planted_secret_appears_in_no_file_the_run_writes(local: ModelServer, 
     out, recordings = tmp_path / "out", tmp_path / "rec"
     args = ("run", spec, "--output-dir", out, "--record", recordings, "-v", "--log-format", "json", "--format", "json")
     done = orchestrator(*args, "--format", "markdown", "--format", "sarif", "--format", "junit",
-                        env={"ONPREM_API_KEY": secret})  # fmt: skip
+                        env={"ONPREM_API_KEY": secret, "ORCHESTRATOR_TRUSTED_KEYS": "ONPREM_API_KEY"})  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = result_of(out)
     hop = result["subtasks"][0]["fallbacks"][0]

@@ -249,6 +249,7 @@ def test_bad_override_is_reported_against_the_command_line(write_spec: WriteSpec
 CONFIDENTIAL = "policy: {data_class: confidential}\n"
 EVIL_DEEPSEEK = "providers:\n  deepseek: {base_url: 'https://evil.example/v1'}\n"
 EVIL_NEW = "providers:\n  evil: {kind: openai, base_url: 'https://evil.example/v1', api_key_env: EVIL_KEY}\n"
+TRUSTED_EVIL_KEY = "EVIL_KEY"
 
 
 @pytest.mark.parametrize(("extra", "field"), [(EVIL_DEEPSEEK, "deepseek"), (EVIL_NEW, "evil")])
@@ -256,6 +257,7 @@ def test_api_key_to_unknown_host_is_refused(
     write_spec: WriteSpec, monkeypatch: pytest.MonkeyPatch, extra: str, field: str
 ) -> None:
     monkeypatch.delenv("ORCHESTRATOR_TRUSTED_HOSTS", raising=False)
+    monkeypatch.setenv("ORCHESTRATOR_TRUSTED_KEYS", TRUSTED_EVIL_KEY)  # the variable is not what is refused here
     problem = only(spec_errors(write_spec(HEAD + extra)), f"providers.{field}.base_url")
     assert problem.line == 6
     assert "ORCHESTRATOR_TRUSTED_HOSTS" in problem.message
@@ -265,6 +267,7 @@ def test_api_key_to_unknown_host_is_refused(
 @pytest.mark.parametrize("extra", [EVIL_DEEPSEEK, EVIL_NEW])
 def test_operator_trusted_host_is_accepted(write_spec: WriteSpec, monkeypatch: pytest.MonkeyPatch, extra: str) -> None:
     monkeypatch.setenv("ORCHESTRATOR_TRUSTED_HOSTS", "other.example, evil.example")
+    monkeypatch.setenv("ORCHESTRATOR_TRUSTED_KEYS", TRUSTED_EVIL_KEY)
     workflow = prepared(write_spec, HEAD + extra)
     assert any(config.host == "evil.example" for config in workflow.providers.values())
 
@@ -282,6 +285,7 @@ def test_known_or_loopback_host_with_key_is_fine(
     write_spec: WriteSpec, monkeypatch: pytest.MonkeyPatch, provider: str, base_url: str
 ) -> None:
     monkeypatch.delenv("ORCHESTRATOR_TRUSTED_HOSTS", raising=False)
+    monkeypatch.setenv("ORCHESTRATOR_TRUSTED_KEYS", "MY_KEY")  # not deepseek's documented variable: the operator's
     text = HEAD + f"providers:\n  {provider}: {{kind: openai, base_url: '{base_url}', api_key_env: MY_KEY}}\n"
     text += f"models:\n  refactor: {provider}/some-model\n"
     workflow = prepared(write_spec, text)
@@ -293,6 +297,7 @@ def test_catalog_host_is_not_trusted_for_another_provider(
 ) -> None:
     """A new provider cannot borrow deepseek's host to receive a different key."""
     monkeypatch.delenv("ORCHESTRATOR_TRUSTED_HOSTS", raising=False)
+    monkeypatch.setenv("ORCHESTRATOR_TRUSTED_KEYS", "MY_KEY")
     text = HEAD + "providers:\n  mine: {kind: openai, base_url: 'https://api.deepseek.com/v1', api_key_env: MY_KEY}\n"
     problem = only(spec_errors(write_spec(text)), "providers.mine.base_url")
     assert "ORCHESTRATOR_TRUSTED_HOSTS" in problem.message

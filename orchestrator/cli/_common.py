@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from orchestrator.errors import ExitStatus
+from orchestrator.errors import ExitStatus, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, hint: str = "", code: int = ExitStatus.USAGE) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    for line in message.splitlines() or [""]:  # each line made printable: messages quote specs and models
+        click.echo(f"error: {printable(line)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {printable(hint)}", err=True)
     sys.exit(int(code))
+
+
+def echo(text: str, err: bool = False) -> None:
+    """One line of command output whose parts come from specs, catalogs or models."""
+    click.echo(printable(text), err=err)
 
 
 def log_options(func: F) -> F:
@@ -35,14 +42,44 @@ def setup_logging(log_format: str, verbose: int, quiet: bool = False) -> None:
     configure_logging(log_format, level)
 
 
-def prepare(spec_path: str, overrides: Sequence[str]) -> Any:
+def trust_options(func: F) -> F:
+    """The operator's side: their policy file, whether the spec is trusted, their workspace."""
+    func = click.option(
+        "--workspace",
+        "workspace",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        help="the workspace to use instead of the spec's (the operator widens the spec's confinement)",
+    )(func)
+    func = click.option(
+        "--trusted/--untrusted",
+        "trusted",
+        default=None,
+        help="treat the spec as trusted or as a hostile pull request (default: untrusted on a CI pull request)",
+    )(func)
+    func = click.option(
+        "--policy",
+        "policy",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="the operator's policy file (default: $ORCHESTRATOR_POLICY, then ~/.config/sovereign-orchestrator)",
+    )(func)
+    return func
+
+
+def operator(policy: Path | None, trusted: bool | None, workspace: Path | None) -> Any:
+    from orchestrator.spec.operator import load_operator
+
+    return load_operator(policy, None if trusted is None else not trusted, workspace)
+
+
+def prepare(spec_path: str, overrides: Sequence[str], who: Any = None) -> Any:
     from orchestrator.spec import load_spec
     from orchestrator.workflow import prepare_workflow
 
-    return prepare_workflow(load_spec(spec_path, overrides))
+    return prepare_workflow(load_spec(spec_path, overrides), who)
 
 
 def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])

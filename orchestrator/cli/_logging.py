@@ -14,20 +14,24 @@ from typing import Any
 
 import structlog
 
-from orchestrator.policy.secrets import redact, secret_values
+from orchestrator.errors import printable
+from orchestrator.policy.secrets import known, redact
 
 
-def _redactor(secrets: list[str]) -> Any:
+def _redactor() -> Any:
+    """Masks every secret known when the event is logged (the run's keys included) and makes
+    strings printable (a model's text could carry terminal escapes)."""
+
     def processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not secrets:
-            return event
+        secrets = known()
         for key, value in event.items():
             if isinstance(value, str):
-                event[key] = redact(value, secrets)
+                event[key] = printable(redact(value, secrets))
             elif isinstance(value, list | dict):
                 text = repr(value)
-                if any(secret in text for secret in secrets):
-                    event[key] = redact(text, secrets)
+                masked = redact(text, secrets)
+                if masked != text:
+                    event[key] = masked
         return event
 
     return processor
@@ -42,7 +46,7 @@ def configure_logging(fmt: str = "auto", level: str = "warning") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redactor(secret_values()),
+            _redactor(),
             structlog.processors.format_exc_info,
             renderer,
         ],

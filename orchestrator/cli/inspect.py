@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli._common import prepare, table
+from orchestrator.cli._common import echo, operator, prepare, table, trust_options
 from orchestrator.errors import ExitStatus
 
 
@@ -16,26 +16,38 @@ from orchestrator.errors import ExitStatus
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--json", "as_json", is_flag=True, help="print the resolved workflow as JSON")
-def validate(spec: str, overrides: tuple[str, ...], as_json: bool) -> None:
-    """Check SPEC, its graph, models and policy. Calls no model."""
+@trust_options
+def validate(
+    spec: str,
+    overrides: tuple[str, ...],
+    as_json: bool,
+    policy: Path | None,
+    trusted: bool | None,
+    workspace: Path | None,
+) -> None:
+    """Check SPEC, its graph, models and policy under the operator's policy. Calls no model."""
     from orchestrator.workflow import describe
 
-    workflow = prepare(spec, overrides)
+    workflow = prepare(spec, overrides, operator(policy, trusted, workspace))
     info = describe(workflow)
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
-    click.echo(f"ok: {spec} is valid (graph {info['graph']}, {len(info['files'])} files)")
+    echo(f"ok: {spec} is valid (graph {info['graph']}, {len(info['files'])} files)")
     for role, chain in info["chains"].items():
-        click.echo(f"  {role}: {' -> '.join(chain) or '(no allowed model)'}")
+        echo(f"  {role}: {' -> '.join(chain) or '(no allowed model)'}")
+    if info["policy"]:
+        echo("effective policy:")
+        for line in info["policy"]:
+            echo(f"  {line['field']}: {json.dumps(line['value'])}  ({line['source']})")
     plan = info["verify"]
     if plan:
         where = "bubblewrap sandbox" if plan["runner"] == "bubblewrap" else f"no sandbox: {plan['reason']}"
-        click.echo(f"  patches judged by {', '.join(plan['checks'])} (sandbox {plan['mode']}, {where})")
+        echo(f"  patches judged by {', '.join(plan['checks'])} (sandbox {plan['mode']}, {where})")
     for warning in workflow.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
     if plan and plan["mode"] == "required" and plan["runner"] != "bubblewrap":
-        click.echo("warning: verify.sandbox is required and there is no sandbox: a run stops (exit 2)", err=True)
+        echo("warning: verify.sandbox is required and there is no sandbox: a run stops (exit 2)", err=True)
 
 
 @click.command()

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli._common import log_options, prepare, setup_logging, table
+from orchestrator.cli._common import echo, log_options, operator, prepare, setup_logging, table, trust_options
 
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
 FORMATS = ["markdown", "html", "json", "sarif", "junit"]
@@ -33,6 +33,7 @@ FORMATS = ["markdown", "html", "json", "sarif", "junit"]
 @click.option("--otel", is_flag=True, help="export OpenTelemetry spans (OTEL_EXPORTER_OTLP_*); off by default")
 @click.option("--dry-run", is_flag=True, help="resolve and print the run; call no model")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
+@trust_options
 @log_options
 def run(
     spec: str,
@@ -48,6 +49,9 @@ def run(
     otel: bool,
     dry_run: bool,
     quiet: bool,
+    policy: Path | None,
+    trusted: bool | None,
+    workspace: Path | None,
     log_format: str,
     verbose: int,
 ) -> None:
@@ -59,9 +63,9 @@ def run(
 
     setup_logging(log_format, verbose, quiet)
     all_overrides = (*overrides, *([f"fail_on={fail_on}"] if fail_on else []))
-    workflow = prepare(spec, all_overrides)
+    workflow = prepare(spec, all_overrides, operator(policy, trusted, workspace))
     for warning in workflow.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
     if dry_run:
         from orchestrator.workflow import describe
 
@@ -98,7 +102,7 @@ def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
     options.handle_sigterm = True
     if not quiet:
         verb = "resuming" if resume else "run"
-        click.echo(f"{verb} {options.run_id}: {workflow.loaded.spec.name} ({workflow.graph_name})", err=True)
+        echo(f"{verb} {options.run_id}: {workflow.loaded.spec.name} ({workflow.graph_name})", err=True)
     progress: Any = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
     options.progress = progress
     with progress if isinstance(progress, LiveProgress) else nullcontext():
@@ -107,7 +111,7 @@ def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
         click.echo(outcome.result.to_json().rstrip())
     _github(outcome.result, workflow.loaded.workspace, to_stdout)
     if not quiet:
-        click.echo(_done_line(outcome), err=True)
+        echo(_done_line(outcome), err=True)
     sys.exit(int(outcome.exit_code))
 
 
@@ -118,6 +122,7 @@ def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")
 @click.option("--checkpoint", help="the run's postgres:// URL again, with its password (or set PGPASSWORD)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
+@trust_options
 @log_options
 def resume(
     run_id: str,
@@ -126,6 +131,9 @@ def resume(
     no_cache: bool,
     checkpoint: str | None,
     quiet: bool,
+    policy: Path | None,
+    trusted: bool | None,
+    workspace: Path | None,
     log_format: str,
     verbose: int,
 ) -> None:
@@ -136,7 +144,7 @@ def resume(
 
     setup_logging(log_format, verbose, quiet)
     options = RunOptions(output_dir=output_dir, cache=not no_cache, checkpoint=_checkpoint(checkpoint))
-    workflow, options = prepare_resume(run_id, overrides, options)
+    workflow, options = prepare_resume(run_id, overrides, options, operator(policy, trusted, workspace))
     _execute(workflow, options, quiet, resume=True)
 
 

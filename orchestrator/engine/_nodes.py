@@ -59,7 +59,15 @@ class leaf:  # a decorator, named like one
         self.__name__ = func.__name__
 
     async def __call__(self, state: Any, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        """The node's update; kept durably as soon as it is made, and given back without a call
+        when a resumed run reaches the same task again."""
+        finished = runtime.context.finished
+        task = runtime.execution_info.task_id if runtime.execution_info is not None else ""
+        if task and (kept := finished.get(task)) is not None:
+            return kept
         result: dict[str, Any] = await self.func(state, runtime)
+        if task:
+            finished.put(task, self.__name__, result)
         return result
 
 
@@ -194,12 +202,19 @@ async def check_patches(ctx: RunContext, outcome: ChainResult) -> list[PatchChec
 # ---------------------------------------------------------------- plan
 
 
-def _plan_contract(ctx: RunContext) -> Contract:
+def planner_files(ctx: RunContext) -> list[str]:
+    """The files whose names the planner may see: those its models are allowed to see (a file of a
+    higher data class is named to the planner only when the same models may serve that class)."""
+    chain = ctx.chain(PLANNER, ctx.base_class)
+    classes = {c: ctx.chain(PLANNER, c) == chain for c in set(ctx.file_classes.values())}
+    return [f.path for f in ctx.files.files if classes.get(ctx.file_classes.get(f.path, ctx.base_class), True)]
+
+
+def _plan_contract(ctx: RunContext, paths: list[str]) -> Contract:
     contract = contract_for("plan")
     schema = json.loads(json.dumps(contract.schema))
     item = schema["properties"]["subtasks"]["items"]
     item["properties"]["role"] = {"type": "string", "enum": sorted(worker_roles(ctx.roles))}
-    paths = [f.path for f in ctx.files.files]
     if paths:
         item["properties"]["files"]["items"] = {"type": "string", "enum": paths}
     schema["properties"]["subtasks"]["minItems"] = 1
@@ -215,7 +230,7 @@ def fallback_subtasks(ctx: RunContext) -> list[Subtask]:
 def clean_plan(ctx: RunContext, plan: Plan) -> tuple[list[Subtask], list[str]]:
     """Keep planned subtasks whose role and files exist; give them unique ids."""
     notes: list[str] = []
-    known_files = {f.path for f in ctx.files.files}
+    known_files = set(planner_files(ctx))
     subtasks: list[Subtask] = []
     for item in plan.subtasks:
         if item.role not in worker_roles(ctx.roles):
@@ -235,14 +250,18 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
     if state.get("plan"):  # tasks given in the spec were planned before the graph started
         return {}
     roles_text = "\n".join(f"- {r.name}: {r.description}" for r in worker_roles(ctx.roles).values())
-    files_text = "\n".join(f"- {f.path}" for f in ctx.files.files) or "(no files)"
+    visible = planner_files(ctx)
+    files_text = "\n".join(f"- {path}" for path in visible) or "(no files)"
+    hidden = len(ctx.files.files) - len(visible)
+    if hidden:
+        files_text += f"\n({hidden} more files of a data class the planner's models may not see)"
     user = user_message(ctx.roles[PLANNER].prompt, "plan", goal=ctx.goal, roles=roles_text, file_list=files_text)
 
     def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
         return [SystemMessage(system_message("")), HumanMessage(user)]
 
     chain = ctx.chain(PLANNER, ctx.base_class)
-    outcome = await run_node(ctx, "plan", "plan", chain, build, _plan_contract(ctx))
+    outcome = await run_node(ctx, "plan", "plan", chain, build, _plan_contract(ctx, visible))
     call = record(Subtask(id="plan", role=PLANNER, instruction="", files=[]), outcome)
     subtasks: list[Subtask] = []
     notes: list[str] = []

@@ -17,6 +17,7 @@ from orchestrator.engine.state import PatchCheck
 __all__ = ["check_patch", "escapes", "touched_paths", "unsafe_path"]
 
 _HEADER = re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)", re.MULTILINE)
+_SYMLINK = re.compile(r"^(?:new file mode|new mode|old mode|deleted file mode) 120000\b", re.MULTILINE)
 
 
 def touched_paths(diff: str) -> list[str]:
@@ -32,6 +33,8 @@ async def check_patch(workspace: Path, file: str, diff: str) -> PatchCheck:
         reason = unsafe_path(path) or ("a symlink leads out of the workspace" if escapes(workspace, path) else None)
         if reason:
             return PatchCheck(file=file, valid=False, message=f"rejected: {path}: {reason}")
+    if _SYMLINK.search(diff):  # a patch that makes a symlink can point it anywhere: never valid
+        return PatchCheck(file=file, valid=False, message="rejected: the patch creates or changes a symlink")
     if not diff.endswith("\n"):
         diff += "\n"
     done = await git(["apply", "--check", "--verbose", "-"], workspace, diff)

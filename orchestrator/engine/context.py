@@ -37,6 +37,31 @@ class Progress(Protocol):
     def note(self, message: str) -> None: ...
 
 
+class Finished(Protocol):
+    """Where each node's update is kept, durably, the moment the node finishes (keyed by its
+    LangGraph task id, which is the same when a run resumes): a run killed right after a node
+    finished does not run it again, and a stopped run's report holds every node that finished."""
+
+    def get(self, task_id: str) -> dict[str, Any] | None: ...
+
+    def put(self, task_id: str, node: str, update: dict[str, Any]) -> None: ...
+
+    def updates(self) -> list[dict[str, Any]]: ...
+
+
+class Forgetful:
+    """No store: nothing is kept beyond the graph's own checkpoints (benchmarks, no checkpointer)."""
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        return None
+
+    def put(self, task_id: str, node: str, update: dict[str, Any]) -> None:
+        pass
+
+    def updates(self) -> list[dict[str, Any]]:
+        return []
+
+
 class SilentProgress:
     def started(self, node: str, key: str, model: str) -> None:
         pass
@@ -73,6 +98,7 @@ class RunContext:
     fallback_roles: list[str]  # the plan fallback: one subtask per role in this list
     progress: Progress = field(default_factory=SilentProgress)
     pausable: bool = True  # a checkpointer holds the run, so a node may pause (budget)
+    finished: Finished = field(default_factory=Forgetful)  # every node's update, kept as it finishes
     file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
     paused: dict[str, int] = field(default_factory=dict)  # subtask -> when (run clock, ms) the budget paused it
     # agentic roles: the checks, the verifier that runs them, the loop's bounds, the run's clock

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import Problem, SpecError
-from orchestrator.spec.graphfile import NodeSpec
+from orchestrator.spec.graphfile import NodeSpec, python_graph_problem
 
 
 @dataclass
@@ -100,6 +100,8 @@ class GraphKit:
 
 def load_python_graph(ref: str, base_dir: Path) -> Callable[[GraphKit], Any]:
     """Import `pkg.module:function`, looking next to the spec first."""
+    if why := python_graph_problem(ref):
+        raise SpecError([Problem("", None, "graph", why)])
     module_name, _, attribute = ref.partition(":")
     added = str(base_dir) not in sys.path
     if added:

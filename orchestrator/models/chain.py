@@ -66,6 +66,7 @@ class ChainResult:
 
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+REPAIR_ECHO = 4000  # how much of an invalid answer the repair request sends back
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
@@ -126,7 +127,7 @@ async def call_structured(
         log.info("model.invalid_output", model=bound.route.ref, attempt=attempt, problems=problems)
         if attempt == 1:
             conversation += [
-                AIMessage(content=text),
+                AIMessage(content=text if len(text) <= REPAIR_ECHO else text[:REPAIR_ECHO] + " ...(cut)"),
                 HumanMessage(
                     content="That answer is invalid: "
                     + "; ".join(problems)

@@ -8,6 +8,9 @@ the route itself is wrong (a key, a model name), `invalid_output` is the model's
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
 from orchestrator.errors import (
     ProviderConfigError,
     ProviderError,
@@ -57,24 +60,57 @@ def _status_class(status: int) -> tuple[type[ProviderError], str] | None:
 
 
 def retry_after(exc: BaseException) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form), when the SDK kept the response."""
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), when the SDK kept the
+    response."""
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     value = headers.get("retry-after") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+# a response an SDK could not make sense of (an HTML error page, `{}`) surfaces as a plain
+# TypeError or ValueError raised inside the SDK: that is the provider's malformed answer
+_SDK_MODULES = ("openai", "langchain_openai", "ollama", "langchain_ollama", "httpx", "pydantic", "anthropic")
+_MALFORMED = ("TypeError", "ValueError", "KeyError", "AttributeError", "ValidationError", "IndexError")
+
+
+def _malformed_response(exc: BaseException) -> bool:
+    if not any(cls.__name__ in _MALFORMED for cls in type(exc).__mro__):
+        return False
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = str(frame.tb_frame.f_globals.get("__name__", "")) if frame is not None else ""
+    return module.split(".")[0] in _SDK_MODULES
 
 
 def classify(exc: BaseException, model: str) -> ProviderError:
     """Map any exception from a model call to a ProviderError subclass with a clear message."""
     if isinstance(exc, ProviderError):
         return exc
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:  # an SDK that wrapped what our own hooks raised (ResponseTooLarge)
+        if isinstance(cause, ProviderError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
     detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) and status > 0 else None
     found = _status_class(status) if status is not None else None
+    if found is None and _malformed_response(exc):
+        found = (ProviderUnavailable, "the provider sent a malformed response")
     if found is None:
         for cls in type(exc).__mro__:
             if cls.__name__ in _BY_NAME:

@@ -95,11 +95,13 @@ class ModelPool:
 
         config = self.providers[route.provider]
         settings = replace(self.settings, seed=self.settings.seed + variant)
-        params = {
+        params: dict[str, Any] = {
             "temperature": settings.temperature,
             "max_output_tokens": settings.max_output_tokens,
             "seed": settings.seed,
         }
+        if config.base_url:  # the same model name on another host is another model (cache, recordings)
+            params["endpoint"] = config.base_url
         recorder = self.recorder
         if recorder is not None and recorder.mode == "replay":  # nothing is built, loaded or contacted
             kind = registry.get(config.kind, calling=False)

@@ -45,20 +45,38 @@ def _sha(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+class RecordingMismatch(ValueError):
+    """A recording that was not made for this spec (or cannot be read)."""
+
+
 class Recorder:
-    def __init__(self, directory: Path, mode: Mode) -> None:
+    def __init__(self, directory: Path, mode: Mode, spec_digest: str = "") -> None:
         self.directory = directory
         self.mode = mode
+        self.spec_digest = spec_digest  # sha256 of the spec file: a recording replays only its own spec
         self.lock = threading.Lock()
         self.ordinals: Counter[str] = Counter()
         self.tokens: dict[str, int] = {}
         self.secrets: list[str] = []  # redacted from every file written
-        tokens_file = directory / "tokens.json"
         if mode == "replay":
-            if not (directory / "calls").is_dir():
-                raise FileNotFoundError(f"no recording in {directory} (expected {directory / 'calls'}/)")
-            if tokens_file.is_file():
-                self.tokens = json.loads(tokens_file.read_text(encoding="utf-8"))
+            self._check(directory)
+
+    def _check(self, directory: Path) -> None:
+        if not (directory / "calls").is_dir():
+            raise FileNotFoundError(f"no recording in {directory} (expected {directory / 'calls'}/)")
+        manifest = _json_file(directory / "manifest.json")
+        if self.spec_digest and (not isinstance(manifest, dict) or manifest.get("spec_sha256") != self.spec_digest):
+            made = manifest.get("spec_sha256", "?")[:12] if isinstance(manifest, dict) else "an unknown spec"
+            raise RecordingMismatch(
+                f"the recording in {directory} was made for another spec ({made}, this one is "
+                f"{self.spec_digest[:12]}); record it again with --record"
+            )
+        tokens = _json_file(directory / "tokens.json")
+        if tokens is not None and not (
+            isinstance(tokens, dict) and all(isinstance(v, int) and not isinstance(v, bool) for v in tokens.values())
+        ):
+            raise RecordingMismatch(f"{directory / 'tokens.json'} is not a table of token counts")
+        self.tokens = dict(tokens or {})
 
     # ---- keys
     @staticmethod
@@ -129,6 +147,20 @@ class Recorder:
             with self.lock:
                 data = json.dumps(self.tokens, indent=0, sort_keys=True)
             (self.directory / "tokens.json").write_text(data + "\n", encoding="utf-8")
+            manifest = {"spec_sha256": self.spec_digest}
+            (self.directory / "manifest.json").write_text(json.dumps(manifest) + "\n", encoding="utf-8")
+
+
+def _json_file(path: Path) -> Any:
+    """A small JSON file of a recording, None when absent; RecordingMismatch when unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        if path.stat().st_size > 64 * 1024 * 1024:
+            raise RecordingMismatch(f"{path} is too large to be a recording's")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RecordingMismatch(f"{path} cannot be read: {exc}") from None
 
 
 def _message(message: BaseMessage) -> dict[str, Any]:

@@ -14,7 +14,9 @@ FORMATS = ("markdown", "html", "json", "sarif", "junit")
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "file"
+    """A file name part: letters, digits, `._-`, never `.` or `..` alone, at most 80 characters."""
+    found = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_.")[:80]
+    return found or "file"
 
 
 def write_outputs(
@@ -55,19 +57,26 @@ def write_outputs(
 
 
 def _write_artifacts(result: RunResult, out_dir: Path) -> list[Path]:
+    """Patches and docs, under names made of slugs only: an id or a role cannot name a path."""
     written = []
     for sub in result.subtasks:
         for index, patch in enumerate(sub.patches(), 1):
-            path = out_dir / "patches" / f"{sub.id}-{index}-{slug(patch.file)}.diff"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = _inside(out_dir, "patches", f"{slug(sub.id)}-{index}-{slug(patch.file)}.diff")
             path.write_text(patch.diff if patch.diff.endswith("\n") else patch.diff + "\n", encoding="utf-8")
             written.append(path)
         role = result.role(sub.role)
         output = sub.output or {}
         if role is not None and role.output == "docs" and output.get("markdown"):
-            suffix = f".{role.lang}.md" if role.lang else ".md"
-            path = out_dir / "docs" / f"{sub.id}-{slug(sub.role)}{suffix}"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            suffix = f".{slug(role.lang)}.md" if role.lang else ".md"
+            path = _inside(out_dir, "docs", f"{slug(sub.id)}-{slug(sub.role)}{suffix}")
             path.write_text(docs_markdown(output, role), encoding="utf-8")
             written.append(path)
     return written
+
+
+def _inside(out_dir: Path, folder: str, name: str) -> Path:
+    path = (out_dir / folder / name).resolve()
+    if not path.is_relative_to(out_dir.resolve()):  # slugs cannot climb; a symlinked folder could
+        raise ValueError(f"{path} would be outside the output folder {out_dir}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orchestrator.outputs._escape import cell, prose
 from orchestrator.outputs.result import RunResult
 from orchestrator.outputs.verification import summary_lines
 from orchestrator.spec.kinds import at_or_above
@@ -26,9 +27,11 @@ def error_commands(result: RunResult, prefix: str) -> list[str]:
         for finding in sub.findings():
             if not at_or_above(finding.severity, result.fail_on):
                 continue
-            props = [f"file={_escape_property(prefix + finding.file)}"]
-            if finding.line:
-                props.append(f"line={int(finding.line)}")
+            props = []
+            if result.in_workspace(finding.file):  # a path the model made up annotates no file
+                props.append(f"file={_escape_property(prefix + finding.file)}")
+                if finding.line:
+                    props.append(f"line={int(finding.line)}")
             props.append(f"title={_escape_property(finding.severity + ': ' + finding.title)}")
             message = f"{finding.detail} Suggestion: {finding.suggestion} ({sub.model})"
             lines.append(f"::error {','.join(props)}::{_escape_data(message.strip())}")
@@ -38,7 +41,7 @@ def error_commands(result: RunResult, prefix: str) -> list[str]:
 def step_summary(result: RunResult) -> str:
     totals = result.totals
     lines = [
-        f"## {result.spec.name}: {result.status} (exit {result.exit_code})",
+        f"## {cell(result.spec.name)}: {result.status} (exit {result.exit_code})",
         "",
         f"{len(result.subtasks)} subtasks · {totals.tokens_in} tokens in, {totals.tokens_out} out · "
         f"highest finding: {result.max_severity or 'none'} (fail_on: {result.fail_on})",
@@ -47,11 +50,12 @@ def step_summary(result: RunResult) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for sub in result.subtasks:
-        lines.append(f"| {sub.id} | {sub.role} | {sub.model or '-'} | {sub.status} | {len(sub.findings())} |")
+        model = cell(sub.model or "-")
+        lines.append(f"| {cell(sub.id)} | {cell(sub.role)} | {model} | {sub.status} | {len(sub.findings())} |")
     lines += summary_lines(result)
     summary = (result.aggregate.output or {}).get("summary") if result.aggregate else None
     if summary:
-        lines += ["", str(summary).strip()]
+        lines += ["", prose(summary)]
     return "\n".join(lines) + "\n"
 
 

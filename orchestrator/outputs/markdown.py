@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.engine.state import CallRecord, PatchCheck
+from orchestrator.outputs._escape import cell, fenced, markdown, prose
 from orchestrator.outputs.result import RoleInfo, RunResult
 from orchestrator.outputs.verification import markdown_tools, markdown_verification
 from orchestrator.spec.kinds import Patch
@@ -15,15 +16,10 @@ from orchestrator.spec.kinds import Patch
 Add = Callable[[str], None]
 
 
-def cell(text: Any) -> str:
-    """Text safe inside one Markdown table cell or list line."""
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ").strip()
-
-
 def docs_markdown(output: dict[str, Any], role: RoleInfo | None, heading: str = "#") -> str:
-    """A docs answer as Markdown; a right-to-left role's block is marked so (code spans and fences
-    stay left-to-right by themselves)."""
-    body = f"{heading} {output.get('title', '')}\n\n{str(output['markdown']).strip()}\n"
+    """A docs answer as Markdown (its HTML and images neutralised); a right-to-left role's block is
+    marked so (code spans and fences stay left-to-right by themselves)."""
+    body = f"{heading} {cell(output.get('title', ''))}\n\n{markdown(str(output['markdown']).strip())}\n"
     if role is None or role.dir != "rtl":
         return body
     lang = f' lang="{role.lang}"' if role.lang else ""
@@ -34,11 +30,11 @@ def render_markdown(result: RunResult) -> str:
     lines: list[str] = []
     add = lines.append
     totals = result.totals
-    add(f"# {result.spec.name}: workflow report\n")
-    add(f"**Goal:** {result.goal.strip()}\n")
+    add(f"# {cell(result.spec.name)}: workflow report\n")
+    add(f"**Goal:** {prose(result.goal)}\n")
     cost_text = f"${totals.cost_usd:.4f}" if totals.cost_usd is not None else "unknown (a model has no price)"
     add(
-        f"Run `{result.run_id}` · graph `{result.spec.graph}` · {len(result.subtasks)} subtasks · "
+        f"Run `{result.run_id}` · graph `{cell(result.spec.graph)}` · {len(result.subtasks)} subtasks · "
         f"status **{result.status}** (exit {result.exit_code}) · {result.duration_ms / 1000:.1f} s · "
         f"{totals.tokens_in} tokens in, {totals.tokens_out} out · cost {cost_text}\n"
     )
@@ -51,9 +47,9 @@ def render_markdown(result: RunResult) -> str:
         by_role.setdefault(sub.role, []).append(sub)
     for role_name, subs in by_role.items():
         role = result.role(role_name)
-        add(f"## {role_name}\n")
+        add(f"## {cell(role_name)}\n")
         if role is not None:
-            add(f"_{role.description}_\n")
+            add(f"_{cell(role.description)}_\n")
         for sub in subs:
             _subtask(sub, role, add)
     markdown_verification(result, add)
@@ -70,15 +66,15 @@ def _summary(result: RunResult, add: Add) -> None:
     add("## Summary\n")
     if not output:
         error = aggregate.error.message if aggregate and aggregate.error else "not run"
-        add(f"_The aggregation failed: {error}. The subtask outputs below are complete._\n")
+        add(f"_The aggregation failed: {cell(error)}. The subtask outputs below are complete._\n")
         return
     assert aggregate is not None
-    add(f"{str(output['summary']).strip()}\n")
+    add(f"{prose(output['summary'])}\n")
     add(f"_Aggregated by `{aggregate.model}`._\n")
     for title, key in (("Decisions", "decisions"), ("Disagreements", "disagreements"), ("Next steps", "next_steps")):
         add(f"### {title}\n")
         items = output.get(key) or []
-        add("\n".join(f"- {item}" for item in items) + "\n" if items else "_None._\n")
+        add("\n".join(f"- {cell(item)}" for item in items) + "\n" if items else "_None._\n")
 
 
 _SOURCES = {
@@ -102,7 +98,7 @@ def _plan(result: RunResult, add: Add) -> None:
     for sub in result.subtasks:
         hops = ", ".join(f"{h.model} ({h.error_kind})" for h in sub.fallbacks) or "-"
         add(
-            f"| {sub.id} | {sub.role} | {sub.model or '-'} | {_status(sub)} | "
+            f"| {cell(sub.id)} | {cell(sub.role)} | {cell(sub.model or '-')} | {_status(sub)} | "
             f"{sub.tokens_in}/{sub.tokens_out} | {sub.latency_ms} ms | {cell(hops)} |"
         )
     add("")
@@ -113,7 +109,7 @@ def _status(sub: CallRecord) -> str:
 
 
 def _subtask(sub: CallRecord, role: RoleInfo | None, add: Add) -> None:
-    add(f"### {sub.id}: {cell(sub.instruction)[:160]}\n")
+    add(f"### {cell(sub.id)}: {cell(sub.instruction[:160])}\n")
     if sub.proposal_of:
         add(f"_A proposal of the ensemble `{sub.proposal_of}`._\n")
     if sub.proposals:
@@ -145,7 +141,7 @@ def _body(sub: CallRecord, role: RoleInfo | None, output: dict[str, Any], add: A
         add("| --- | --- | --- | --- |")
         for f in findings:
             where = f"{f.file}:{f.line}" if f.line else f.file
-            add(f"| {f.severity} | `{cell(where)}` | {cell(f.title)} | {cell(f.suggestion)} |")
+            add(f"| {f.severity} | {cell(where)} | {cell(f.title)} | {cell(f.suggestion)} |")
         add("")
         for f in findings:
             add(f"- **{cell(f.title)}**: {cell(f.detail)}")
@@ -157,7 +153,7 @@ def _body(sub: CallRecord, role: RoleInfo | None, output: dict[str, Any], add: A
         if not patches:
             add("No patches proposed.\n")
     elif kind == "diagnosis":
-        add(f"**Root cause:** {str(output['root_cause']).strip()}\n")
+        add(f"**Root cause:** {prose(output['root_cause'])}\n")
         add("**Evidence:**\n")
         add("\n".join(f"- {cell(e)}" for e in output.get("evidence") or ["(none given)"]) + "\n")
         fix = sub.patches()
@@ -167,10 +163,10 @@ def _body(sub: CallRecord, role: RoleInfo | None, output: dict[str, Any], add: A
     elif kind == "docs":
         add(docs_markdown(output, role, heading="####"))
     elif isinstance(output.get("text"), str):
-        add(f"{output['text'].strip()}\n")
+        add(f"{prose(output['text'])}\n")
     else:
         shown = {k: v for k, v in output.items() if k != "disagreements"}
-        add(f"```json\n{json.dumps(shown, indent=2, ensure_ascii=False)}\n```\n")
+        add(fenced(json.dumps(shown, indent=2, ensure_ascii=False), "json") + "\n")
 
 
 def _patch(patch: Patch, check: PatchCheck | None, add: Add) -> None:
@@ -179,8 +175,7 @@ def _patch(patch: Patch, check: PatchCheck | None, add: Add) -> None:
         status = ("valid: " if check.valid else "invalid: ") + cell(check.message)
     add(f"`{cell(patch.file)}` ({status})\n")
     add(f"{cell(patch.rationale)}\n")
-    fence = "````" if "```" in patch.diff else "```"
-    add(f"{fence}diff\n{patch.diff.rstrip()}\n{fence}\n")
+    add(fenced(patch.diff, "diff") + "\n")
 
 
 def _failures(result: RunResult, add: Add) -> None:
@@ -190,27 +185,27 @@ def _failures(result: RunResult, add: Add) -> None:
     if failed:
         add("## Failures\n")
         for sub in failed:
-            add(f"- {sub.id} ({sub.role}): {cell(sub.error.message if sub.error else None)}")
+            add(f"- {cell(sub.id)} ({cell(sub.role)}): {cell(sub.error.message if sub.error else None)}")
         add("")
     if hops:
         add("## Fallbacks taken\n")
         for sub_id, hop in hops:
             tries = f", {hop.attempts} attempts" if hop.attempts > 1 else ""
             waited = f", waited {hop.waited_s:g}s" if hop.waited_s else ""
-            add(f"- {sub_id}: `{hop.model}` failed ({hop.error_kind}{tries}{waited}): {cell(hop.message)}")
+            add(f"- {cell(sub_id)}: `{cell(hop.model)}` failed ({hop.error_kind}{tries}{waited}): {cell(hop.message)}")
         add("")
     retried = [s for s in calls if s.attempts > 1]
     if retried:
         add("## Retries\n")
         for sub in retried:
-            add(f"- {sub.id}: `{sub.model}` answered on attempt {sub.attempts} (waited {sub.waited_s:g}s)")
+            add(f"- {cell(sub.id)}: `{cell(sub.model)}` answered on attempt {sub.attempts} (waited {sub.waited_s:g}s)")
         add("")
     excluded = result.policy.excluded
     if excluded:
         add("## Models excluded by policy\n")
         for role, items in excluded.items():
             for item in items:
-                add(f"- {role}: `{item.model}`: {cell(item.reason)}")
+                add(f"- {cell(role)}: `{cell(item.model)}`: {cell(item.reason)}")
         add("")
 
 

@@ -62,10 +62,19 @@ class ExcludedModel(Record):
     reason: str
 
 
+class PolicyRule(Record):
+    field: str
+    value: Any
+    source: str = Field(description="where the rule came from: the spec (file:line), --set, the operator's policy")
+
+
 class PolicyReport(Record):
     excluded: dict[str, list[ExcludedModel]] = Field(
         default_factory=dict, description="role (or 'role [class]', or node) -> the models the policy removed"
     )
+    rules: list[PolicyRule] = Field(default_factory=list, description="the effective run-level rules")
+    untrusted: bool = Field(default=False, description="pull-request mode: the spec was treated as hostile")
+    why_untrusted: str = ""
 
 
 class SkippedFile(Record):
@@ -85,6 +94,7 @@ class HostReport(Record):
     bytes_sent: int
     bytes_received: int
     rules: list[str] = Field(description="the policy rules that allowed sending to it")
+    note: str = Field(default="", description="what the counts do not cover")
 
 
 class EgressReport(Record):
@@ -194,6 +204,10 @@ class RunResult(Record):
 
     def role(self, name: str) -> RoleInfo | None:
         return self.roles.get(name)
+
+    def in_workspace(self, path: str) -> bool:
+        """Whether a path a model named is one of the run's files (only those get annotations)."""
+        return path in self.files.included
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

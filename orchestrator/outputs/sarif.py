@@ -48,6 +48,8 @@ def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) ->
         if not sub.ok:
             continue
         for finding in sub.findings():
+            if not result.in_workspace(finding.file):  # a path the model made up: no code-scanning alert
+                continue
             model = sub.model or "?"
             if model not in ext_index:
                 ext_index[model] = len(extensions)

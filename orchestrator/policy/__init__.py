@@ -2,11 +2,20 @@
 (`_rules`), where API keys may go (`trust`), which values are never written or sent (`secrets`),
 and what left the machine (`egress`)."""
 
-from orchestrator.policy._rules import CLASSES, Rules, allowed_by, file_class, refusal, rules_for
+from orchestrator.policy._rules import (
+    CLASSES,
+    Rules,
+    allowed_by,
+    file_class,
+    host_refusal,
+    refusal,
+    rules_for,
+    tighter,
+)
 from orchestrator.policy.egress import Egress
 from orchestrator.policy.hosts import host_refusal, host_rule
 from orchestrator.policy.secrets import MASK, redact, redact_tree, secret_values
-from orchestrator.policy.trust import TRUSTED_HOSTS_ENV, trusted_hosts, untrusted
+from orchestrator.policy.trust import TRUSTED_HOSTS_ENV, catalog_hosts, introduced_host, untrusted
 
 __all__ = [
     "CLASSES",
@@ -15,14 +24,16 @@ __all__ = [
     "Egress",
     "Rules",
     "allowed_by",
+    "catalog_hosts",
     "file_class",
     "host_refusal",
     "host_rule",
+    "introduced_host",
     "redact",
     "redact_tree",
     "refusal",
     "rules_for",
     "secret_values",
-    "trusted_hosts",
+    "tighter",
     "untrusted",
 ]

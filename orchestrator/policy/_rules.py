@@ -19,6 +19,7 @@ from orchestrator.workspace import glob_match
 if TYPE_CHECKING:
     from orchestrator.catalog import ModelEntry, ProviderConfig, Route
     from orchestrator.spec import PolicySpec, RulesSpec
+    from orchestrator.spec.operator import OperatorPolicy
 
 CLASSES = DATA_CLASSES  # ordered: a mix of files takes the highest
 
@@ -36,12 +37,19 @@ class Rules:
     allow_hosts: frozenset[str] | None
 
 
-def rules_for(policy: PolicySpec, role: str, data_class: str | None = None) -> Rules:
-    """The run's rules, overridden by the role's, at the given data class (or the role's own)."""
-    layers: list[RulesSpec] = [policy]
-    if role in policy.roles:
-        layers.append(policy.roles[role])
+def rules_for(
+    policy: PolicySpec, role: str, data_class: str | None = None, floor: OperatorPolicy | None = None
+) -> Rules:
+    """The run's rules, overridden by the role's, at the given data class (or the role's own);
+    tightened by the operator's `floor`, which the spec's own role entries cannot undo."""
+    found = _layered([policy, *([policy.roles[role]] if role in policy.roles else [])], data_class, "internal")
+    if floor is None:
+        return found
+    layers: list[RulesSpec] = [floor, *([floor.roles[role]] if role in floor.roles else [])]
+    return tighter(found, _layered(layers, data_class, CLASSES[0]))
 
+
+def _layered(layers: list[RulesSpec], data_class: str | None, default: str) -> Rules:
     def pick(name: str) -> Any:
         value = None
         for layer in layers:
@@ -52,7 +60,7 @@ def rules_for(policy: PolicySpec, role: str, data_class: str | None = None) -> R
     def codes(values: Any) -> frozenset[str] | None:
         return None if values is None else frozenset(str(v).upper() for v in values)
 
-    base = str(pick("data_class") or "internal")
+    base = str(pick("data_class") or default)
     effective = max(base, data_class or base, key=CLASSES.index)
     licenses, hosts = pick("allow_licenses"), pick("allow_hosts")
     return Rules(
@@ -66,25 +74,58 @@ def rules_for(policy: PolicySpec, role: str, data_class: str | None = None) -> R
     )
 
 
-def file_class(policy: PolicySpec, path: str) -> str:
-    """The data class of one workspace file: the highest of the run's class and its globs'."""
+def _both(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    """An allow-list held by both: what both allow (None: no list)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return a & b
+
+
+def tighter(a: Rules, b: Rules) -> Rules:
+    """The stricter of two sets of rules, field by field: the higher data class, what both
+    allow-lists allow, everything either deny-list denies, either's local-only and open-weights."""
+    return Rules(
+        data_class=max(a.data_class, b.data_class, key=CLASSES.index),
+        allow_countries=_both(a.allow_countries, b.allow_countries),
+        deny_countries=a.deny_countries | b.deny_countries,
+        open_weights_only=a.open_weights_only or b.open_weights_only,
+        allow_licenses=_both(a.allow_licenses, b.allow_licenses),
+        local_only=a.local_only or b.local_only,
+        allow_hosts=_both(a.allow_hosts, b.allow_hosts),
+    )
+
+
+def file_class(policy: PolicySpec, path: str, floor: OperatorPolicy | None = None) -> str:
+    """The data class of one workspace file: the highest of the run's class and its globs' (the
+    spec's and the operator's)."""
     found = str(policy.data_class or "internal")
-    for pattern, data_class in policy.files.items():
+    if floor is not None and floor.data_class is not None:
+        found = max(found, floor.data_class, key=CLASSES.index)
+    globs = [*policy.files.items(), *(floor.files.items() if floor is not None else [])]
+    for pattern, data_class in globs:
         if glob_match(path, pattern):
             found = max(found, data_class, key=CLASSES.index)
     return found
 
 
+def host_refusal(name: str, host: str, local: bool, rules: Rules) -> str | None:
+    """Why the rules refuse to send data to `host` (a model's, a tracing collector's), or None."""
+    own = local or (rules.allow_hosts is not None and host in rules.allow_hosts)
+    if rules.local_only and not local:
+        return f"local_only: {name} is served from {host}"
+    if rules.data_class == "confidential" and not own:
+        return f"confidential data stays on this machine and allow_hosts; {name} is served from {host}"
+    if rules.allow_hosts is not None and not own:
+        return f"host {host} is not in allow_hosts"
+    return None
+
+
 def refusal(route: Route, entry: ModelEntry | None, provider: ProviderConfig, rules: Rules) -> str | None:
     """Why the rules refuse this route, or None when it is allowed."""
     host = (provider.host or "").lower()
-    own = provider.is_local or (rules.allow_hosts is not None and host in rules.allow_hosts)
-    if rules.local_only and not provider.is_local:
-        return f"local_only: {provider.name} is served from {provider.host}"
-    if rules.data_class == "confidential" and not own:
-        return f"confidential data stays on this machine and allow_hosts; {provider.name} is served from {host}"
-    if rules.allow_hosts is not None and not own:
-        return f"host {host} is not in allow_hosts"
+    why = host_refusal(provider.name, host, provider.is_local, rules)
+    if why:
+        return why
     if rules.allow_countries is not None:
         if entry is None:
             return "country unknown (model not in the catalog) and allow_countries is set"

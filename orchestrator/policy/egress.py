@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import ResponseTooLarge
+
 
 def _host(url: Any) -> str:
     port = url.port
@@ -28,6 +30,7 @@ class HostTraffic:
     requests: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+    note: str = ""  # what the counts do not cover (a tracing client counts nothing)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -37,11 +40,13 @@ class HostTraffic:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "rules": sorted(self.rules),
+            "note": self.note,
         }
 
 
 class Egress:
-    def __init__(self) -> None:
+    def __init__(self, max_response_bytes: int = 8_000_000) -> None:
+        self.max_response_bytes = max_response_bytes  # a larger body is cut off: ResponseTooLarge
         self.lock = threading.Lock()
         self.hosts: dict[str, HostTraffic] = {}
         self.in_process: set[str] = set()
@@ -59,6 +64,11 @@ class Egress:
             traffic.bytes_sent += sent
             traffic.bytes_received += received
 
+    def declare(self, host: str, what: str, rule: str, note: str) -> None:
+        """A host the run sends to outside the model clients (a tracing endpoint)."""
+        traffic = self._traffic(host, what, rule)
+        traffic.note = note
+
     def hooks(self, model: str, rule: str) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         """httpx event hooks (sync, async) that account one model's traffic."""
         egress = self
@@ -69,7 +79,17 @@ class Egress:
 
         def on_response(response: Any) -> None:
             traffic = egress._traffic(_host(response.request.url), model, rule)
-            response.stream = _counted(response.stream, lambda n: egress._count(traffic, received=n))
+            read = [0]
+
+            def add(count: int) -> None:
+                egress._count(traffic, received=count)
+                read[0] += count
+                if read[0] > egress.max_response_bytes:  # a hostile or broken host cannot fill memory
+                    raise ResponseTooLarge(
+                        f"{model}: the response passed {egress.max_response_bytes} bytes and was cut off", model=model
+                    )
+
+            response.stream = _counted(response.stream, add)
 
         async def on_request_async(request: Any) -> None:
             on_request(request)

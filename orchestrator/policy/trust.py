@@ -1,35 +1,68 @@
-"""The rule that keeps API keys at home (see PRODUCT.md, Trust).
+"""Where a spec may send things (see PRODUCT.md, Trust and docs/security.md).
 
 A spec may come from a pull request, so it is untrusted: an API key is sent only to a host the
-catalog knows for that provider, or to hosts the operator lists outside the spec in
-ORCHESTRATOR_TRUSTED_HOSTS. A spec that points a key at any other host fails validation.
+catalog knows for that provider, or to hosts the operator trusts outside the spec (their policy's
+`trusted_hosts`, or ORCHESTRATOR_TRUSTED_HOSTS). In pull-request mode, no host the spec itself
+introduces (a provider's base_url the catalog does not give it) is contacted at all unless the
+operator trusts it.
 """
 
 from __future__ import annotations
 
-import os
-
 from orchestrator.catalog import Catalog, ProviderConfig
+from orchestrator.spec.operator import TRUSTED_HOSTS_ENV, TRUSTED_KEYS_ENV
 
-TRUSTED_HOSTS_ENV = "ORCHESTRATOR_TRUSTED_HOSTS"
-
-
-def trusted_hosts() -> set[str]:
-    return {h.strip().lower() for h in os.environ.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()}
+__all__ = ["TRUSTED_HOSTS_ENV", "TRUSTED_KEYS_ENV", "catalog_hosts", "introduced_host", "untrusted"]
 
 
-def untrusted(config: ProviderConfig, catalog: Catalog) -> str | None:
-    """An API key goes only to a host the catalog knows for the provider, or one the operator
-    trusts outside the spec; a spec from a pull request cannot redirect a key."""
-    if not config.api_key_env or config.host is None:
-        return None
-    known = set(config.hosts) | trusted_hosts()
+def catalog_hosts(config: ProviderConfig, catalog: Catalog) -> set[str]:
+    """The hosts the catalog itself gives a provider of this name."""
+    known = {h.lower() for h in config.hosts}
     entry = catalog.providers.get(config.name)
     if entry and entry.base_url:
-        known.add(ProviderConfig(name="", kind="", base_url=entry.base_url).host or "")
-    if config.host.lower() in known or config.is_local:
+        known.add((ProviderConfig(name="", kind="", base_url=entry.base_url).host or "").lower())
+    return known - {""}
+
+
+def untrusted(
+    config: ProviderConfig,
+    catalog: Catalog,
+    trusted: frozenset[str] = frozenset(),
+    trusted_keys: frozenset[str] = frozenset(),
+) -> tuple[str, str] | None:
+    """(field, why) when a provider would send a key where the operator has not said it may: the
+    variable must be the provider's documented one (the catalog's) or one the operator trusts, and
+    the key goes only to the catalog's hosts for that provider, to hosts the operator trusts, or,
+    for a provider the spec adds, to this machine. A spec cannot redirect a key, nor name any
+    variable of the environment (a CI token) as one."""
+    variable = config.api_key_env
+    if not variable:
         return None
-    return (
-        f"the API key in {config.api_key_env} would be sent to {config.host}, which is not a known host "
-        f"of provider '{config.name}'; if you trust it, set {TRUSTED_HOSTS_ENV}={config.host} outside the spec"
+    entry = catalog.providers.get(config.name)
+    documented = entry.api_key_env if entry is not None else None
+    if variable != documented and variable not in trusted_keys:
+        expected = f"its key is {documented}" if documented else "it has no documented key"
+        return "api_key_env", (
+            f"{variable} is not the documented key of provider '{config.name}' ({expected}); if you mean it, "
+            f"set {TRUSTED_KEYS_ENV}={variable} (or trusted_keys in the operator policy) outside the spec"
+        )
+    host = (config.host or "").lower()
+    if not host or host in catalog_hosts(config, catalog) | trusted:
+        return None
+    if entry is None and config.is_local:  # a provider of the spec's own, on this machine
+        return None
+    return "base_url", (
+        f"the API key in {variable} would be sent to {host}, which is not a known host of provider "
+        f"'{config.name}'; if you trust it, add it to the operator policy's trusted_hosts "
+        f"(or set {TRUSTED_HOSTS_ENV}={host}) outside the spec"
     )
+
+
+def introduced_host(config: ProviderConfig, catalog: Catalog, trusted: frozenset[str]) -> str | None:
+    """The host of a provider the spec points somewhere the catalog does not, unless the operator
+    trusts it (pull-request mode refuses these, loopback included: a port on the CI runner is the
+    operator's, not the spec's)."""
+    host = (config.host or "").lower()
+    if not host or host in catalog_hosts(config, catalog) or host in trusted:
+        return None
+    return host

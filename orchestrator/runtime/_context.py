@@ -11,6 +11,7 @@ from orchestrator.engine.state import PlanRecord, RunState, Subtask
 from orchestrator.models import Budget, CallSettings, ModelPool
 from orchestrator.policy import Egress, redact, secret_values
 from orchestrator.runtime.verify import make_verifier
+from orchestrator.policy.secrets import remember
 from orchestrator.spec import AGGREGATE, PLANNER, worker_roles
 from orchestrator.workflow import DEFAULT_KEY, Workflow
 from orchestrator.workspace import FileSet, SourceFile
@@ -32,10 +33,11 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
     )
     budget = Budget(limits.max_cost_usd, limits.max_tokens)
     secrets = secret_values(p.api_key_env for p in workflow.providers.values() if p.api_key_env)
+    remember(secrets)  # the log processor masks them too
     for keeper in (recorder, cache):
         if keeper is not None:
             keeper.secrets = secrets
-    egress = Egress()
+    egress = Egress(limits.max_response_bytes)
     pool = ModelPool(workflow.providers, settings, budget, recorder, cache, egress, workflow.chains.allowed)
     pool.secrets = secrets
     files = FileSet([SourceFile(f.path, redact(f.text, secrets)) for f in workflow.files.files], workflow.files.skipped)
@@ -93,7 +95,19 @@ class Tracker:
             self.pending += update.get("results") or []
             self.extra.update({k: v for k, v in update.items() if k in ("plan", "aggregate") and v})
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, kept: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The state to report; `kept` (the finished-node store's updates) adds any node that
+        finished but whose update the stream had not delivered when the run was stopped."""
         state = {**self.state, **self.extra}
-        state["results"] = list(self.state.get("results") or []) + self.pending
+        results = list(self.state.get("results") or []) + self.pending
+        seen = {(r.node, r.id, r.iteration, r.proposal_of) for r in results}
+        for update in kept or []:
+            for record in update.get("results") or []:
+                if (record.node, record.id, record.iteration, record.proposal_of) not in seen:
+                    results.append(record)
+                    seen.add((record.node, record.id, record.iteration, record.proposal_of))
+            for key in ("plan", "aggregate"):
+                if update.get(key) is not None and not state.get(key):
+                    state[key] = update[key]
+        state["results"] = results
         return state

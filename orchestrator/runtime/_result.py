@@ -98,7 +98,14 @@ def build_result(
         pending=pending or [],
         egress=egress or EgressReport(),
         checkpoint=checkpoint or CheckpointReport(backend="off", durability="sync", writes=0, ms=0.0),
-        policy=PolicyReport.model_validate({"excluded": workflow.chains.excluded_report()}),
+        policy=PolicyReport.model_validate(
+            {
+                "excluded": workflow.chains.excluded_report(),
+                "rules": [line.as_dict() for line in workflow.policy_lines],
+                "untrusted": workflow.operator.untrusted,
+                "why_untrusted": workflow.operator.why_untrusted,
+            }
+        ),
         files=FilesReport(
             included=[f.path for f in workflow.files.files],
             skipped=[SkippedFile(path=p, reason=r) for p, r in workflow.files.skipped],

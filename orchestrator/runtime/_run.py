@@ -28,12 +28,15 @@ from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
 from orchestrator.runtime._context import Tracker, build_context, initial_state
+from orchestrator.runtime._finished import FinishedStore
 from orchestrator.runtime._report import output_target, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._shape import graph_shape
+from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.otel import prepare_export
 from orchestrator.runtime.verify import finish_verification, refuse_without_sandbox, sandbox_warning
 from orchestrator.spec import load_spec, worker_roles
+from orchestrator.spec.operator import Operator
 from orchestrator.workflow import Workflow, prepare_workflow
 
 log = structlog.get_logger(__name__)
@@ -75,10 +78,10 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def checkpoint_location(option: str, workspace: Path) -> str | None:
+def checkpoint_location(option: str, workflow: Workflow) -> str | None:
     """Where the run's checkpoints go: a path or URL, None for memory, "off" for none."""
     if option == DEFAULT:
-        return checkpoints.default_checkpoint(workspace)
+        return str(_data_dir(workflow) / "checkpoints.sqlite")
     if option == MEMORY:
         return None
     return option
@@ -112,16 +115,22 @@ def _compile(workflow: Workflow, context: RunContext, saver: Any) -> tuple[Any, 
     return built, 200
 
 
-def _recorder(options: RunOptions) -> Any:
+def _recorder(options: RunOptions, workflow: Workflow) -> Any:
+    """The recorder of `--record`/`--replay`: a recording replays only for the spec it was made of."""
     if options.record is not None and options.replay is not None:
         raise SpecError("--record and --replay cannot be used together")
     if options.record is None and options.replay is None:
         return None
-    from orchestrator.models.recording import Recorder
+    import hashlib
 
+    from orchestrator.models.recording import Recorder, RecordingMismatch
+
+    digest = hashlib.sha256(workflow.loaded.path.read_bytes()).hexdigest()
     try:
-        return Recorder(options.record, "record") if options.record else Recorder(options.replay or Path(), "replay")
-    except FileNotFoundError as exc:
+        if options.record is not None:
+            return Recorder(options.record, "record", digest)
+        return Recorder(options.replay or Path(), "replay", digest)
+    except (FileNotFoundError, RecordingMismatch) as exc:
         raise SpecError(str(exc)) from None
 
 
@@ -130,17 +139,40 @@ def _cache(options: RunOptions, workflow: Workflow, recorder: Any) -> Any:
         return None
     from orchestrator.models.cache import ResponseCache
 
+    key = ledger.machine_key()
     if isinstance(options.cache, Path):
-        return ResponseCache(options.cache)
-    return ResponseCache(checkpoints.data_dir(workflow.loaded.workspace) / "cache.sqlite")
+        return ResponseCache(options.cache, key)
+    return ResponseCache(_data_dir(workflow) / "cache.sqlite", key)
+
+
+def _finished_store(workflow: Workflow, run_id: str, location: str | None) -> FinishedStore | None:
+    """Where each node's update is kept as it finishes: beside the run's other data when it is
+    checkpointed durably, in memory when in memory, nowhere without a checkpointer."""
+    if location == OFF:
+        return None
+    if location is None:
+        return FinishedStore(None)
+    return FinishedStore(
+        checkpoints.finished_path(location, run_id) or _data_dir(workflow) / "finished" / f"{run_id}.sqlite"
+    )
+
+
+def _data_dir(workflow: Workflow) -> Path:
+    folder, warning = checkpoints.run_data_dir(workflow.loaded.workspace, workflow.operator.untrusted)
+    if warning and warning not in workflow.warnings:
+        workflow.warnings.append(warning)
+        log.warning("run.data_dir", warning=warning)
+    return folder
 
 
 async def run_workflow_async(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, finish) the workflow; the run id is the checkpoint's thread."""
     options = options or RunOptions()
     run_id = options.run_id or new_run_id()
-    location = checkpoint_location(options.checkpoint, workflow.loaded.workspace)
-    recorder = _recorder(options)
+    location = checkpoint_location(options.checkpoint, workflow)
+    recorder = _recorder(options, workflow)
+    if options.telemetry:
+        allow_tracing(workflow, None)  # exit 5 before anything is listed, opened or sent
     listed = options.ledger and location not in (None, OFF)
     origin = datetime.now(UTC)  # the run's clock starts when the ledger says it did (to the millisecond)
     origin = origin.replace(microsecond=origin.microsecond // 1000 * 1000)
@@ -202,8 +234,13 @@ async def _run(
     context.started = time.perf_counter() - (time.time() - origin.timestamp())
     if context.verifier is not None:
         context.verifier.started = context.started
+    if options.telemetry:
+        allow_tracing(workflow, context.pool.egress)
     context.pausable = location != OFF
     warnings = _sandbox_checked(context)
+    finished = _finished_store(workflow, run_id, location)
+    if finished is not None:
+        context.finished = finished
     stopped_by: str | None = None
     signals: list[str] = []
     if options.handle_sigterm:
@@ -236,6 +273,9 @@ async def _run(
                 recorder.flush()
             if cache is not None:
                 cache.close()
+            kept = finished.updates() if finished is not None and stopped_by else []
+            if finished is not None:
+                finished.close()
         checkpointing = CheckpointReport(
             backend=_backend(location),
             location=checkpoints.public_location(location) if location not in (None, OFF) else None,
@@ -248,7 +288,7 @@ async def _run(
     result = build_result(
         workflow,
         run_id,
-        tracker.snapshot(),
+        tracker.snapshot(kept),
         started_at,
         duration_ms,
         context.pool.budget,
@@ -372,22 +412,24 @@ def run_workflow(workflow: Workflow, options: RunOptions | None = None, resume: 
     return _sync(run_workflow_async(workflow, options, resume), options)
 
 
-def resume_workflow(run_id: str, overrides: Sequence[str] = (), options: RunOptions | None = None) -> RunOutcome:
+def resume_workflow(
+    run_id: str, overrides: Sequence[str] = (), options: RunOptions | None = None, operator: Operator | None = None
+) -> RunOutcome:
     """Finish an interrupted run from its checkpoint: no completed subtask runs again.
     `overrides` change the spec for the rest of the run (`limits.max_cost_usd=2`)."""
-    workflow, options = prepare_resume(run_id, overrides, options)
+    workflow, options = prepare_resume(run_id, overrides, options, operator)
     return run_workflow(workflow, options, resume=True)
 
 
 def prepare_resume(
-    run_id: str, overrides: Sequence[str] = (), options: RunOptions | None = None
+    run_id: str, overrides: Sequence[str] = (), options: RunOptions | None = None, operator: Operator | None = None
 ) -> tuple[Workflow, RunOptions]:
-    """The workflow of a listed run, rebuilt from its spec and overrides, and the options that
-    finish it where it left its checkpoint and outputs."""
+    """The workflow of a listed run, rebuilt from its spec and overrides under the operator's
+    policy, and the options that finish it where it left its checkpoint and outputs."""
     entry = ledger.get_run(run_id)
     if entry is None:
         raise NoCheckpoint(f"no run {run_id} on this machine")
-    workflow = prepare_workflow(load_spec(entry.spec_path, [*entry.overrides, *overrides]))
+    workflow = prepare_workflow(load_spec(entry.spec_path, [*entry.overrides, *overrides]), operator)
     options = options or RunOptions()
     options.run_id = run_id
     if options.checkpoint == DEFAULT:  # the run's own checkpoint (a URL given again keeps its password)

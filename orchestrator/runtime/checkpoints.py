@@ -12,6 +12,7 @@ context), and no secret ever enters it.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -20,32 +21,63 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import CheckpointError, SpecError
+from orchestrator.runtime.ledger import state_home
 
 DATA_DIR_ENV = "ORCHESTRATOR_DATA_DIR"  # relocates .orchestrator/ (read-only workspaces, tests)
 DURABILITY = "sync"
 
 
+_KEYWORD_DSN = re.compile(r"^\s*(host|hostaddr|dbname|user|port|password|service|sslmode)\s*=", re.IGNORECASE)
+_DSN_PASSWORD = re.compile(r"(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
 def is_postgres(location: str) -> bool:
-    return location.startswith(("postgres://", "postgresql://"))
+    """A postgres:// URL or a libpq keyword string (`host=db dbname=runs`), not a file name."""
+    return location.startswith(("postgres://", "postgresql://")) or bool(_KEYWORD_DSN.match(location))
 
 
 def public_location(location: str) -> str:
-    """`location` fit to write down (run ledger, result.json): a Postgres URL loses its password,
-    which libpq takes again from PGPASSWORD or ~/.pgpass (or `resume --checkpoint URL`)."""
+    """`location` fit to write down (run ledger, result.json, messages): a Postgres URL or keyword
+    string loses its password (in the user info, a `password=` query parameter or keyword), which
+    libpq takes again from PGPASSWORD or ~/.pgpass (or `resume --checkpoint URL`)."""
     if not is_postgres(location):
         return location
-    from urllib.parse import urlsplit, urlunsplit
+    if not location.startswith(("postgres://", "postgresql://")):
+        return " ".join(_DSN_PASSWORD.sub("", location).split())
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}@{hostport}"))
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() != "password"])
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def data_dir(workspace: Path) -> Path:
-    """The run data folder: $ORCHESTRATOR_DATA_DIR, or WORKSPACE/.orchestrator (git-ignored)."""
-    folder = Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else workspace / ".orchestrator"
+def run_data_dir(workspace: Path, untrusted: bool = False) -> tuple[Path, str | None]:
+    """The run data folder (checkpoints, the result cache) and a warning when the workspace's own
+    was passed over: $ORCHESTRATOR_DATA_DIR (the operator's); outside the workspace in
+    pull-request mode, or when files in WORKSPACE/.orchestrator are committed to git (state that
+    comes with a repository is never trusted); else WORKSPACE/.orchestrator (git-ignored)."""
+    if os.environ.get(DATA_DIR_ENV):
+        return _ready(Path(os.environ[DATA_DIR_ENV])), None
+    own = workspace / ".orchestrator"
+    elsewhere = state_home() / "workspaces" / f"{workspace.name}-{_digest(str(workspace.resolve()))}"
+    if untrusted:
+        why = f"pull-request mode: {own} is ignored and run data goes to {elsewhere}" if own.exists() else None
+        return _ready(elsewhere), why
+    tracked = _committed(workspace, own)
+    if tracked:
+        why = (
+            f"{own} holds files committed to git ({tracked}): state that comes with a repository is never "
+            f"used; run data goes to {elsewhere}"
+        )
+        return _ready(elsewhere), why
+    return _ready(own), None
+
+
+def _ready(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
     if not ignore.exists():
@@ -53,8 +85,26 @@ def data_dir(workspace: Path) -> Path:
     return folder
 
 
-def default_checkpoint(workspace: Path) -> str:
-    return str(data_dir(workspace) / "checkpoints.sqlite")
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _committed(workspace: Path, folder: Path) -> str:
+    """The first file under `folder` that git tracks ("" when none, or outside git)."""
+    if not folder.is_dir():
+        return ""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "ls-files", "--", str(folder)], cwd=workspace, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    tracked = done.stdout.split("\n", 1)[0].strip() if done.returncode == 0 else ""
+    return tracked
 
 
 def strict_serde() -> Any:
@@ -129,11 +179,20 @@ async def _sqlite_saver(location: str) -> AsyncIterator[Any]:
     Path(location).parent.mkdir(parents=True, exist_ok=True)
     timed_sqlite: Any = type("TimedSqliteSaver", (_Timed, AsyncSqliteSaver), {})
     async with aiosqlite.connect(location) as conn:
+        await conn.execute("PRAGMA trusted_schema = OFF")  # no function a file's own schema declares
         yield timed_sqlite(conn, serde=strict_serde())
 
 
+def finished_path(location: str, run_id: str) -> Path | None:
+    """Where a run's finished-node store lives beside a SQLite checkpoint (None for Postgres)."""
+    return None if is_postgres(location) else Path(location).parent / "finished" / f"{run_id}.sqlite"
+
+
 async def prune_checkpoint(location: str, run_id: str) -> None:
-    """Delete every checkpoint of one run (its LangGraph thread)."""
+    """Delete every checkpoint of one run (its LangGraph thread) and its finished-node store."""
+    finished = finished_path(location, run_id)
+    if finished is not None:
+        finished.unlink(missing_ok=True)
     if not is_postgres(location) and not Path(location).exists():
         return
     async with open_checkpointer(location) as saver:

@@ -80,9 +80,25 @@ class RunEntry:
         return dict(vars(self))
 
 
+def state_home() -> Path:
+    """This user's state folder for the tool: $XDG_STATE_HOME/sovereign-orchestrator."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "sovereign-orchestrator"
+
+
 def ledger_path() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "sovereign-orchestrator" / "runs.sqlite"
+    return state_home() / "runs.sqlite"
+
+
+def machine_key() -> bytes:
+    """A random key of this user's, outside every repository (mode 0600), that signs what the
+    tool keeps (the result cache), so that a file committed to a repository cannot pass for it."""
+    path = state_home() / "machine.key"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(32))
+    return path.read_bytes()
 
 
 @contextmanager

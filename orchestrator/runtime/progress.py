@@ -1,4 +1,6 @@
-"""Progress on stderr: a live per-node table on a terminal, plain lines in CI or when piped."""
+"""Progress on stderr: a live per-node table on a terminal, plain lines in CI or when piped.
+Names and notes come from specs and models: every one is made printable (one line, no control
+characters, no markup) before it reaches the terminal or the CI log."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import os
 import sys
 import time
 from typing import Any, TextIO
+
+from orchestrator.errors import printable
 
 
 class LineProgress:
@@ -19,15 +23,15 @@ class LineProgress:
 
     def started(self, node: str, key: str, model: str) -> None:
         label = node if key == node else f"{node}[{key}]"
-        self._line(f"> {label} on {model}")
+        self._line(f"> {printable(label)} on {printable(model)}")
 
     def finished(self, node: str, key: str, status: str, model: str | None, latency_ms: int, tokens: int) -> None:
         label = node if key == node else f"{node}[{key}]"
         mark = "ok" if status == "ok" else "FAILED"
-        self._line(f"{mark} {label} {model or '-'} {latency_ms / 1000:.1f}s {tokens} tokens")
+        self._line(f"{mark} {printable(label)} {printable(model or '-')} {latency_ms / 1000:.1f}s {tokens} tokens")
 
     def note(self, message: str) -> None:
-        self._line(f"note: {message}")
+        self._line(f"note: {printable(message)}")
 
 
 class LiveProgress:
@@ -56,12 +60,15 @@ class LiveProgress:
         table = Table(title="orchestrator", expand=False)
         for column in ("node", "subtask", "model", "status", "time", "tokens"):
             table.add_column(column)
+        from rich.text import Text
+
         now = time.monotonic()
         for row in self.rows.values():
             elapsed = row.get("latency") or (now - row["since"])
-            table.add_row(row["node"], row["key"], row["model"], row["status"], f"{elapsed:.1f}s", str(row["tokens"]))
+            cells = (row["node"], row["key"], row["model"], row["status"], f"{elapsed:.1f}s", str(row["tokens"]))
+            table.add_row(*(Text(printable(cell)) for cell in cells))  # Text: no markup from a spec or a model
         for note in self.notes:
-            table.add_row("note", "", note, "", "", "")
+            table.add_row("note", "", Text(printable(note)), "", "", "")
         return table
 
     def started(self, node: str, key: str, model: str) -> None:

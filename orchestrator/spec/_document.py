@@ -72,38 +72,80 @@ def dotted(loc: Iterable[str | int]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+# Bounds on what a file from a stranger may cost: its size, the nodes its aliases expand to, and
+# how deeply it nests (a 626-byte file of aliases once expanded to gigabytes).
+MAX_DOCUMENT_BYTES = 1_000_000
+MAX_NODES = 100_000
+MAX_DEPTH = 40
+
+
+class _TooLarge(ValueError):
+    pass
+
+
+def read_text_file(path: Path, limit: int, kind: str) -> str:
+    """The text of a regular file no larger than `limit` bytes, or SpecError saying why not (a
+    device such as /dev/zero, a folder, a binary, an over-long or unreadable file)."""
+
+    def problem(message: str) -> SpecError:
+        return SpecError([Problem(str(path), None, "", message)])
+
+    try:
+        if not path.is_file():
+            raise problem(f"{kind} file not found" if not path.exists() else f"{kind} file is not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise problem(f"cannot read {kind} file: {exc}") from None
+    if len(data) > limit:
+        raise problem(f"{kind} file is larger than {limit} bytes")
+    if b"\0" in data:
+        raise problem(f"{kind} file is binary (it holds NUL bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise problem(f"{kind} file is not UTF-8 text: {exc}") from None
+
+
 def load_yaml(path: Path, *, kind: str = "spec") -> Document:
     """Read a YAML mapping, raising SpecError with the line for syntax errors."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([Problem(str(path), None, "", f"{kind} file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([Problem(str(path), None, "", f"cannot read {kind} file: {exc}")]) from None
+    text = read_text_file(path, MAX_DOCUMENT_BYTES, kind)
     yaml = YAML(typ="rt")
     try:
         raw = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+    except MarkedYAMLError as exc:  # the line where the construct began (an unclosed quote's own line)
+        mark = exc.context_mark or exc.problem_mark
         line = mark.line + 1 if mark is not None else None
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         raise SpecError([Problem(str(path), line, "", f"invalid YAML: {message}")]) from None
     except YAMLError as exc:
         raise SpecError([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise SpecError([Problem(str(path), None, "", f"invalid YAML: nested deeper than {MAX_DEPTH}")]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError([Problem(str(path), 1, "", f"a {kind} file must be a YAML mapping")])
     doc = Document(path=path, data=None)
-    doc.data = _plain(raw, (), doc.lines)
+    budget = [MAX_NODES]
+    try:
+        doc.data = _plain(raw, (), doc.lines, budget)
+    except _TooLarge as exc:
+        raise SpecError([Problem(str(path), None, "", str(exc))]) from None
     return doc
 
 
-def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
-    """Convert ruamel's round-trip containers to dicts and lists, recording lines."""
+def _plain(node: Any, loc: Loc, lines: dict[Loc, int], budget: list[int]) -> Any:
+    """Convert ruamel's round-trip containers to dicts and lists, recording lines; aliases are
+    expanded here, so the nodes they expand to and the depth are bounded."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge(f"the document expands to more than {MAX_NODES} values (YAML aliases?)")
+    if len(loc) > MAX_DEPTH:
+        raise _TooLarge(f"{dotted(loc[:3])}...: nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -112,7 +154,7 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
             if position is not None:
                 with contextlib.suppress(KeyError, TypeError):
                     lines[child] = position.key(key)[0] + 1
-            out[str(key)] = _plain(value, child, lines)
+            out[str(key)] = _plain(value, child, lines, budget)
         return out
     if isinstance(node, list):
         items = []
@@ -122,7 +164,7 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
             if position is not None:
                 with contextlib.suppress(KeyError, TypeError, IndexError):
                     lines[child] = position.item(index)[0] + 1
-            items.append(_plain(value, child, lines))
+            items.append(_plain(value, child, lines, budget))
         return items
     if isinstance(node, str):
         return str(node)

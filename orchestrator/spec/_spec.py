@@ -7,15 +7,16 @@ workspace exists). Every problem names the file, the line and the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from orchestrator.errors import Problem, SpecError
 from orchestrator.spec._agentic import CheckSpec, VerifySpec, check_agentic
-from orchestrator.spec._document import Document, Strict, StrList, apply_overrides, load_yaml, validate_document
+from orchestrator.spec._document import Document, Strict, apply_overrides, load_yaml, validate_document
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
 
@@ -23,14 +24,35 @@ OutputFormat = Literal["markdown", "html", "json", "sarif", "junit"]
 DataClass = Literal["public", "internal", "confidential"]
 DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "confidential")  # ordered: a mix takes the highest
 
-ModelChain = Annotated[StrList, Field(min_length=1)]
+ModelRef = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
+ModelChain = Annotated[
+    list[ModelRef], BeforeValidator(lambda v: [v] if isinstance(v, str) else v), Field(min_length=1, max_length=16)
+]
+# names that reach file names, terminals and CI logs: a bounded, plain alphabet
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")]
+# paths and globs: no NUL, bounded (the file system and the glob matcher are not for strangers)
+PathText = Annotated[str, Field(max_length=1024, pattern=r"^[^\x00]*$")]
+Globs = Annotated[list[PathText], BeforeValidator(lambda v: [v] if isinstance(v, str) else v), Field(max_length=200)]
+
+
+def _bounded_globs(patterns: list[str]) -> list[str]:
+    """Globs whose `**` cannot make matching exponential: runs of `**/` collapse into one."""
+    out = []
+    for pattern in patterns:
+        collapsed = re.sub(r"(\*\*/)+", "**/", pattern)
+        if collapsed.count("**") > 4:
+            raise ValueError(f"'{pattern}' has more than 4 '**'")
+        out.append(collapsed)
+    return out
 
 
 class TaskSpec(Strict):
-    role: str
-    instruction: str = Field(min_length=1)
-    files: StrList = Field(default_factory=list)
-    id: str | None = None
+    role: str = Field(max_length=64)
+    instruction: str = Field(min_length=1, max_length=20_000)
+    files: Annotated[list[PathText], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
+        default_factory=list, max_length=200
+    )
+    id: Identifier | None = None
 
 
 class ProviderSpec(Strict):
@@ -94,6 +116,9 @@ class LimitsSpec(Strict):
     max_turns: int = Field(default=8, ge=1, le=100, description="model turns of a role's tool loop, per attempt")
     max_tool_calls: int = Field(default=24, ge=0, le=1000, description="tool calls of a role's loop, per attempt")
     check_concurrency: int = Field(default=2, ge=1, le=64, description="check processes running at once")
+    max_response_bytes: int = Field(
+        default=8_000_000, ge=1024, le=64_000_000, description="a larger answer is cut off and the next model tried"
+    )
 
 
 class PriceSpec(Strict):
@@ -104,7 +129,7 @@ class PriceSpec(Strict):
 
 
 class OutputSpec(Strict):
-    dir: str = "out"
+    dir: PathText = "out"
     formats: list[OutputFormat] = Field(default_factory=lambda: list[OutputFormat](["markdown", "html", "json"]))
 
 
@@ -113,12 +138,12 @@ class Spec(Strict):
 
     version: Literal[1] = 1
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    goal: str = Field(min_length=1)
-    workspace: str = "."
-    include: StrList = Field(default_factory=lambda: ["**/*"])
-    exclude: StrList = Field(default_factory=list)
-    graph: str = "coding-workflow"
-    tasks: list[TaskSpec] = Field(default_factory=list)
+    goal: str = Field(min_length=1, max_length=20_000)
+    workspace: PathText = "."
+    include: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=lambda: ["**/*"])
+    exclude: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=list)
+    graph: PathText = "coding-workflow"
+    tasks: list[TaskSpec] = Field(default_factory=list, max_length=500)
     models: dict[str, ModelChain] = Field(default_factory=dict)
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)

@@ -23,6 +23,7 @@ when the graph is loaded, with the file, line and field.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib.resources import as_file
@@ -38,6 +39,7 @@ from orchestrator.spec.condition import Condition, ConditionError, parse_conditi
 from orchestrator.spec.roles import RoleSpec
 
 TERMINALS = ("START", "END")
+MAX_NODES = 200  # a graph is written by people; thousands of nodes are an attack or a mistake
 NodeKind = Literal["plan", "fanout", "role", "ensemble", "merge", "aggregate"]
 
 
@@ -69,8 +71,8 @@ class GraphFile(Strict):
     name: str
     description: str = ""
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
-    nodes: dict[str, NodeSpec] = Field(min_length=1)
-    edges: list[tuple[str, str] | EdgeSpec] = Field(min_length=1)
+    nodes: dict[str, NodeSpec] = Field(min_length=1, max_length=MAX_NODES)
+    edges: list[tuple[str, str] | EdgeSpec] = Field(min_length=1, max_length=4 * MAX_NODES)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,14 @@ def builtin_graph_names() -> list[str]:
 
 def is_python_graph(ref: str) -> bool:
     return ":" in ref and not ref.endswith((".yaml", ".yml"))
+
+
+PYTHON_GRAPH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def python_graph_problem(ref: str) -> str | None:
+    """Why a Python graph reference is not `pkg.module:function`, or None."""
+    return None if PYTHON_GRAPH.match(ref) else f"'{ref}' is not a Python graph reference (pkg.module:function)"
 
 
 def load_graph(ref: str, base_dir: Path) -> GraphDefinition:
@@ -292,28 +302,25 @@ def _check_cycles(definition: GraphDefinition) -> list[Problem]:
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A cycle of the graph, as its nodes in order, or None (iterative: no depth limit)."""
     state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, []):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
     for start in list(graph):
-        if start not in state:
-            found = visit(start)
-            if found:
-                return found
+        if start in state:
+            continue
+        stack: list[str] = [start]
+        edges = [iter(graph.get(start, []))]
+        state[start] = 1
+        while stack:
+            nxt = next(edges[-1], None)
+            if nxt is None:
+                state[stack.pop()] = 2
+                edges.pop()
+            elif state.get(nxt) == 1:
+                return stack[stack.index(nxt) :]
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append(nxt)
+                edges.append(iter(graph.get(nxt, [])))
     return None
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from orchestrator.spec._agentic import READ_ONLY_TOOLS, TOOLS, EditFormat, ToolName
-from orchestrator.spec._document import Strict
+from orchestrator.spec._document import Strict, read_text_file
 from orchestrator.spec._resources import read_data
 
 PLANNER = "planner"
@@ -125,10 +125,14 @@ def worker_roles(roles: dict[str, Role]) -> dict[str, Role]:
     return {name: role for name, role in roles.items() if name not in NODE_ROLES}
 
 
+MAX_PROMPT_BYTES = 256_000
+
+
 def make_role(name: str, definition: RoleSpec, base_dir: Path) -> Role:
-    """The role a spec or graph declares (its prompt file read relative to `base_dir`)."""
+    """The role a spec or graph declares (its prompt file read relative to `base_dir`: a regular
+    UTF-8 text file of bounded size, else SpecError)."""
     if definition.prompt_file:
-        prompt = (base_dir / definition.prompt_file).read_text(encoding="utf-8")
+        prompt = read_text_file(base_dir / definition.prompt_file, MAX_PROMPT_BYTES, "prompt")
     else:
         prompt = definition.prompt or ""
     assert definition.output is not None  # checked by the caller

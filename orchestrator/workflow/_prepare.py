@@ -4,6 +4,7 @@ validate` stops here; nothing in this module calls a model."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from orchestrator.catalog import load_catalog
-from orchestrator.errors import Problem, SpecError
+from orchestrator.errors import PolicyError, Problem, SpecError
 from orchestrator.policy import CLASSES, file_class
 from orchestrator.policy.chains import ChainTable
 from orchestrator.spec import (
@@ -27,9 +28,11 @@ from orchestrator.spec import (
     worker_roles,
 )
 from orchestrator.spec.graphfile import GraphDefinition, check_graph, is_python_graph, load_graph
+from orchestrator.spec.operator import Operator, OperatorPolicy, load_operator
 from orchestrator.spec.roles import configure_role, make_role
 from orchestrator.workflow._prices import check_prices
 from orchestrator.workflow._providers import merge_providers
+from orchestrator.workflow._trust import PolicyLine, apply_ceilings, confine, describe_policy, operator_floor, refusals
 from orchestrator.workflow.chains import (
     DEFAULT_KEY,
     Need,
@@ -55,6 +58,9 @@ class Workflow:
     python_graph: Any = None  # the StateGraph (or compiled graph) a Python graph returned
     warnings: list[str] = field(default_factory=list)
     file_classes: dict[str, str] = field(default_factory=dict)  # workspace file -> its data class
+    operator: Operator = field(default_factory=Operator)  # their policy floor; whether the spec is trusted
+    floor: OperatorPolicy | None = None  # the rules the spec cannot relax
+    policy_lines: list[PolicyLine] = field(default_factory=list)  # the effective rules and their sources
 
     @property
     def base_class(self) -> str:
@@ -70,10 +76,14 @@ class Workflow:
         return [name for name in worker_roles(self.roles) if self.chains.base(name)]
 
 
-def prepare_workflow(loaded: LoadedSpec) -> Workflow:
-    """Check the meaning of a spec and resolve everything a run needs. Raises SpecError
-    (exit 2) or PolicyError (exit 5)."""
+def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Workflow:
+    """Check the meaning of a spec and resolve everything a run needs, under the operator's policy
+    (by default the one this process's environment names) and trust. Raises SpecError (exit 2) or
+    PolicyError (exit 5); nothing outside the spec's repository is read first."""
     spec = loaded.spec
+    operator = operator if operator is not None else load_operator()
+    if operator.workspace is not None:  # the operator's --workspace replaces the spec's
+        loaded.workspace = operator.workspace
     problems: list[Problem] = []
     catalog = load_catalog()
     graph: GraphDefinition | None = None
@@ -82,12 +92,20 @@ def prepare_workflow(loaded: LoadedSpec) -> Workflow:
             graph = load_graph(spec.graph, loaded.base_dir)
         except SpecError as exc:
             problems += [_at_graph(loaded, p) for p in exc.problems]
+    confine(loaded, operator, graph, problems)
+    if problems:  # before any file of the workspace, prompt or module is read
+        raise SpecError(problems)
     roles = _roles(loaded, graph, problems)
     _check_model_keys(loaded, roles, problems)
-    providers = merge_providers(loaded, catalog, problems)
+    providers = merge_providers(loaded, catalog, problems, operator.trusted_hosts, operator.trusted_keys)
+    refused = refusals(loaded, operator, providers, catalog)
+    if refused and not problems:
+        raise PolicyError("\n".join(refused))
+    floor = operator_floor(loaded, operator)
+    apply_ceilings(loaded, operator)
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
-    file_classes = {f.path: file_class(spec.policy, f.path) for f in files.files}
-    resolver = Resolver(catalog, providers, spec.policy, spec.prices, list(file_classes.values()))
+    file_classes = {f.path: file_class(spec.policy, f.path, floor) for f in files.files}
+    resolver = Resolver(catalog, providers, spec.policy, spec.prices, list(file_classes.values()), floor)
     raw_models = loaded.document.data.get("models") or {}
     resolve_role_chains(resolver, dict(spec.models), raw_models, loaded.document, roles, problems)
     if graph is not None:
@@ -99,13 +117,19 @@ def prepare_workflow(loaded: LoadedSpec) -> Workflow:
     if problems:
         raise SpecError(problems)
     workflow = Workflow(loaded, graph, roles, providers, table, files, file_classes=file_classes)
+    workflow.operator, workflow.floor = operator, floor
+    workflow.policy_lines = describe_policy(loaded, floor, operator)
     if is_python_graph(spec.graph):
         _build_python_graph(workflow, resolver)
     if not files.files:
         workflow.warnings.append("no file in the workspace matches include/exclude")
     if spec.tasks and graph is not None and not graph.nodes_of("plan"):
         workflow.warnings.append(f"graph '{graph.name}' has no plan node: the spec's tasks are not used")
-    check_needs(table, needs(workflow))
+    try:
+        check_needs(table, needs(workflow))
+    except PolicyError as exc:  # name where the rules that refused came from
+        sources = "; ".join(f"{line.field}: {json.dumps(line.value)} ({line.source})" for line in workflow.policy_lines)
+        raise PolicyError(f"{exc.message}\nthe rules: {sources}" if sources else exc.message) from None
     for role in worker_roles(workflow.roles):
         if not table.base(role):
             workflow.warnings.append(f"role '{role}' has no allowed model; the planner will not use it")
@@ -137,12 +161,14 @@ def _roles(loaded: LoadedSpec, graph: GraphDefinition | None, problems: list[Pro
                 problems.append(doc.problem((*loc, "output"), "required field is missing (a new role needs an output)"))
             elif (definition.prompt is None) == (definition.prompt_file is None):
                 problems.append(doc.problem(loc, "give exactly one of prompt or prompt_file"))
-            elif definition.prompt_file and not (base_dir / definition.prompt_file).is_file():
-                problems.append(doc.problem((*loc, "prompt_file"), "file not found"))
             elif isinstance(definition.output, dict) and (error := _schema_error(definition.output)):
                 problems.append(doc.problem((*loc, "output"), f"not a valid JSON Schema: {error}"))
             else:
-                roles[name] = make_role(name, definition, base_dir)
+                try:
+                    roles[name] = make_role(name, definition, base_dir)
+                except SpecError as exc:  # a prompt file that is missing, binary, too large, ...
+                    why = exc.problems[0].message.replace("prompt file not found", "file not found")
+                    problems.append(doc.problem((*loc, "prompt_file"), why))
     return roles
 
 
@@ -296,6 +322,7 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "chains": {role: [r.ref for r in chain] for role, chain in workflow.chains.base_chains().items()},
         "node_chains": {node: [r.ref for r in chain] for node, chain in workflow.chains.node_chains().items()},
         "excluded_by_policy": workflow.chains.excluded_report(),
+        "policy": [line.as_dict() for line in workflow.policy_lines],
         "warnings": workflow.warnings,
         "checks": {name: check.run for name, check in spec.checks.items()},
         "verify": _verify_plan(workflow),

@@ -37,7 +37,13 @@ def default_providers() -> dict[str, ProviderConfig]:
     }
 
 
-def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem]) -> dict[str, ProviderConfig]:
+def merge_providers(
+    loaded: LoadedSpec,
+    catalog: Catalog,
+    problems: list[Problem],
+    trusted: frozenset[str] = frozenset(),
+    trusted_keys: frozenset[str] = frozenset(),
+) -> dict[str, ProviderConfig]:
     providers = default_providers()
     kinds = registry.names()
     for name, override in loaded.spec.providers.items():
@@ -75,9 +81,9 @@ def merge_providers(loaded: LoadedSpec, catalog: Catalog, problems: list[Problem
             self_hosted=_traits(kind).self_hosted,
             native_tools=_native_tools(kind, override.tool_calling),
         )
-        reason = untrusted(config, catalog)
-        if reason:
-            problems.append(loaded.problem(("providers", name, "base_url"), reason))
+        refused = untrusted(config, catalog, trusted, trusted_keys)
+        if refused:
+            problems.append(loaded.problem(("providers", name, refused[0]), refused[1]))
         providers[name] = config
     return providers
 

@@ -15,6 +15,7 @@ from orchestrator.spec import AGGREGATE, PLANNER, Document, Loc, PolicySpec, Pri
 
 if TYPE_CHECKING:
     from orchestrator.spec.graphfile import GraphDefinition
+    from orchestrator.spec.operator import OperatorPolicy
 
 EMBEDDED = "local/smollm2"
 DEFAULT_KEY = "default"  # models.default: the chain of every role the spec does not name
@@ -31,9 +32,11 @@ class Resolver:
         policy: PolicySpec,
         prices: dict[str, PriceSpec],
         classes: list[str],
+        floor: OperatorPolicy | None = None,
     ) -> None:
         self.catalog, self.providers, self.policy, self.prices = catalog, providers, policy, prices
-        self.base_class = str(policy.data_class or "internal")
+        self.floor = floor  # the operator's rules, which the spec's cannot relax
+        self.base_class = rules_for(policy, "", None, floor).data_class
         self.classes = sorted(set(classes) | {self.base_class}, key=CLASSES.index)  # the classes a call may see
         self.table = ChainTable(base_class=self.base_class)
 
@@ -70,7 +73,7 @@ class Resolver:
         found: ByClass = {}
         for data_class in self.classes:
             report = problems if data_class == self.base_class else None
-            rules = rules_for(self.policy, role, data_class)
+            rules = rules_for(self.policy, role, data_class, self.floor)
             self.table.labels[(owner, data_class)] = self.label(owner, rules.data_class)
             found[data_class] = self.chain(owner, written, report, rules)
         return found

@@ -19,6 +19,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -35,6 +37,9 @@ class Fault:
     status: int = 500
     retry_after: float | None = None
     hang_s: float = 30.0
+    body: bytes = b""  # kind "body": this body, with status 200
+    content_type: str = "application/json"
+    retry_after_date_s: float | None = None  # a Retry-After header as an HTTP date this far ahead
 
 
 def sample(schema: Any) -> Any:
@@ -67,7 +72,9 @@ def sample(schema: Any) -> Any:
 class ServerState:
     models: dict[str, Backend]
     load_delay_s: float = 0.0
+    delay_s: float = 0.0  # every answer takes this long (a slow host)
     canned_usage: tuple[int, int] = (10, 5)  # (prompt, completion) tokens a canned answer reports
+    canned_text: dict[str, str] = field(default_factory=dict)  # model -> the answer it always gives instead
     bodies: list[str] = field(default_factory=list)  # every request body received
     faults: list[Fault] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
@@ -109,8 +116,10 @@ def generate(
             state.loads += 1
             state.loaded = model
             time.sleep(state.load_delay_s)
+        time.sleep(state.delay_s)
         if state.models[model] == "canned":
             text = json.dumps(sample(schema)) if isinstance(schema, dict) else "hello"
+            text = state.canned_text.get(model, text)
             return text, *state.canned_usage
         from orchestrator.providers._llama import shared_llama, weights_path
 
@@ -185,6 +194,13 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(fault.hang_s)
             self.close_connection = True
             return True
+        if fault.kind == "body":  # 200 with whatever body the test wants (HTML, {}, a huge one)
+            self.send_response(200)
+            self.send_header("Content-Type", fault.content_type)
+            self.send_header("Content-Length", str(len(fault.body)))
+            self.end_headers()
+            self.wfile.write(fault.body)
+            return True
         if fault.kind == "malformed":
             data = b'{"model": "broken", "message": {"content": '
             self.send_response(200)
@@ -194,6 +210,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return True
         headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+        if fault.retry_after_date_s is not None:
+            when = datetime.now(UTC) + timedelta(seconds=fault.retry_after_date_s)
+            headers = {"Retry-After": format_datetime(when, usegmt=True)}
         message = {429: "rate limited", 401: "unauthorized", 404: f"model '{model}' not found"}.get(
             fault.status, "boom"
         )

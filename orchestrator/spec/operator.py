@@ -1,0 +1,134 @@
+"""The operator's side: the policy floor a spec can only tighten, and whether the spec is trusted.
+
+A spec may come from a pull request; the operator (whoever runs the tool: a developer, a CI
+workflow) is trusted, the spec is not. The operator's policy comes from outside the repository:
+`--policy FILE`, else `ORCHESTRATOR_POLICY=FILE`, else the user's config file
+`$XDG_CONFIG_HOME/sovereign-orchestrator/policy.yaml`. It has every field of a spec's `policy` plus
+operator-only ones. `ORCHESTRATOR_TRUSTED_HOSTS=a,b` adds trusted hosts, `ORCHESTRATOR_TRUSTED_KEYS=A,B`
+variables a spec may name as keys.
+
+Pull-request mode (the spec is untrusted) is automatic when `CI` is set and the event is a pull or
+merge request on GitHub Actions, GitLab CI, Bitbucket Pipelines or Azure Pipelines; `--untrusted`
+forces it and `--trusted` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from orchestrator.spec._document import Document, load_yaml, validate_document
+from orchestrator.spec._spec import DataClass, RulesSpec
+
+POLICY_ENV = "ORCHESTRATOR_POLICY"
+TRUSTED_HOSTS_ENV = "ORCHESTRATOR_TRUSTED_HOSTS"
+TRUSTED_KEYS_ENV = "ORCHESTRATOR_TRUSTED_KEYS"
+SandboxMode = Literal["required", "preferred", "off"]
+
+
+class OperatorPolicy(RulesSpec):
+    """What an operator's policy file holds: the rules of a spec's `policy` (a floor: the stricter
+    of the two applies, field by field) and what only an operator may decide."""
+
+    roles: dict[str, RulesSpec] = Field(default_factory=dict, description="role -> rules (a floor for that role)")
+    files: dict[str, DataClass] = Field(default_factory=dict, description="glob -> data class (added to the spec's)")
+    trusted_hosts: list[str] = Field(
+        default_factory=list, description="hosts a spec may point providers (and their keys) at, even in PR mode"
+    )
+    trusted_keys: list[str] = Field(
+        default_factory=list, description="environment variables a spec may name as a provider's api_key_env"
+    )
+    allow_checks: list[str] | None = Field(
+        default=None, description="command patterns (globs) a spec's checks may run; PR mode runs no other"
+    )
+    sandbox: SandboxMode | None = Field(default=None, description="a floor: `required` runs checks only sandboxed")
+    max_cost_usd: float | None = Field(default=None, ge=0, description="a ceiling on any spec's limits.max_cost_usd")
+    max_tokens: int | None = Field(default=None, ge=1, description="a ceiling on any spec's limits.max_tokens")
+    python_graphs: bool = Field(default=True, description="false: no spec may name a Python graph (it is code)")
+    workspaces: list[str] = Field(
+        default_factory=list, description="folders a spec's workspace may be in besides the spec's own repository"
+    )
+
+
+@dataclass(frozen=True)
+class Operator:
+    """The operator's decisions for one run: their policy, and whether the spec is trusted."""
+
+    policy: OperatorPolicy = field(default_factory=OperatorPolicy)
+    source: str = ""  # where the policy came from ("" when there is none)
+    document: Document | None = None
+    untrusted: bool = False
+    why_untrusted: str = ""  # "GitHub Actions pull_request event", "--untrusted", ...
+    workspace: Path | None = None  # --workspace DIR: the operator widens the spec's confinement
+    trusted_hosts: frozenset[str] = frozenset()  # the policy's and ORCHESTRATOR_TRUSTED_HOSTS'
+    trusted_keys: frozenset[str] = frozenset()  # the policy's and ORCHESTRATOR_TRUSTED_KEYS'
+
+    def rule_source(self, *loc: str | int) -> str:
+        """`operator policy FILE:LINE` for a field of the operator's policy."""
+        if self.document is None:
+            return self.source or "the operator"
+        line = self.document.line_of(loc)
+        return f"operator policy {self.source}" + (f":{line}" if line else "")
+
+
+def policy_file(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
+    if explicit is not None:
+        return explicit
+    if env.get(POLICY_ENV):
+        return Path(env[POLICY_ENV])
+    config = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "sovereign-orchestrator" / "policy.yaml"
+    return config if config.is_file() else None
+
+
+def load_operator(
+    policy: Path | None = None,
+    untrusted: bool | None = None,
+    workspace: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Operator:
+    """The operator for this process: `policy` (else the environment's or the user's policy
+    file), `untrusted` (None: detect pull-request mode from the CI environment), `workspace`."""
+    env = os.environ if env is None else env
+    path = policy_file(policy, env)
+    document = load_yaml(path, kind="operator policy") if path is not None else None
+    rules = validate_document(document, OperatorPolicy) if document is not None else OperatorPolicy()
+    hosts = {h.strip().lower() for h in env.get(TRUSTED_HOSTS_ENV, "").split(",") if h.strip()}
+    hosts |= {h.strip().lower() for h in rules.trusted_hosts if h.strip()}
+    keys = {k.strip() for k in env.get(TRUSTED_KEYS_ENV, "").split(",") if k.strip()} | set(rules.trusted_keys)
+    why = ("--untrusted" if untrusted else "") if untrusted is not None else pull_request_event(env)
+    return Operator(
+        policy=rules,
+        source=str(path) if path is not None else "",
+        document=document,
+        untrusted=bool(why),
+        why_untrusted=why,
+        workspace=workspace.resolve() if workspace is not None else None,
+        trusted_hosts=frozenset(hosts),
+        trusted_keys=frozenset(keys),
+    )
+
+
+def pull_request_event(env: Mapping[str, str]) -> str:
+    """Why this looks like a CI run on a pull or merge request ("" when it does not), from each CI
+    system's documented variables."""
+    if not env.get("CI") and not env.get("TF_BUILD"):
+        return ""
+    github = env.get("GITHUB_EVENT_NAME", "")
+    if env.get("GITHUB_ACTIONS") == "true" and github in ("pull_request", "pull_request_target", "merge_group"):
+        return f"GitHub Actions {github} event"
+    if env.get("GITLAB_CI") == "true" and (
+        env.get("CI_PIPELINE_SOURCE") == "merge_request_event" or env.get("CI_MERGE_REQUEST_IID")
+    ):
+        return "GitLab CI merge request pipeline"
+    if env.get("BITBUCKET_BUILD_NUMBER") and env.get("BITBUCKET_PR_ID"):
+        return "Bitbucket Pipelines pull request"
+    if env.get("TF_BUILD", "").lower() == "true" and (
+        env.get("BUILD_REASON") == "PullRequest" or env.get("SYSTEM_PULLREQUEST_PULLREQUESTID")
+    ):
+        return "Azure Pipelines pull request build"
+    return ""

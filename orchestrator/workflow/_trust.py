@@ -1,0 +1,236 @@
+"""What an untrusted spec may not do, checked before anything is read or sent.
+
+- Confinement (always): the workspace, the graph file and prompt files stay inside the spec's
+  repository (the git top level of the spec's folder, or the folder itself outside git), and
+  include/exclude globs cannot climb out; only the operator widens this (`--workspace DIR`, or the
+  operator policy's `workspaces`).
+- The operator's floor: their policy file, and `policy.*` values set with `--set` (the command
+  line is the operator's, so a spec's own `policy.roles` entries cannot undo them), with budget
+  ceilings and `python_graphs: false`.
+- Pull-request mode: no host the spec introduces, no Python graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from orchestrator.catalog import Catalog, ProviderConfig
+from orchestrator.errors import Problem
+from orchestrator.policy import introduced_host
+from orchestrator.spec import LoadedSpec, PolicySpec
+from orchestrator.spec._document import OVERRIDE
+from orchestrator.spec.graphfile import GraphDefinition, is_python_graph, python_graph_problem
+from orchestrator.spec.operator import Operator, OperatorPolicy
+
+RULE_FIELDS = (
+    "data_class",
+    "allow_countries",
+    "deny_countries",
+    "open_weights_only",
+    "allow_licenses",
+    "local_only",
+    "allow_hosts",
+)
+
+
+def repository_root(spec_path: Path) -> Path:
+    """The git top level of the spec's folder (a `.git` folder or file), or the folder itself."""
+    folder = spec_path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return folder
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(root) for root in roots)
+
+
+def confine(loaded: LoadedSpec, operator: Operator, graph: GraphDefinition | None, problems: list[Problem]) -> None:
+    """Problems (exit 2) for everything of the spec that points outside its repository."""
+    root = repository_root(loaded.path)
+    roots = [root, *(Path(p).expanduser().resolve() for p in operator.policy.workspaces)]
+    widen = "; only the operator can widen it (--workspace DIR, or the operator policy's workspaces)"
+    if operator.workspace is None and not _inside(loaded.workspace, roots):
+        message = f"{loaded.workspace} is outside the spec's repository {root}{widen}"
+        problems.append(loaded.problem(("workspace",), message))
+    for key in ("include", "exclude"):
+        for index, pattern in enumerate(getattr(loaded.spec, key)):
+            pure = PurePosixPath(pattern)
+            if pure.is_absolute() or ".." in pure.parts or "\0" in pattern:
+                listed = isinstance(loaded.document.data.get(key), list)
+                where: tuple[str | int, ...] = (key, index) if listed else (key,)
+                problems.append(loaded.problem(where, f"'{pattern}' climbs out of the workspace"))
+    output = loaded.base_dir / loaded.spec.output.dir
+    if loaded.document.origin_of(("output", "dir")) != OVERRIDE and not _inside(output, [root]):
+        message = f"{output} is outside the spec's repository {root}; the operator may choose --output-dir"
+        problems.append(loaded.problem(("output", "dir"), message))
+    ref = loaded.spec.graph
+    outside = f"prompt file is outside the spec's repository {root}"
+    if graph is not None and not graph.builtin and not _inside(graph.document.path, [root]):
+        problems.append(loaded.problem(("graph",), f"graph file {graph.document.path} is outside {root}"))
+    for name, role in loaded.spec.roles.items():
+        if role.prompt_file and not _inside(loaded.base_dir / role.prompt_file, [root]):
+            problems.append(
+                loaded.problem(("roles", name, "prompt_file"), f"prompt file is outside the spec's repository {root}")
+            )
+    if graph is not None and not graph.builtin:  # a shipped graph's prompts are the package's
+        for name, role in graph.graph.roles.items():
+            if role.prompt_file and not _inside(graph.base_dir / role.prompt_file, [root]):
+                problems.append(graph.document.problem(("roles", name, "prompt_file"), outside))
+    if is_python_graph(ref) and (why := python_graph_problem(ref)):
+        problems.append(loaded.problem(("graph",), why))
+
+
+def refusals(
+    loaded: LoadedSpec, operator: Operator, providers: dict[str, ProviderConfig], catalog: Catalog
+) -> list[str]:
+    """Policy violations (exit 5) of pull-request mode and the operator's policy, each naming the
+    rule and where it comes from."""
+    found = []
+    pr = f"pull-request mode ({operator.why_untrusted})"
+    if is_python_graph(loaded.spec.graph):
+        if not operator.policy.python_graphs:
+            source = operator.rule_source("python_graphs")
+            found.append(f"graph: Python graphs are refused by python_graphs: false ({source}): they run code")
+        elif operator.untrusted:
+            found.append(f"graph: {pr} refuses the Python graph '{loaded.spec.graph}': it would run the spec's code")
+    if operator.untrusted:
+        for name in loaded.spec.providers:
+            host = introduced_host(providers[name], catalog, operator.trusted_hosts)
+            if host:
+                where = loaded.problem(("providers", name, "base_url"), "").render().rstrip(": ")
+                found.append(
+                    f"{where}: {pr} refuses host {host}, which the spec introduces; "
+                    "the operator can trust it with trusted_hosts in their policy"
+                )
+    return found
+
+
+def operator_floor(loaded: LoadedSpec, operator: Operator) -> OperatorPolicy | None:
+    """The rules the spec cannot relax: the operator's policy file and the `policy.*` values set on
+    the command line (tightened together: both are the operator's)."""
+    assigned = _assigned_on_command_line(loaded)
+    if not assigned:
+        return None if operator.policy == OperatorPolicy() else operator.policy
+    cli = OperatorPolicy.model_validate(assigned)
+    return _stricter(operator.policy, cli)
+
+
+def _assigned_on_command_line(loaded: LoadedSpec) -> dict[str, Any]:
+    """The `policy` values `--set` gave, as a nested mapping (as the spec holds them)."""
+    policy = loaded.spec.policy.model_dump()
+    found: dict[str, Any] = {}
+    for loc, origin in loaded.document.origins.items():
+        if origin != OVERRIDE or len(loc) < 2 or loc[0] != "policy":
+            continue
+        source: Any = policy
+        target = found
+        for part in loc[1:-1]:
+            source = source[part]
+            target = target.setdefault(str(part), {})
+        target[str(loc[-1])] = source[loc[-1]]
+    return found
+
+
+def _stricter(a: OperatorPolicy, b: OperatorPolicy) -> OperatorPolicy:
+    """Two floors as one (the stricter rule of each field; role and file rules of both)."""
+    merged = a.model_copy(deep=True)
+    for key in RULE_FIELDS:
+        setattr(merged, key, _pick(key, getattr(a, key), getattr(b, key)))
+    for role, rules in b.roles.items():
+        mine = merged.roles.setdefault(role, type(rules)())
+        for key in RULE_FIELDS:
+            setattr(mine, key, _pick(key, getattr(mine, key), getattr(rules, key)))
+    merged.files = {**a.files, **b.files}
+    return merged
+
+
+def _pick(key: str, a: Any, b: Any) -> Any:
+    from orchestrator.policy import CLASSES
+
+    if a is None or b is None:
+        return a if b is None else b
+    if key == "data_class":
+        return max(a, b, key=CLASSES.index)
+    if key in ("open_weights_only", "local_only"):
+        return a or b
+    if key == "deny_countries":
+        return sorted({*a, *b})
+    return [v for v in a if v in set(b)]  # allow-lists: what both allow
+
+
+def apply_ceilings(loaded: LoadedSpec, operator: Operator) -> list[str]:
+    """The operator's budget ceilings lower the spec's limits; what was lowered, in words."""
+    notes = []
+    limits = loaded.spec.limits
+    for key in ("max_cost_usd", "max_tokens"):
+        ceiling = getattr(operator.policy, key)
+        if ceiling is not None and (getattr(limits, key) is None or getattr(limits, key) > ceiling):
+            setattr(limits, key, ceiling)
+            notes.append(f"limits.{key} = {ceiling} ({operator.rule_source(key)})")
+    return notes
+
+
+@dataclass(frozen=True)
+class PolicyLine:
+    """One rule of the effective policy: its value and where it came from."""
+
+    field: str
+    value: Any
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value, "source": self.source}
+
+
+def describe_policy(loaded: LoadedSpec, floor: OperatorPolicy | None, operator: Operator) -> list[PolicyLine]:
+    """The run-level rules that hold, each with its source (spec file:line, --set, the operator)."""
+    spec = loaded.spec.policy
+    lines = []
+    for key in RULE_FIELDS:
+        mine = getattr(spec, key)
+        theirs = getattr(floor, key) if floor is not None else None
+        value = _pick(key, mine, theirs)
+        if value is None or (value is False and not mine and not theirs):
+            continue
+        lines.append(PolicyLine(key, value, _source(loaded, operator, key, mine, theirs, value)))
+    for key in ("max_cost_usd", "max_tokens"):
+        value = getattr(loaded.spec.limits, key)
+        if value is not None:
+            ceiling = getattr(operator.policy, key)
+            source = operator.rule_source(key) if ceiling == value else _spec_source(loaded, ("limits", key))
+            lines.append(PolicyLine(f"limits.{key}", value, source))
+    if operator.trusted_hosts:
+        lines.append(PolicyLine("trusted_hosts", sorted(operator.trusted_hosts), operator.rule_source("trusted_hosts")))
+    if not operator.policy.python_graphs:
+        lines.append(PolicyLine("python_graphs", False, operator.rule_source("python_graphs")))
+    if operator.untrusted:
+        lines.append(PolicyLine("pull_request_mode", True, operator.why_untrusted))
+    return lines
+
+
+def _spec_source(loaded: LoadedSpec, loc: tuple[str, ...]) -> str:
+    origin = loaded.document.origin_of(loc)
+    if origin == OVERRIDE:
+        return "--set (the operator)"
+    line = loaded.document.line_of(loc) if loc[0] in loaded.document.data else None
+    return f"spec {loaded.path}:{line}" if line and loc in loaded.document.lines else "default"
+
+
+def _source(loaded: LoadedSpec, operator: Operator, key: str, mine: Any, theirs: Any, value: Any) -> str:
+    spec_side = _spec_source(loaded, ("policy", key))
+    operator_side = "--set (the operator)" if spec_side.startswith("--set") else operator.rule_source(key)
+    if theirs is None:
+        return spec_side
+    if mine is None or spec_side == "default" or (value == theirs and value != mine):
+        return operator_side
+    return spec_side if value == mine and value != theirs else f"{spec_side} and {operator_side}"
+
+
+def effective_policy(policy: PolicySpec, floor: OperatorPolicy | None) -> dict[str, Any]:
+    """The run-level rules as result.json records them."""
+    return {key: _pick(key, getattr(policy, key), getattr(floor, key) if floor else None) for key in RULE_FIELDS}
