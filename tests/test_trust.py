@@ -238,6 +238,66 @@ def test_a_python_graph_from_a_pull_request_never_runs(tmp_path: Path) -> None:
     assert orchestrator("validate", spec, env=env).returncode == 0 and marker.exists()  # trusted: it is the user's
 
 
+CHECKED = """
+version: 1
+name: checked
+goal: g
+workspace: ws
+checks:
+  tests: {run: "RUN"}
+"""
+
+
+def test_pull_request_checks_run_only_when_the_operator_admits_them_and_only_sandboxed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    chained = f"python -m pytest -q; touch {marker}"
+    spec = repo(tmp_path, CHECKED.replace("RUN", chained))
+    done = orchestrator("validate", spec, env=PR)
+    assert done.returncode == 5, done.stderr
+    assert f"{spec}:6: checks.tests.run: pull-request mode (GitHub Actions pull_request event)" in done.stderr
+    assert "allow_checks" in done.stderr
+    operator = tmp_path / "operator.yaml"
+    operator.write_text('allow_checks: ["python -m pytest*"]\n')
+    chained_refused = orchestrator("validate", spec, "--policy", operator, env=PR)
+    assert chained_refused.returncode == 5, chained_refused.stderr  # `*` does not reach past the `;`
+    assert f"is not admitted by allow_checks (operator policy {operator}:1)" in chained_refused.stderr
+    spec.write_text(spec.read_text().replace(chained, "python -m pytest -q tests/"))
+    admitted = orchestrator("validate", spec, "--policy", operator, env=PR)
+    assert admitted.returncode == 0, admitted.stderr
+    assert 'verify.sandbox: "required"  (pull-request mode (GitHub Actions pull_request event))' in admitted.stdout
+    assert f'allow_checks: ["python -m pytest*"]  (operator policy {operator}:1)' in admitted.stdout
+    assert not marker.exists()
+
+
+def test_the_operators_sandbox_floor_and_allow_checks_hold_outside_pull_requests(tmp_path: Path) -> None:
+    spec = repo(tmp_path, CHECKED.replace("RUN", "make test") + "verify: {sandbox: off}\n")
+    assert orchestrator("validate", spec).returncode == 0  # the user's own spec: its checks are theirs
+    operator = tmp_path / "operator.yaml"
+    operator.write_text("sandbox: required\n")
+    floored = orchestrator("validate", spec, "--policy", operator)
+    assert floored.returncode == 0, floored.stderr
+    assert f'verify.sandbox: "required"  (operator policy {operator}:1)' in floored.stdout
+    operator.write_text('allow_checks: ["pytest *", "ruff check*"]\n')
+    refused = orchestrator("validate", spec, "--policy", operator)
+    assert refused.returncode == 5 and "the command 'make test' is not admitted by allow_checks" in refused.stderr
+
+
+def test_allow_checks_patterns_never_match_a_chained_command() -> None:
+    from orchestrator.workflow._trust import check_command, command_pattern
+
+    pattern = command_pattern("python -m pytest*")
+    assert pattern.match("python -m pytest") and pattern.match("python -m pytest -q tests/unit")
+    for chained in (
+        "python -m pytest && curl x",
+        "python -m pytest | sh",
+        "python -m pytest $(id)",
+        "python -m pytest\nid",
+    ):
+        assert not pattern.match(chained), chained
+    assert command_pattern("pytest *").match(check_command(["pytest", "-k", "a b"]))
+    assert not command_pattern("pytest *").match(check_command(["pytest", "a;b"]))
+
+
 @pytest.mark.parametrize(
     ("env", "why"),
     [

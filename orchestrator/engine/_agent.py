@@ -26,7 +26,15 @@ from orchestrator.catalog import Route
 from orchestrator.checks import EditProblem, PatchVerdict
 from orchestrator.engine._actions import ANSWER_TOOL, action_contract, answer_only, native_tools
 from orchestrator.engine._answers import answer_contract, edit_format, from_edits
-from orchestrator.engine._loop import Turns, edits_reason, reflection_reason, reflection_text, tools_section
+from orchestrator.engine._loop import (
+    Turns,
+    add_usage,
+    edits_reason,
+    keep_answer,
+    reflection_reason,
+    reflection_text,
+    tools_section,
+)
 from orchestrator.engine._tools import TOOL_TEXT, Toolbox, args_key
 from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import BoundHit, PatchCheck, ToolCall
@@ -98,7 +106,7 @@ async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
         all_calls += run.calls
         bounds += run.bounds
         verdicts += run.verdicts
-        _add(total, outcome)
+        add_usage(total, outcome)
         if not outcome.ok:
             total.hops += outcome.hops
             continue
@@ -110,7 +118,7 @@ async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
             continue
         break
     if kept is not None:
-        _keep(total, kept.outcome)
+        keep_answer(total, kept.outcome)
         total.context = kept.outcome.context
         final = kept.run.final_ids()
         verdicts = [v.model_copy(update=final[v.id]) if v.id in final else v for v in verdicts]
@@ -143,28 +151,6 @@ async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
 class _Kept:
     outcome: ChainResult
     run: _Attempts
-
-
-def _add(total: ChainResult, outcome: ChainResult) -> None:
-    """Count what a turn (or a model's attempts) used into a total; an unknown cost stays unknown."""
-    first = total.usage.calls == 0 and total.cost_basis is None
-    total.usage.tokens_in += outcome.usage.tokens_in
-    total.usage.tokens_out += outcome.usage.tokens_out
-    total.usage.calls += max(outcome.usage.calls, 1 if outcome.ok else 0)
-    total.latency_ms += outcome.latency_ms
-    total.waited_s = round(total.waited_s + outcome.waited_s, 3)
-    total.spans += outcome.spans  # every turn's model attempts and waits, on the run's clock
-    if outcome.ok:
-        total.cached = outcome.cached if first else total.cached and outcome.cached
-        known = total.cost_usd is not None or first
-        total.cost_usd = (total.cost_usd or 0.0) + outcome.cost_usd if known and outcome.cost_usd is not None else None
-        total.cost_basis = outcome.cost_basis
-
-
-def _keep(total: ChainResult, outcome: ChainResult) -> None:
-    """The answer of `outcome` becomes the total's (its usage was counted by `_add`)."""
-    total.output, total.route, total.mode = outcome.output, outcome.route, outcome.mode
-    total.attempts = outcome.attempts
 
 
 class _Attempts:
@@ -216,11 +202,11 @@ class _Attempts:
         total = ChainResult()
         while True:
             outcome = await self._answer()
-            _add(total, outcome)
+            add_usage(total, outcome)
             total.hops += outcome.hops
             if not outcome.ok:
                 return total
-            _keep(total, outcome)
+            keep_answer(total, outcome)
             total.context = dict(self.context)
             if self.edits:  # edits become diffs; those that do not apply go back to the model
                 total.output, self.edit_problems = from_edits(self.task.role.kind, total.output or {}, self.texts)
@@ -250,10 +236,10 @@ class _Attempts:
                 told = f"Tools are no longer available ({stop}). Answer now with the JSON described above."
                 note: list[BaseMessage] = [HumanMessage(told)] if stop else []
                 outcome = await self._call(self.build(note), answer_only(self.answer))
-                _add(total, outcome)
+                add_usage(total, outcome)
                 total.hops += outcome.hops
                 if outcome.ok:
-                    _keep(total, outcome)
+                    keep_answer(total, outcome)
                     total.output = (outcome.output or {}).get("answer")
                 return total
             must_call = self.task.role.tool_choice == "required" and turns.turn == 1 and self.attempt == 0
@@ -263,19 +249,19 @@ class _Attempts:
             else:
                 contract = action_contract(self.answer, self.parameters, may_answer=not must_call)
                 outcome = await self._call(self.build([]), contract)
-            _add(total, outcome)
+            add_usage(total, outcome)
             total.hops += outcome.hops
             if not outcome.ok:
                 return total
             output = outcome.output or {}
             if "answer" in output:  # a grammar turn that answered
-                _keep(total, outcome)
+                keep_answer(total, outcome)
                 total.output = output["answer"]
                 return total
             requested = output.get("tool_calls") or ([output["tool_call"]] if "tool_call" in output else [])
             answered = self._native_answer(requested, str(output.get("content") or "")) if self.native else None
             if answered is not None:
-                _keep(total, outcome)
+                keep_answer(total, outcome)
                 total.output = answered
                 return total
             if self.native and not requested:  # text that is not a valid answer: it must answer now

@@ -11,6 +11,7 @@ from orchestrator.checks import PatchVerdict
 from orchestrator.engine._prompt import render
 from orchestrator.engine.context import AgentLimits
 from orchestrator.models import BoundModel
+from orchestrator.models.chain import ChainResult
 from orchestrator.spec import read_data
 
 ELIDED = "(this earlier tool result was removed to fit the context window)"
@@ -132,3 +133,25 @@ def reflection_text(
                 lines.append(f"({check.name}'s output is withheld: the policy keeps the files it may show from you)")
     lines.append(f"The problem: {reason}. Correct it and answer again, in the same JSON shape.")
     return "\n".join(lines)
+
+
+def add_usage(total: ChainResult, outcome: ChainResult) -> None:
+    """Count what a turn (or a model's attempts) used into a total; an unknown cost stays unknown."""
+    first = total.usage.calls == 0 and total.cost_basis is None
+    total.usage.tokens_in += outcome.usage.tokens_in
+    total.usage.tokens_out += outcome.usage.tokens_out
+    total.usage.calls += max(outcome.usage.calls, 1 if outcome.ok else 0)
+    total.latency_ms += outcome.latency_ms
+    total.waited_s = round(total.waited_s + outcome.waited_s, 3)
+    total.spans += outcome.spans  # every turn's model attempts and waits, on the run's clock
+    if outcome.ok:
+        total.cached = outcome.cached if first else total.cached and outcome.cached
+        known = total.cost_usd is not None or first
+        total.cost_usd = (total.cost_usd or 0.0) + outcome.cost_usd if known and outcome.cost_usd is not None else None
+        total.cost_basis = outcome.cost_basis
+
+
+def keep_answer(total: ChainResult, outcome: ChainResult) -> None:
+    """The answer of `outcome` becomes the total's (its usage was counted by `add_usage`)."""
+    total.output, total.route, total.mode = outcome.output, outcome.route, outcome.mode
+    total.attempts = outcome.attempts

@@ -23,7 +23,7 @@ from langgraph.types import Send, interrupt
 from orchestrator.catalog import Route
 from orchestrator.engine._agent import AgentTask, agentic, run_agent
 from orchestrator.engine._answers import file_contract
-from orchestrator.engine._packing import pack_files
+from orchestrator.engine._packing import digest, pack_files
 from orchestrator.engine._patch import check_patch
 from orchestrator.engine._prompt import system_message, user_message
 from orchestrator.engine._timing import budget_wait, call_timing, check_span
@@ -354,28 +354,6 @@ def agent_task(
 
 
 # ---------------------------------------------------------------- aggregate
-
-
-def digest(results: list[CallRecord], budget_chars: int) -> str:
-    """Outputs as compact JSON, each shortened evenly to fit the aggregator's window."""
-    items = []
-    for r in results:
-        item: dict[str, Any] = {"id": r.id, "role": r.role, "model": r.model, "status": r.status, "output": r.output}
-        if r.checks:  # whether each proposed diff applies, and git's message
-            item["patch_checks"] = [c.model_dump() for c in r.checks]
-        kept = [v for v in r.verification if v.final]
-        if kept:  # what the project's checks said of its patches
-            item["verification"] = [
-                {"patch": v.id, "verdict": v.verdict, "checks": {c.name: f"{c.before} -> {c.after}" for c in v.checks}}
-                for v in kept
-            ]
-        items.append(item)
-    share = max(200, budget_chars // max(1, len(items)))
-    lines = []
-    for item in items:
-        text = json.dumps(item, ensure_ascii=False)
-        lines.append(text if len(text) <= share else text[: share - 20] + " ...(shortened)")
-    return "\n".join(lines)
 
 
 def make_aggregate_node(name: str = "aggregate") -> Any:

@@ -3,10 +3,15 @@ truncated or left out is recorded and shown in the report. Files are fenced as d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.workspace import SourceFile
+
+if TYPE_CHECKING:
+    from orchestrator.engine.state import CallRecord
 
 BLOCK_SEPARATOR = "\n\n"
 
@@ -77,3 +82,25 @@ def _fit_lines(path: str, lines: list[str], budget: int, count: Callable[[str], 
         else:
             high = mid - 1
     return low
+
+
+def digest(results: list[CallRecord], budget_chars: int) -> str:
+    """Outputs as compact JSON, each shortened evenly to fit the aggregator's window."""
+    items = []
+    for r in results:
+        item: dict[str, Any] = {"id": r.id, "role": r.role, "model": r.model, "status": r.status, "output": r.output}
+        if r.checks:  # whether each proposed diff applies, and git's message
+            item["patch_checks"] = [c.model_dump() for c in r.checks]
+        kept = [v for v in r.verification if v.final]
+        if kept:  # what the project's checks said of its patches
+            item["verification"] = [
+                {"patch": v.id, "verdict": v.verdict, "checks": {c.name: f"{c.before} -> {c.after}" for c in v.checks}}
+                for v in kept
+            ]
+        items.append(item)
+    share = max(200, budget_chars // max(1, len(items)))
+    lines = []
+    for item in items:
+        text = json.dumps(item, ensure_ascii=False)
+        lines.append(text if len(text) <= share else text[: share - 20] + " ...(shortened)")
+    return "\n".join(lines)

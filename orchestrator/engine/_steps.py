@@ -17,13 +17,13 @@ from orchestrator.engine._answers import file_contract
 from orchestrator.engine._nodes import (
     agent_task,
     check_patches,
-    digest,
     leaf,
     node_settings,
     packed_messages,
     record,
     run_node,
 )
+from orchestrator.engine._packing import digest
 from orchestrator.engine._prompt import render, system_message, user_message
 from orchestrator.engine.context import RunContext
 from orchestrator.engine.state import CallRecord, PatchCheck, ProposalInput, RunState, Subtask

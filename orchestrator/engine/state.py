@@ -69,6 +69,8 @@ class CallTiming(Record):
     started_ms: int = Field(ge=0)
     duration_ms: int = Field(ge=0)
     spans: list[Span] = Field(default_factory=list)
+
+
 class ToolCall(Record):
     """One tool call of a role's loop: what was asked, what came of it, and when."""
 

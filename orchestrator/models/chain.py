@@ -139,8 +139,6 @@ async def call_structured(
     )
 
 
-
-
 async def call_route(
     pool: ModelPool,
     bound: BoundModel,

@@ -8,12 +8,12 @@ from orchestrator.policy._rules import (
     allowed_by,
     file_class,
     host_refusal,
+    host_rule,
     refusal,
     rules_for,
     tighter,
 )
 from orchestrator.policy.egress import Egress
-from orchestrator.policy.hosts import host_refusal, host_rule
 from orchestrator.policy.secrets import MASK, redact, redact_tree, secret_values
 from orchestrator.policy.trust import TRUSTED_HOSTS_ENV, catalog_hosts, introduced_host, untrusted
 

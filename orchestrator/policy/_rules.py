@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.catalog.provider import is_loopback
 from orchestrator.spec import DATA_CLASSES
 from orchestrator.workspace import glob_match
 
@@ -118,6 +119,15 @@ def host_refusal(name: str, host: str, local: bool, rules: Rules) -> str | None:
     if rules.allow_hosts is not None and not own:
         return f"host {host} is not in allow_hosts"
     return None
+
+
+def host_rule(host: str, rules: Rules) -> str:
+    """The rule a host that serves no model (a collector) passes, in words (for the egress report)."""
+    local = is_loopback(host.lower())
+    parts = [f"data_class {rules.data_class}", "this machine" if local else f"host {host}"]
+    if rules.allow_hosts is not None and not local:
+        parts.append("in allow_hosts")
+    return "; ".join(parts)
 
 
 def refusal(route: Route, entry: ModelEntry | None, provider: ProviderConfig, rules: Rules) -> str | None:

@@ -4,9 +4,6 @@ OpenTelemetry export (`--otel`) and progress display."""
 
 from orchestrator.runtime._report import rebuild_outputs
 from orchestrator.runtime._run import (
-    DEFAULT,
-    MEMORY,
-    OFF,
     RunOptions,
     RunOutcome,
     new_run_id,
@@ -15,6 +12,7 @@ from orchestrator.runtime._run import (
     run_workflow,
     run_workflow_async,
 )
+from orchestrator.runtime._stores import DEFAULT, MEMORY, OFF
 
 __all__ = [
     "DEFAULT",

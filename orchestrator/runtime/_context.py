@@ -10,8 +10,8 @@ from orchestrator.engine.context import AgentLimits, Progress, RunContext
 from orchestrator.engine.state import PlanRecord, RunState, Subtask
 from orchestrator.models import Budget, CallSettings, ModelPool
 from orchestrator.policy import Egress, redact, secret_values
-from orchestrator.runtime.verify import make_verifier
 from orchestrator.policy.secrets import remember
+from orchestrator.runtime.verify import make_verifier
 from orchestrator.spec import AGGREGATE, PLANNER, worker_roles
 from orchestrator.workflow import DEFAULT_KEY, Workflow
 from orchestrator.workspace import FileSet, SourceFile

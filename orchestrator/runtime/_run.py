@@ -10,8 +10,7 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,17 +20,26 @@ import structlog
 
 from orchestrator.checks import VerificationReport
 from orchestrator.engine.context import Progress, RunContext, SilentProgress
-from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError, SpecError
+from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError
 from orchestrator.models.timing import RunClock
 from orchestrator.outputs import RunResult, write_outputs
 from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
 from orchestrator.runtime._context import Tracker, build_context, initial_state
-from orchestrator.runtime._finished import FinishedStore
 from orchestrator.runtime._report import output_target, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._shape import graph_shape
+from orchestrator.runtime._stores import (
+    DEFAULT,
+    OFF,
+    backend_name,
+    cache_for,
+    checkpoint_location,
+    finished_store,
+    open_saver,
+    recorder_for,
+)
 from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.otel import prepare_export
 from orchestrator.runtime.verify import finish_verification, refuse_without_sandbox, sandbox_warning
@@ -40,10 +48,6 @@ from orchestrator.spec.operator import Operator
 from orchestrator.workflow import Workflow, prepare_workflow
 
 log = structlog.get_logger(__name__)
-
-DEFAULT = "default"  # RunOptions.checkpoint: a SQLite file in the workspace's data folder
-MEMORY = "memory"  # in memory: resumable within the process only (budget pauses still work)
-OFF = "off"  # no checkpointer at all (benchmarks): no resume, no budget pause
 
 
 @dataclass
@@ -78,29 +82,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def checkpoint_location(option: str, workflow: Workflow) -> str | None:
-    """Where the run's checkpoints go: a path or URL, None for memory, "off" for none."""
-    if option == DEFAULT:
-        return str(_data_dir(workflow) / "checkpoints.sqlite")
-    if option == MEMORY:
-        return None
-    return option
-
-
-@asynccontextmanager
-async def _checkpointer(location: str | None) -> AsyncIterator[Any]:
-    if location == OFF:
-        yield None
-        return
-    if location is None:
-        from langgraph.checkpoint.memory import InMemorySaver
-
-        yield InMemorySaver(serde=checkpoints.strict_serde())
-        return
-    async with checkpoints.open_checkpointer(location) as saver:
-        yield saver
-
-
 def _compile(workflow: Workflow, context: RunContext, saver: Any) -> tuple[Any, int]:
     from orchestrator.engine import compile_graph
     from orchestrator.spec.graphfile import recursion_limit
@@ -115,62 +96,12 @@ def _compile(workflow: Workflow, context: RunContext, saver: Any) -> tuple[Any, 
     return built, 200
 
 
-def _recorder(options: RunOptions, workflow: Workflow) -> Any:
-    """The recorder of `--record`/`--replay`: a recording replays only for the spec it was made of."""
-    if options.record is not None and options.replay is not None:
-        raise SpecError("--record and --replay cannot be used together")
-    if options.record is None and options.replay is None:
-        return None
-    import hashlib
-
-    from orchestrator.models.recording import Recorder, RecordingMismatch
-
-    digest = hashlib.sha256(workflow.loaded.path.read_bytes()).hexdigest()
-    try:
-        if options.record is not None:
-            return Recorder(options.record, "record", digest)
-        return Recorder(options.replay or Path(), "replay", digest)
-    except (FileNotFoundError, RecordingMismatch) as exc:
-        raise SpecError(str(exc)) from None
-
-
-def _cache(options: RunOptions, workflow: Workflow, recorder: Any) -> Any:
-    if options.cache is False or (recorder is not None and recorder.mode == "replay"):
-        return None
-    from orchestrator.models.cache import ResponseCache
-
-    key = ledger.machine_key()
-    if isinstance(options.cache, Path):
-        return ResponseCache(options.cache, key)
-    return ResponseCache(_data_dir(workflow) / "cache.sqlite", key)
-
-
-def _finished_store(workflow: Workflow, run_id: str, location: str | None) -> FinishedStore | None:
-    """Where each node's update is kept as it finishes: beside the run's other data when it is
-    checkpointed durably, in memory when in memory, nowhere without a checkpointer."""
-    if location == OFF:
-        return None
-    if location is None:
-        return FinishedStore(None)
-    return FinishedStore(
-        checkpoints.finished_path(location, run_id) or _data_dir(workflow) / "finished" / f"{run_id}.sqlite"
-    )
-
-
-def _data_dir(workflow: Workflow) -> Path:
-    folder, warning = checkpoints.run_data_dir(workflow.loaded.workspace, workflow.operator.untrusted)
-    if warning and warning not in workflow.warnings:
-        workflow.warnings.append(warning)
-        log.warning("run.data_dir", warning=warning)
-    return folder
-
-
 async def run_workflow_async(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, finish) the workflow; the run id is the checkpoint's thread."""
     options = options or RunOptions()
     run_id = options.run_id or new_run_id()
     location = checkpoint_location(options.checkpoint, workflow)
-    recorder = _recorder(options, workflow)
+    recorder = recorder_for(options, workflow)
     if options.telemetry:
         allow_tracing(workflow, None)  # exit 5 before anything is listed, opened or sent
     listed = options.ledger and location not in (None, OFF)
@@ -227,7 +158,7 @@ async def _run(
     exporter = prepare_export(workflow) if options.otel else None  # refused by the policy: exit 5, nothing sent
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    cache = _cache(options, workflow, recorder)
+    cache = cache_for(options, workflow, recorder)
     context = build_context(workflow, run_id, options.progress, recorder, cache)
     context.pool.clock = RunClock(origin.timestamp())
     # tool calls and checks are timed on the same clock (from the run's first start, across resumes)
@@ -238,14 +169,14 @@ async def _run(
         allow_tracing(workflow, context.pool.egress)
     context.pausable = location != OFF
     warnings = _sandbox_checked(context)
-    finished = _finished_store(workflow, run_id, location)
+    finished = finished_store(workflow, run_id, location)
     if finished is not None:
         context.finished = finished
     stopped_by: str | None = None
     signals: list[str] = []
     if options.handle_sigterm:
         _on_sigterm(signals)
-    async with _checkpointer(location) as saver:
+    async with open_saver(location) as saver:
         graph, steps = _compile(workflow, context, saver)
         shape = graph_shape(graph)
         config: Any = {
@@ -277,7 +208,7 @@ async def _run(
             if finished is not None:
                 finished.close()
         checkpointing = CheckpointReport(
-            backend=_backend(location),
+            backend=backend_name(location),
             location=checkpoints.public_location(location) if location not in (None, OFF) else None,
             durability=checkpoints.DURABILITY,
             writes=getattr(saver, "puts", 0),
@@ -373,14 +304,6 @@ def _telemetry(enabled: bool) -> Any:
     from langsmith import tracing_context
 
     return tracing_context(enabled=enabled)
-
-
-def _backend(location: str | None) -> str:
-    if location is None:
-        return "memory"
-    if location == OFF:
-        return "off"
-    return "postgres" if checkpoints.is_postgres(location) else "sqlite"
 
 
 def _on_sigterm(signals: list[str]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from orchestrator.catalog.provider import is_loopback
 from orchestrator.errors import PolicyError, SpecError
 from orchestrator.outputs.result import HostReport, RunResult
 from orchestrator.policy import CLASSES, host_refusal, host_rule, rules_for
@@ -117,7 +118,8 @@ def prepare_export(workflow: Workflow) -> OtelExport:
     if content:  # answers may repeat what the most confidential file said
         data_class = max([data_class, *workflow.file_classes.values()], key=CLASSES.index)
     rules = rules_for(spec.policy, NO_ROLE, data_class)
-    refused = host_refusal(parts.hostname, rules, "the OpenTelemetry collector")
+    host = parts.hostname.lower()
+    refused = host_refusal("the OpenTelemetry collector", host, is_loopback(host), rules)
     if refused:
         raise PolicyError(
             f"OpenTelemetry export refused by the policy: {refused}",

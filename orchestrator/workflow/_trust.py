@@ -7,17 +7,21 @@
 - The operator's floor: their policy file, and `policy.*` values set with `--set` (the command
   line is the operator's, so a spec's own `policy.roles` entries cannot undo them), with budget
   ceilings and `python_graphs: false`.
-- Pull-request mode: no host the spec introduces, no Python graph.
+- Pull-request mode: no host the spec introduces, no Python graph, no check the operator's
+  `allow_checks` does not admit, and checks only in the sandbox.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from orchestrator.catalog import Catalog, ProviderConfig
-from orchestrator.errors import Problem
+from orchestrator.errors import Problem, printable
 from orchestrator.policy import introduced_host
 from orchestrator.spec import LoadedSpec, PolicySpec
 from orchestrator.spec._document import OVERRIDE
@@ -33,6 +37,8 @@ RULE_FIELDS = (
     "local_only",
     "allow_hosts",
 )
+SANDBOX_ORDER = ("off", "preferred", "required")
+SHELL_CONTROL = ";&|`$<>()\n"  # a pattern's wildcards never match these: no command chained on
 
 
 def repository_root(spec_path: Path) -> Path:
@@ -107,7 +113,51 @@ def refusals(
                     f"{where}: {pr} refuses host {host}, which the spec introduces; "
                     "the operator can trust it with trusted_hosts in their policy"
                 )
+    found += _check_refusals(loaded, operator, pr)
     return found
+
+
+def check_command(run: str | list[str]) -> str:
+    """A check's command line as `allow_checks` patterns see it (an argument list shell-quoted)."""
+    return run if isinstance(run, str) else shlex.join(run)
+
+
+@lru_cache(maxsize=64)
+def command_pattern(pattern: str) -> re.Pattern[str]:
+    """A glob over a command line whose `*` and `?` never match a shell control character, so
+    `python -m pytest*` admits `python -m pytest -q tests/` but not `python -m pytest; curl ...`."""
+    other = f"[^{re.escape(SHELL_CONTROL)}]"
+    parts = [f"{other}*" if c == "*" else other if c == "?" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts) + r"\Z")
+
+
+def _check_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
+    """Checks are commands from the spec: in pull-request mode, or whenever the operator lists
+    `allow_checks`, each must match one of the operator's patterns."""
+    allowed = operator.policy.allow_checks
+    if not loaded.spec.checks or (allowed is None and not operator.untrusted):
+        return []
+    found = []
+    for name, check in loaded.spec.checks.items():
+        command = check_command(check.run)
+        where = loaded.problem(("checks", name, "run"), "").render().rstrip(": ")
+        if allowed is None:
+            found.append(
+                f"{where}: {pr} runs a spec's checks only when the operator's allow_checks admits them, "
+                "and the operator's policy lists none"
+            )
+        elif not any(command_pattern(p).match(command) for p in allowed):
+            source = operator.rule_source("allow_checks")
+            found.append(f"{where}: the command {printable(command)!r} is not admitted by allow_checks ({source})")
+    return found
+
+
+def sandbox_floor(operator: Operator) -> tuple[str | None, str]:
+    """The least sandbox the operator requires of checks, and why (PR mode requires one)."""
+    mode = operator.policy.sandbox
+    if operator.untrusted and mode != "required":
+        return "required", f"pull-request mode ({operator.why_untrusted})"
+    return mode, operator.rule_source("sandbox")
 
 
 def operator_floor(loaded: LoadedSpec, operator: Operator) -> OperatorPolicy | None:
@@ -172,6 +222,15 @@ def apply_ceilings(loaded: LoadedSpec, operator: Operator) -> list[str]:
         if ceiling is not None and (getattr(limits, key) is None or getattr(limits, key) > ceiling):
             setattr(limits, key, ceiling)
             notes.append(f"limits.{key} = {ceiling} ({operator.rule_source(key)})")
+    floor, why = sandbox_floor(operator)
+    verify = loaded.spec.verify
+    if floor is not None and loaded.spec.checks:
+        current = verify.sandbox  # None: the default (required in CI, else preferred)
+        if (current is None and floor == "required") or (
+            current is not None and SANDBOX_ORDER.index(current) < SANDBOX_ORDER.index(floor)
+        ):
+            verify.sandbox = floor  # type: ignore[assignment]
+            notes.append(f"verify.sandbox = {floor} ({why})")
     return notes
 
 
@@ -206,6 +265,13 @@ def describe_policy(loaded: LoadedSpec, floor: OperatorPolicy | None, operator: 
             lines.append(PolicyLine(f"limits.{key}", value, source))
     if operator.trusted_hosts:
         lines.append(PolicyLine("trusted_hosts", sorted(operator.trusted_hosts), operator.rule_source("trusted_hosts")))
+    if operator.policy.allow_checks is not None:
+        lines.append(PolicyLine("allow_checks", operator.policy.allow_checks, operator.rule_source("allow_checks")))
+    if loaded.spec.checks and loaded.spec.verify.sandbox is not None:
+        floor, why = sandbox_floor(operator)
+        mode = loaded.spec.verify.sandbox
+        source = why if mode == floor else _spec_source(loaded, ("verify", "sandbox"))
+        lines.append(PolicyLine("verify.sandbox", mode, source))
     if not operator.policy.python_graphs:
         lines.append(PolicyLine("python_graphs", False, operator.rule_source("python_graphs")))
     if operator.untrusted:
