@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from orchestrator.errors import NoCheckpoint
 from orchestrator.outputs import RunResult, write_outputs
-from orchestrator.runtime import checkpoints, ledger
+from orchestrator.runtime import ledger
+from orchestrator.runtime._stores import data_dir
 
 if TYPE_CHECKING:
     from orchestrator.runtime._run import RunOptions
@@ -25,7 +26,7 @@ def output_target(workflow: Workflow, options: RunOptions) -> tuple[Path, list[s
 
 def store_result(workflow: Workflow, options: RunOptions, result: RunResult) -> Path:
     """Keep the result of a listed run in its data folder and tell the ledger where it is."""
-    folder = checkpoints.data_dir(workflow.loaded.workspace) / "results"
+    folder = data_dir(workflow) / "results"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{result.run_id}.json"
     path.write_text(result.to_json(), encoding="utf-8")

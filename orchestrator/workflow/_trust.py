@@ -268,9 +268,9 @@ def describe_policy(loaded: LoadedSpec, floor: OperatorPolicy | None, operator: 
     if operator.policy.allow_checks is not None:
         lines.append(PolicyLine("allow_checks", operator.policy.allow_checks, operator.rule_source("allow_checks")))
     if loaded.spec.checks and loaded.spec.verify.sandbox is not None:
-        floor, why = sandbox_floor(operator)
+        least, why = sandbox_floor(operator)
         mode = loaded.spec.verify.sandbox
-        source = why if mode == floor else _spec_source(loaded, ("verify", "sandbox"))
+        source = why if mode == least else _spec_source(loaded, ("verify", "sandbox"))
         lines.append(PolicyLine("verify.sandbox", mode, source))
     if not operator.policy.python_graphs:
         lines.append(PolicyLine("python_graphs", False, operator.rule_source("python_graphs")))
