@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def orchestrator(
@@ -20,3 +22,49 @@ def orchestrator(
         cwd=cwd,
         timeout=timeout,
     )
+
+
+# what a replay's result.json may differ in from the recorded run's (README, "Record and replay"):
+# the fields that measure time, and the egress report (a replay contacts nothing, by design)
+REPLAY_VOLATILE = frozenset(
+    {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms", "egress", "started_ms"}
+    | {"timing", "clock_origin"}  # when each call ran, on the run's clock
+    | {"replayed"}  # verification.replayed says the check results came from the recording
+)
+
+
+def comparable(value: Any, also: frozenset[str] = frozenset(), drop_null: bool = False) -> Any:
+    """A result document without the fields a replay may change (and `also`); with `drop_null`
+    an absent key equals null."""
+    volatile = REPLAY_VOLATILE | also
+    if isinstance(value, dict):
+        return {
+            k: comparable(v, also, drop_null)
+            for k, v in value.items()
+            if k not in volatile and not (drop_null and v is None)
+        }
+    if isinstance(value, list):
+        return [comparable(v, also, drop_null) for v in value]
+    return value
+
+
+def modules_imported_by(argv: list[str], env: dict[str, str] | None = None) -> set[str]:
+    """Every module a CLI command imported, run in a fresh interpreter (CI=1)."""
+    code = (
+        "import sys, json\n"
+        "from orchestrator.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CI": "1", **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 
 from orchestrator.cli import main
 from orchestrator.outputs import result_json_schema
-from tests.process import orchestrator
+from tests.process import comparable, orchestrator
 from tests.servers.model_server import ModelServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -282,7 +282,7 @@ def test_a_recorded_run_replays_without_any_provider(server: ModelServer, tmp_pa
     replayed = orchestrator("run", spec, "--output-dir", tmp_path / "b", "--replay", tmp_path / "rec")
     assert replayed.returncode == 0, replayed.stderr
     assert sum(server.state.requests.values()) == requests_before  # the server was not asked again
-    assert normalised(result_of(tmp_path / "a")) == normalised(result_of(tmp_path / "b"))
+    assert comparable(result_of(tmp_path / "a")) == comparable(result_of(tmp_path / "b"))
 
 
 def test_a_call_missing_from_the_recording_fails_naming_it(server: ModelServer, tmp_path: Path) -> None:
@@ -312,21 +312,6 @@ def test_replay_of_a_missing_recording_is_a_usage_error(tmp_path: Path) -> None:
     spec.write_text("version: 1\nname: s\ngoal: g\n")
     done = orchestrator("run", spec, "--replay", tmp_path / "nothing")
     assert done.returncode == 2 and "no recording" in done.stderr
-
-
-# the fields that measure time, and the egress report (a replay contacts nothing, by design)
-TIMING_FIELDS = {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms", "egress", "started_ms"}
-TIMING_FIELDS |= {"timing", "clock_origin"}  # when each call ran, on the run's clock
-TIMING_FIELDS |= {"replayed"}  # verification.replayed says the check results came from the recording
-
-
-def normalised(value: Any) -> Any:
-    """A result document without the fields that differ between a run and its replay."""
-    if isinstance(value, dict):
-        return {k: normalised(v) for k, v in value.items() if k not in TIMING_FIELDS}
-    if isinstance(value, list):
-        return [normalised(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------- the CI examples

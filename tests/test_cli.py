@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import main
 from orchestrator.testing import FakeProvider, valid_answer
-from tests.process import orchestrator
+from tests.process import modules_imported_by, orchestrator
 from tests.servers.loopback import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,17 +27,7 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
 
 def imported_after(argv: list[str]) -> set[str]:
     """Top-level modules imported by running the CLI in a fresh interpreter."""
-    code = (
-        "import sys, json\n"
-        "from orchestrator.cli import main\n"
-        "try:\n"
-        f"    main({argv!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {m.split(".")[0] for m in modules_imported_by(argv)}
 
 
 def test_help_imports_no_provider_sdk_and_no_langgraph() -> None:

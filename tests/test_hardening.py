@@ -41,16 +41,6 @@ def result_of(out: Path) -> dict[str, Any]:
     return json.loads((out / "result.json").read_text())
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    provider = FakeProvider()
-    registry.register("fake", provider)
-    try:
-        yield provider
-    finally:
-        registry.unregister("fake")
-
-
 FAKE = """
 version: 1
 name: hostile
@@ -440,6 +430,7 @@ providers:
   api: {{kind: {kind}, base_url: '{url}'}}
 models: {{debug: [api/m, api/spare], planner: api/planner}}
 tasks: [{{role: debug, instruction: look}}]
+roles: {{debug: {{tools: []}}}}  # one structured call: its repair turn is what is tested
 limits: {{backoff_s: 0.01, retries: 1, max_wait_s: 10{limits}}}
 fail_on: none
 """

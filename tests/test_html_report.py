@@ -245,6 +245,8 @@ def test_chromium_renders_the_quickstart_report(quickstart_report: Path, tmp_pat
     assert len(dom.find("g", **{"class": "node"})) == len(result["graph"]["nodes"])
     assert dom.find("div", **{"class": "doc", "dir": "rtl", "lang": "ar"})
     assert len(dom.find("g", **{"class": "trow"})) == 5 and dom.find("table", id="findings-table")
+    tool_calls = [c for s in result["subtasks"] for c in s["tool_calls"]]  # the agentic debug role's
+    assert tool_calls and 'class="ev ev-tool"' in (quickstart_report / "report.html").read_text()
     (controls,) = dom.find("div", id="findings-controls")
     assert "hidden" not in controls  # the one script ran: the policy allows it by its hash
     # printed: pages of it (the print style sheet drops the controls and keeps the colours)

@@ -9,10 +9,10 @@ import ast
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import orchestrator
 from orchestrator.spec.kinds import OUTPUT_MODELS, answer_shape
+from tests.process import comparable
 from tests.process import orchestrator as cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,25 +150,13 @@ def test_answer_shapes_are_generated_from_the_output_models() -> None:
     assert {kind: answer_shape(kind) for kind in OUTPUT_MODELS} == WRITTEN_BY_HAND
 
 
-def comparable(result: Any, volatile: frozenset[str]) -> Any:
-    """A result without what differs between runs and checkouts; an absent key equals null."""
-    if isinstance(result, dict):
-        return {k: comparable(v, volatile) for k, v in result.items() if k not in volatile and v is not None}
-    if isinstance(result, list):
-        return [comparable(v, volatile) for v in result]
-    return result
-
-
 def test_the_recorded_quickstart_replays_to_the_same_result(tmp_path: Path) -> None:
     done = cli(
         "run", ROOT / "examples" / "quickstart" / "spec.yaml", "--replay", REPLAY / "rec", "--output-dir", tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    replay_excludes = {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "egress", "checkpoint"}
-    replay_excludes |= {"timing", "clock_origin"}  # when each call ran, on the run's clock
-    replay_excludes |= {"started_ms", "replayed"}  # when a tool ran; that check results were replayed
-    volatile = frozenset(replay_excludes | {"workspace", "path", "roles"})  # paths of another checkout
-    before = comparable(json.loads((REPLAY / "result.json").read_text()), volatile)
-    after = comparable(json.loads((tmp_path / "result.json").read_text()), volatile)
+    volatile = frozenset({"checkpoint", "workspace", "path", "roles"})  # and the paths of another checkout
+    before = comparable(json.loads((REPLAY / "result.json").read_text()), volatile, drop_null=True)
+    after = comparable(json.loads((tmp_path / "result.json").read_text()), volatile, drop_null=True)
     assert after == before
     assert len(before["subtasks"]) == 4 and before["aggregate"]["status"] == "ok"

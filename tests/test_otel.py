@@ -7,9 +7,6 @@ sent to any model); prompts and file contents never leave."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.process import orchestrator
+from tests.process import modules_imported_by, orchestrator
 from tests.servers.model_server import ModelServer
 from tests.servers.otlp import OtlpReceiver, ReceivedSpan
 from tests.servers.proxy import RecordingProxy
@@ -183,19 +180,8 @@ def sdk_modules_after(argv: list[str], env: dict[str, str]) -> list[str]:
     """Our OpenTelemetry module and the OTLP exporter, if a CLI run imported them (in a fresh
     interpreter). langsmith itself imports `opentelemetry.sdk.trace` when it is installed (it
     configures and sends nothing), so the SDK's own package is no witness."""
-    code = (
-        "import sys, json\n"
-        "from orchestrator.cli import main\n"
-        "try:\n"
-        f"    main({argv!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "sdk = ('orchestrator.runtime._otel_spans', 'opentelemetry.exporter')\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(sdk))))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "CI": "1", **env})  # fmt: skip
-    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+    sdk = ("orchestrator.runtime._otel_spans", "opentelemetry.exporter")
+    return sorted(m for m in modules_imported_by(argv, env) if m.startswith(sdk))
 
 
 def test_the_sdk_is_imported_only_with_otel(server: ModelServer, receiver: OtlpReceiver, tmp_path: Path) -> None:

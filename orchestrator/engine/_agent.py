@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langgraph.types import interrupt
 
 from orchestrator.catalog import Route
 from orchestrator.checks import EditProblem, PatchVerdict
@@ -35,6 +34,7 @@ from orchestrator.engine._loop import (
     reflection_text,
     tools_section,
 )
+from orchestrator.engine._timing import pause_for_budget, resumed_wait
 from orchestrator.engine._tools import TOOL_TEXT, Toolbox, args_key
 from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import BoundHit, PatchCheck, ToolCall
@@ -87,6 +87,7 @@ def usable_tools(ctx: RunContext, role: Role) -> tuple[str, ...]:
 async def run_agent(ctx: RunContext, task: AgentTask) -> AgentResult:
     """The subtask on each model of its chain until one answers (verified, when it has patches)."""
     total = ChainResult(clock=ctx.pool.clock, started_at=time.time())
+    resumed_wait(ctx, task.key, total.started_at, total)  # a node resumed from a budget pause
     kept: _Kept | None = None
     started = time.perf_counter()
     all_calls: list[ToolCall] = []
@@ -362,9 +363,7 @@ class _Attempts:
             )
             if not (outcome.error and outcome.error.get("kind") == "budget") or not ctx.pausable:
                 return outcome
-            outcome.hops = redact_tree(outcome.hops, ctx.pool.secrets)
-            ctx.progress.note(f"{task.key}: budget reached; the run stops here and can be resumed")
-            interrupt({"reason": "budget", "node": task.node, "subtask": task.key, "message": outcome.error["message"]})
+            pause_for_budget(ctx, task.node, task.key, outcome)
 
     async def _verify(self, output: dict[str, Any]) -> list[PatchVerdict]:
         verifier = self.ctx.verifier

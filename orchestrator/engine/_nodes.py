@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
-from langgraph.types import Send, interrupt
+from langgraph.types import Send
 
 from orchestrator.catalog import Route
 from orchestrator.engine._agent import AgentTask, agentic, run_agent
@@ -26,7 +26,7 @@ from orchestrator.engine._answers import file_contract
 from orchestrator.engine._packing import digest, pack_files
 from orchestrator.engine._patch import check_patch
 from orchestrator.engine._prompt import system_message, user_message
-from orchestrator.engine._timing import budget_wait, call_timing, check_span
+from orchestrator.engine._timing import call_timing, check_span, pause_for_budget, resumed_wait
 from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import (
     CallError,
@@ -121,7 +121,6 @@ async def run_node(
     scheduling, the pause is checkpointed, and `orchestrator resume` with a larger budget calls
     again from here, without re-running anything that finished."""
     started, wall = time.perf_counter(), time.time()
-    paused_at = ctx.paused.pop(key, None)  # a resumed budget pause: the node waited from then to now
     while True:
         outcome = await call_chain(
             ctx.pool,
@@ -135,15 +134,9 @@ async def run_node(
         )
         if not (outcome.error and outcome.error.get("kind") == "budget") or not ctx.pausable:
             break
-        outcome.hops = redact_tree(outcome.hops, ctx.pool.secrets)
-        ctx.progress.note(f"{key}: budget reached; the run stops here and can be resumed")
-        at_ms = ctx.pool.clock.ms()
-        interrupt(
-            {"reason": "budget", "node": node, "subtask": key, "message": outcome.error["message"], "at_ms": at_ms}
-        )
+        pause_for_budget(ctx, node, key, outcome)
     outcome.started_at = wall
-    if paused_at is not None:
-        outcome.spans.insert(0, budget_wait(ctx.pool.clock, paused_at, wall, key))
+    resumed_wait(ctx, key, wall, outcome)
     secrets = ctx.pool.secrets  # nothing a provider or model said may carry a key into state
     outcome.output, outcome.hops, outcome.error = (
         redact_tree(x, secrets) for x in (outcome.output, outcome.hops, outcome.error)

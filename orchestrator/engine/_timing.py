@@ -4,11 +4,17 @@ its model attempts and waits, the budget pause it resumed from, and its patch ch
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from langgraph.types import interrupt
 
 from orchestrator.engine.state import CallTiming, PatchCheck, Span
 from orchestrator.models.chain import ChainResult
 from orchestrator.models.timing import RunClock
+from orchestrator.policy import redact_tree
+
+if TYPE_CHECKING:
+    from orchestrator.engine.context import RunContext
 
 
 def call_timing(outcome: ChainResult) -> CallTiming | None:
@@ -35,3 +41,20 @@ def check_span(clock: RunClock, started: float, check: PatchCheck) -> dict[str, 
         "status": "ok" if check.valid else "failed",
         "detail": check.file,
     }
+
+
+def pause_for_budget(ctx: RunContext, node: str, key: str, outcome: ChainResult) -> None:
+    """The budget refused a call: pause the run here (a LangGraph interrupt: the pause is
+    checkpointed with when it happened, and a resume with a larger budget returns from here)."""
+    outcome.hops = redact_tree(outcome.hops, ctx.pool.secrets)
+    ctx.progress.note(f"{key}: budget reached; the run stops here and can be resumed")
+    message = (outcome.error or {}).get("message", "")
+    interrupt({"reason": "budget", "node": node, "subtask": key, "message": message, "at_ms": ctx.pool.clock.ms()})
+
+
+def resumed_wait(ctx: RunContext, key: str, started: float, outcome: ChainResult) -> None:
+    """A node resumed from a budget pause waited from the pause to `started`: that wait is its
+    first span."""
+    paused_at = ctx.paused.pop(key, None)
+    if paused_at is not None:
+        outcome.spans.insert(0, budget_wait(ctx.pool.clock, paused_at, started, key))
