@@ -66,6 +66,9 @@ def write_spec(tmp_path: Path, protocol: str, primary_url: str, backup_url: str,
               architecture_review: [primary/review-a, backup/review-b]
               debug: [primary/debug-a, backup/debug-b]
               arabic_docs: [primary/docs-a, backup/docs-b]
+            roles:  # one structured call each (the tool loop has its own tests): its repair is tested here
+              architecture_review: {{tools: []}}
+              debug: {{tools: []}}
             limits: {{timeout_s: 1.5, backoff_s: 0.05, retries: {retries}, max_wait_s: 5, cooldown_after: 10}}
             fail_on: none
             """

@@ -156,30 +156,23 @@ def test_the_html_report_shows_timing_fallbacks_and_egress(fake: FakeProvider, w
     assert node["data-status"] == "ok"
 
 
-def test_tool_calls_and_checks_of_richer_records_reach_the_timeline_unchanged(
+def test_tool_calls_and_checks_of_a_record_reach_the_timeline(
     fake: FakeProvider, write_spec: Any, tmp_path: Path
 ) -> None:
-    """A record kind that carries timed events of its own (as agentic roles add tool calls) is
-    drawn on the timeline without the renderer knowing it."""
-    from orchestrator.engine.state import CallRecord, Record
+    """Any record a call carries that says when it started and how long it took (the agentic
+    roles' tool calls, their checks) is drawn on the timeline without the renderer knowing it."""
+    from orchestrator.engine.state import ToolCall
     from orchestrator.outputs.events import timed_events
     from orchestrator.outputs.html._timeline import render_timeline
-
-    class ToolCall(Record):
-        tool: str
-        started_ms: int
-        duration_ms: int
-        status: str = "ok"
-
-    class AgenticRecord(CallRecord):
-        tool_calls: list[ToolCall]
 
     result, _ = hostile_result(fake, write_spec, tmp_path)
     first = result.subtasks[0]
     assert first.timing is not None
-    tools = [ToolCall(tool="grep", started_ms=first.timing.started_ms, duration_ms=3, status="failed")]
-    richer = AgenticRecord(**first.model_dump(), tool_calls=tools)
-    assert ("tool", "grep", "failed") in [(e.kind, e.name, e.status) for e in timed_events(richer)]
+    tool = ToolCall(
+        turn=1, model="fake/m", tool="grep", status="error", started_ms=first.timing.started_ms, duration_ms=3
+    )
+    richer = first.model_copy(update={"tool_calls": [tool]})
+    assert ("tool", "grep", "error") in [(e.kind, e.name, e.status) for e in timed_events(richer)]
     svg = render_timeline(result.model_copy(update={"subtasks": [richer, *result.subtasks[1:]]}))
     assert 'class="ev ev-tool"' in svg and "tool: grep" in svg
 
@@ -354,6 +347,7 @@ def test_source_lines_in_the_report_have_secrets_masked(
 
     secret = "sk-live-5eCr3t-0123456789abcdef"
     monkeypatch.setenv("FAKE_API_KEY", secret)
+    monkeypatch.setenv("ORCHESTRATOR_TRUSTED_KEYS", "FAKE_API_KEY")  # a key variable the catalog does not document
     fake.script("m", hostile)  # its finding is about app.py line 2, where the key was committed
     files = {"app.py": f"def add(a, b):\n    API_KEY = '{secret}'\n    return a - b\n"}
     spec = write_spec(SPEC.replace("{fake: {kind: fake}}", "{fake: {kind: fake, api_key_env: FAKE_API_KEY}}"), files)

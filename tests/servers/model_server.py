@@ -103,8 +103,17 @@ def tool_choice(state: ServerState, model: str, tools: list[dict[str, Any]]) -> 
     for tool in tools:
         function = tool.get("function") or {}
         if function.get("name") == "answer":
-            return "answer", sample(function.get("parameters") or {})
+            given = _as_object(state.canned_text.get(model))  # the answer this model always gives
+            return "answer", given if given is not None else sample(function.get("parameters") or {})
     return None
+
+
+def _as_object(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def generate(
