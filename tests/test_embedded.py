@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.spec import builtin_roles
 from orchestrator.spec.kinds import OUTPUT_MODELS
-from tests.process import orchestrator
+from tests.process import comparable, orchestrator
 
 pytestmark = pytest.mark.integration
 
@@ -99,8 +99,6 @@ def test_planner_plans_on_the_embedded_model(tmp_path: Path) -> None:
 def replay_the_recording(tmp_path: Path, recorded: dict[str, Any]) -> None:
     """The recorded quickstart replays with no model loaded (llama_cpp cannot even be imported)
     and gives the same result.json apart from the fields that measure time."""
-    from tests.test_ci import normalised
-
     blocker = tmp_path / "block" / "llama_cpp"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text(
@@ -111,7 +109,7 @@ def replay_the_recording(tmp_path: Path, recorded: dict[str, Any]) -> None:
     done = orchestrator(*args, env=env)
     assert done.returncode == recorded["exit_code"], done.stderr
     replayed = json.loads((tmp_path / "replayed" / "result.json").read_text())
-    assert normalised(replayed) == normalised(recorded)
+    assert comparable(replayed) == comparable(recorded)
     assert replayed["run_id"] != recorded["run_id"]
 
 

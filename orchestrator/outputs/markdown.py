@@ -213,7 +213,8 @@ def _egress(result: RunResult, add: Add) -> None:
     egress = result.egress
     add("## Egress\n")
     if egress.in_process:
-        add(f"Models run in this process (nothing sent): {', '.join(f'`{m}`' for m in egress.in_process)}.\n")
+        names = ", ".join(f"`{m}`" for m in egress.in_process)
+        add(f"Models run on this machine by the run itself (nothing sent): {names}.\n")
     if not egress.hosts:
         add("No data left this machine over the network.\n")
         return

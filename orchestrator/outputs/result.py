@@ -99,7 +99,10 @@ class HostReport(Record):
 
 class EgressReport(Record):
     hosts: list[HostReport] = Field(default_factory=list)
-    in_process: list[str] = Field(default_factory=list, description="models run in this process: nothing sent")
+    in_process: list[str] = Field(
+        default_factory=list,
+        description="models the run itself runs (in its process or its model worker): nothing sent",
+    )
 
 
 class CheckpointReport(Record):
@@ -139,7 +142,7 @@ class ModelInfo(Record):
 
     provider: str
     kind: str
-    host: str | None = Field(default=None, description="where it is served from; null when in this process")
+    host: str | None = Field(default=None, description="where it is served from; null when the run itself runs it")
     port: int | None = None
     local: bool
     catalog_id: str | None = None

@@ -17,7 +17,11 @@ def render_models(result: RunResult) -> str:
             used[ref] = used.get(ref, 0) + 1
     rows = []
     for ref, info in result.models.items():
-        where = "this process" if info.host is None else info.host + (" (this machine)" if info.local else "")
+        where = (
+            "this machine (the run's own worker)"
+            if info.host is None
+            else info.host + (" (this machine)" if info.local else "")
+        )
         weights = {True: "open", False: "closed", None: "?"}[info.open_weights]
         tried = used.get(ref, 0)
         rows.append(
@@ -40,7 +44,7 @@ def render_egress(result: RunResult) -> str:
     parts = ["<h3>Egress</h3>"]
     if egress.in_process:
         names = ", ".join(f"<code>{esc(m)}</code>" for m in egress.in_process)
-        parts.append(f"<p>Run in this process, nothing sent: {names}.</p>")
+        parts.append(f"<p>Run on this machine by the run itself, nothing sent: {names}.</p>")
     if not egress.hosts:
         parts.append(f"<p>{badge('no egress', 'good')} No data left this machine over the network.</p>")
         return "".join(parts)
