@@ -143,7 +143,7 @@ class Spec(Strict):
     include: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=lambda: ["**/*"])
     exclude: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=list)
     graph: PathText = "coding-workflow"
-    tasks: list[TaskSpec] = Field(default_factory=list, max_length=500)
+    tasks: list[TaskSpec] = Field(default_factory=list, max_length=5000)
     models: dict[str, ModelChain] = Field(default_factory=dict)
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
