@@ -51,7 +51,7 @@ class Verifier:
         sandbox: Sandbox,
         concurrency: int = 2,
         secrets: list[str] | None = None,
-        started: float | None = None,
+        clock: Callable[[], int] | None = None,
         memo: Memo | None = None,
         replaying: bool = False,
     ) -> None:
@@ -60,7 +60,8 @@ class Verifier:
         self.judged = judged
         self.sandbox = sandbox
         self.secrets = list(secrets or [])
-        self.started = time.perf_counter() if started is None else started
+        started = time.perf_counter()  # without a run's clock, checks are timed from here
+        self.offset_ms: Callable[[], int] = clock or (lambda: int((time.perf_counter() - started) * 1000))
         self.memo = memo
         self.replaying = replaying
         self._slots = asyncio.Semaphore(concurrency)
@@ -74,9 +75,6 @@ class Verifier:
         if self._scratch is None:
             self._scratch = Scratch(self.workspace)
         return self._scratch
-
-    def offset_ms(self) -> int:
-        return int((time.perf_counter() - self.started) * 1000)
 
     async def baseline(self, name: str) -> CheckRun:
         """The check on the unpatched workspace, run once per run whoever asks first."""

@@ -3,7 +3,6 @@ module globals), and the progress protocol nodes report to."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +104,6 @@ class RunContext:
     checks: dict[str, CheckSpec] = field(default_factory=dict)
     verifier: Verifier | None = None
     agent: AgentLimits = field(default_factory=AgentLimits)
-    started: float = field(default_factory=time.perf_counter)  # tool calls and checks are timed from here
 
     @property
     def base_class(self) -> str:
@@ -131,7 +129,8 @@ class RunContext:
         return max([self.base_class, *self.file_classes.values()], key=CLASSES.index)
 
     def offset_ms(self) -> int:
-        return int((time.perf_counter() - self.started) * 1000)
+        """Now on the run's clock (from its first start, across resumes): tool calls and checks."""
+        return self.pool.clock.ms()
 
 
 def node_finished(ctx: RunContext, node: str, key: str, outcome: ChainResult, duration_ms: int, **fields: Any) -> None:

@@ -57,7 +57,7 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         checks=dict(spec.checks),
         agent=agent,
     )
-    context.verifier = make_verifier(workflow.loaded, secrets, recorder, context.started)
+    context.verifier = make_verifier(workflow.loaded, secrets, recorder, context.offset_ms)
     return context
 
 

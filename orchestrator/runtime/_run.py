@@ -161,10 +161,6 @@ async def _run(
     cache = cache_for(options, workflow, recorder)
     context = build_context(workflow, run_id, options.progress, recorder, cache)
     context.pool.clock = RunClock(origin.timestamp())
-    # tool calls and checks are timed on the same clock (from the run's first start, across resumes)
-    context.started = time.perf_counter() - (time.time() - origin.timestamp())
-    if context.verifier is not None:
-        context.verifier.started = context.started
     if options.telemetry:
         allow_tracing(workflow, context.pool.egress)
     context.pausable = location != OFF

@@ -6,6 +6,7 @@ once the graph has finished, and `verify_patch` (`orchestrator verify`: no model
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.checks import (
@@ -32,9 +33,10 @@ def make_verifier(
     loaded: LoadedSpec,
     secrets: list[str] | None = None,
     recorder: Any = None,
-    started: float | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> Verifier | None:
-    """The verifier of the spec's checks (None when it declares none)."""
+    """The verifier of the spec's checks (None when it declares none); `clock` gives the run's
+    milliseconds, on which check runs are timed."""
     spec = loaded.spec
     if not spec.checks:
         return None
@@ -46,7 +48,7 @@ def make_verifier(
     secrets = secret_values() if secrets is None else secrets
     concurrency = spec.limits.check_concurrency
     checks = dict(spec.checks)
-    return Verifier(loaded.workspace, checks, judged, sandbox, concurrency, secrets, started, memo, replaying)
+    return Verifier(loaded.workspace, checks, judged, sandbox, concurrency, secrets, clock, memo, replaying)
 
 
 def refuse_without_sandbox(verifier: Verifier | None) -> None:

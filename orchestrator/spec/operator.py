@@ -18,17 +18,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 
+from orchestrator.spec._agentic import SandboxMode
 from orchestrator.spec._document import Document, load_yaml, validate_document
 from orchestrator.spec._spec import DataClass, RulesSpec
 
 POLICY_ENV = "ORCHESTRATOR_POLICY"
 TRUSTED_HOSTS_ENV = "ORCHESTRATOR_TRUSTED_HOSTS"
 TRUSTED_KEYS_ENV = "ORCHESTRATOR_TRUSTED_KEYS"
-SandboxMode = Literal["required", "preferred", "off"]
 
 
 class OperatorPolicy(RulesSpec):
