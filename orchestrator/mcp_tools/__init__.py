@@ -1,0 +1,3 @@
+"""Tools of MCP servers that a spec grants to roles (`mcp_servers:` and `roles.X.tools: [NAME.TOOL]`),
+reached through langchain-mcp-adapters (the optional extra `[mcp]`, imported only when a spec
+declares a server)."""
