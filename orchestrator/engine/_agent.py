@@ -35,7 +35,7 @@ from orchestrator.engine._loop import (
     tools_section,
 )
 from orchestrator.engine._timing import pause_for_budget, resumed_wait
-from orchestrator.engine._tools import TOOL_TEXT, Toolbox, args_key
+from orchestrator.engine._tools import Toolbox, args_key
 from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import BoundHit, PatchCheck, ToolCall
 from orchestrator.errors import NotRecorded
@@ -245,7 +245,7 @@ class _Attempts:
                 return total
             must_call = self.task.role.tool_choice == "required" and turns.turn == 1 and self.attempt == 0
             if self.native:
-                tools = native_tools(self.parameters, TOOL_TEXT, None if must_call else self.answer.schema)
+                tools = native_tools(self.parameters, self.box.texts(), None if must_call else self.answer.schema)
                 outcome = await self._call(self.build([]), self.answer, ToolOffer(tools, must_call))
             else:
                 contract = action_contract(self.answer, self.parameters, may_answer=not must_call)
@@ -311,7 +311,7 @@ class _Attempts:
                     turn=turns.turn,
                     attempt=self.attempt,
                     model=self.route.ref,
-                    tool=name,
+                    tool=self.box.label(name),
                     args=args,
                     status=status,  # type: ignore[arg-type]
                     detail=detail[:300],

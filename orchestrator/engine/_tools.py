@@ -1,5 +1,6 @@
 """The tools of a role's loop: `list_files`, `read_file` (offset, limit), `grep` (pattern, glob) and
-`run_check` (a declared check on the workspace as it is, or with a patch applied).
+`run_check` (a declared check on the workspace as it is, or with a patch applied), and the tools of
+MCP servers a spec grants (`SERVER.TOOL`, called by the model as `SERVER__TOOL`).
 
 Every result obeys the run. The files are the run's selection, with secrets already masked; a
 file whose data class the policy does not let this model see is refused (and the refusal is
@@ -18,9 +19,10 @@ from orchestrator.catalog import Route
 from orchestrator.checks import ChecksRefused, Edit, EditError, edits_to_diffs
 from orchestrator.engine._packing import render_file
 from orchestrator.engine.context import RunContext
-from orchestrator.policy import CLASSES
+from orchestrator.policy import CLASSES, redact
 from orchestrator.workspace import SourceFile, glob_match
 
+COMPACT_TOOLS = 6  # the most tools a model on a compact_output provider (a very small one) is offered
 RESULT_CHARS = 6000  # the most of one tool result a model is shown
 READ_LINES, MAX_READ_LINES = 200, 400
 GREP_MATCHES, GREP_LINE_CHARS, GREP_TIMEOUT_S = 100, 300, 2.0
@@ -51,6 +53,16 @@ class Toolbox:
     route: Route
     tools: tuple[str, ...]
     edit_format: str = "diff"
+
+    def __post_init__(self) -> None:
+        """The tools this model is offered: the role's first ones, as many as the model takes."""
+        cap = self.ctx.agent.max_tools
+        if self.ctx.pool.providers[self.route.provider].compact_output:  # very small models: few tools
+            cap = min(cap, COMPACT_TOOLS)
+        hub = self.ctx.mcp
+        offered = [t for t in self.tools if "." not in t or (hub is not None and hub.tool(t) is not None)]
+        self.tools = tuple(offered[:cap])
+        self.mcp = {hub.tools[t].exposed: hub.tools[t] for t in self.tools if "." in t} if hub else {}
 
     @property
     def files(self) -> list[SourceFile]:
@@ -83,14 +95,24 @@ class Toolbox:
             schemas["run_check"] = _object(
                 {"check": {"type": "string", "enum": sorted(self.ctx.checks)}, **change}, ["check"]
             )
-        return {name: schemas[name] for name in self.tools if name in schemas}
+        schemas.update({name: tool.schema for name, tool in self.mcp.items()})
+        order = [t for t in self.tools if "." not in t] + list(self.mcp)
+        return {name: schemas[name] for name in order if name in schemas}
+
+    def texts(self) -> dict[str, str]:
+        """Each offered tool's description (an MCP server's, bounded, as the server wrote it)."""
+        return {**TOOL_TEXT, **{name: tool.description or tool.granted for name, tool in self.mcp.items()}}
+
+    def label(self, name: str) -> str:
+        """A tool as the spec and the report name it (SERVER.TOOL for an MCP server's)."""
+        return self.mcp[name].granted if name in self.mcp else name
 
     def describe(self) -> str:
         """The tools as the prompt lists them, with the declared checks."""
         lines = []
         for name, schema in self.parameters().items():
             args = ", ".join(p + ("" if p in schema["required"] else "?") for p in schema["properties"])
-            lines.append(f"- {name}({args}): {TOOL_TEXT[name]}")
+            lines.append(f"- {name}({args}): {self.texts()[name]}")
         if "run_check" in self.parameters():
             for check, spec in self.ctx.checks.items():
                 command = spec.run if isinstance(spec.run, str) else " ".join(spec.run)
@@ -118,6 +140,11 @@ class Toolbox:
             return self._grep(str(args.get("pattern", "")), args.get("glob"))
         if name == "run_check":
             return await self._check(args)
+        if name in self.mcp and self.ctx.mcp is not None:
+            tool = self.mcp[name]
+            text, status = await self.ctx.mcp.call(tool.granted, args)
+            text = redact(text, self.ctx.pool.secrets)
+            return ToolResult(_fence(name, _cut(text)), status, f"{tool.granted}: {text[:120]}")
         return ToolResult(f"unknown tool {name}", "error", "unknown tool")
 
     # ---- the tools

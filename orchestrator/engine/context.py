@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from orchestrator.catalog import Route
     from orchestrator.checks import Verifier
     from orchestrator.engine.state import CallRecord
+    from orchestrator.mcp_tools import McpHub
     from orchestrator.models import ModelPool
     from orchestrator.models.chain import ChainResult
     from orchestrator.policy.chains import ChainTable
@@ -80,6 +81,7 @@ class AgentLimits:
     max_tool_calls: int = 24
     reflections: int = 2  # times a failed fix goes back to its model
     repeats: int = 3  # identical tool calls in a row that end the loop's tool use
+    max_tools: int = 16  # tools one model is offered (a compact_output provider's: at most COMPACT_TOOLS)
 
 
 @dataclass
@@ -104,6 +106,7 @@ class RunContext:
     checks: dict[str, CheckSpec] = field(default_factory=dict)
     verifier: Verifier | None = None
     agent: AgentLimits = field(default_factory=AgentLimits)
+    mcp: McpHub | None = None  # the granted tools of the spec's MCP servers, while the run lasts
 
     @property
     def base_class(self) -> str:

@@ -4,10 +4,13 @@ and the tracker that keeps the latest state while the graph streams."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from orchestrator.engine.context import AgentLimits, Progress, RunContext
 from orchestrator.engine.state import PlanRecord, RunState, Subtask
+from orchestrator.mcp_tools import McpHub, open_servers
 from orchestrator.models import Budget, CallSettings, ModelPool
 from orchestrator.policy import Egress, redact, secret_values
 from orchestrator.policy.secrets import remember
@@ -41,7 +44,7 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
     pool = ModelPool(workflow.providers, settings, budget, recorder, cache, egress, workflow.chains.allowed)
     pool.secrets = secrets
     files = FileSet([SourceFile(f.path, redact(f.text, secrets)) for f in workflow.files.files], workflow.files.skipped)
-    agent = AgentLimits(limits.max_turns, limits.max_tool_calls, spec.verify.reflections)
+    agent = AgentLimits(limits.max_turns, limits.max_tool_calls, spec.verify.reflections, max_tools=limits.max_tools)
     context = RunContext(
         run_id=run_id,
         goal=spec.goal.strip(),
@@ -59,6 +62,23 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
     )
     context.verifier = make_verifier(workflow.loaded, secrets, recorder, context.offset_ms)
     return context
+
+
+@asynccontextmanager
+async def mcp_tools(workflow: Workflow, context: RunContext) -> AsyncIterator[McpHub | None]:
+    """The spec's MCP servers whose tools a role of this run is granted, started (or connected)
+    for as long as the run lasts; nothing is started when no role is granted one."""
+    granted = [tool for role in context.roles.values() for tool in role.tools if "." in tool]
+    if not granted:
+        yield None
+        return
+    servers = workflow.loaded.spec.mcp_servers
+    async with open_servers(servers, granted, workflow.loaded.workspace, context.pool.egress) as hub:
+        context.mcp = hub
+        try:
+            yield hub
+        finally:
+            context.mcp = None
 
 
 def initial_state(workflow: Workflow) -> RunState:

@@ -26,7 +26,7 @@ from orchestrator.outputs import RunResult, write_outputs
 from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
-from orchestrator.runtime._context import Tracker, build_context, initial_state
+from orchestrator.runtime._context import Tracker, build_context, initial_state, mcp_tools
 from orchestrator.runtime._report import output_target, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._shape import graph_shape
@@ -172,7 +172,7 @@ async def _run(
     signals: list[str] = []
     if options.handle_sigterm:
         _on_sigterm(signals)
-    async with open_saver(location) as saver:
+    async with open_saver(location) as saver, mcp_tools(workflow, context):
         graph, steps = _compile(workflow, context, saver)
         shape = graph_shape(graph)
         config: Any = {

@@ -8,9 +8,12 @@ from orchestrator.spec._agentic import (
     TOOLS,
     CheckSpec,
     EditFormat,
+    McpServerSpec,
     SandboxMode,
     ToolName,
     VerifySpec,
+    mcp_server_of,
+    unknown_server,
 )
 from orchestrator.spec._document import Document, Loc, Strict, close_match, load_yaml, validate_document
 from orchestrator.spec._resources import read_data
@@ -43,6 +46,7 @@ __all__ = [
     "LimitsSpec",
     "LoadedSpec",
     "Loc",
+    "McpServerSpec",
     "PolicySpec",
     "PriceSpec",
     "ProviderSpec",
@@ -59,8 +63,10 @@ __all__ = [
     "close_match",
     "load_spec",
     "load_yaml",
+    "mcp_server_of",
     "read_data",
     "spec_json_schema",
+    "unknown_server",
     "validate_document",
     "worker_roles",
 ]

@@ -8,14 +8,22 @@ use and the edit format it writes.
     roles:
       debug: {tools: [list_files, read_file, grep, run_check], max_turns: 8, edit_format: replace}
     limits: {max_turns: 8, max_tool_calls: 24, check_concurrency: 2}
+
+MCP servers' tools are granted to roles as `SERVER.TOOL`:
+
+    mcp_servers:
+      docs: {command: [python, tools/docs_server.py]}     # stdio: a local process
+      search: {url: "https://mcp.example.com/mcp"}        # streamable HTTP: its host is egress
+    roles:
+      architecture_review: {tools: [read_file, grep, docs.lookup]}
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from orchestrator.errors import Problem
 from orchestrator.spec._document import Strict, close_match
@@ -26,6 +34,10 @@ if TYPE_CHECKING:
 ToolName = Literal["list_files", "read_file", "grep", "run_check"]
 TOOLS: tuple[ToolName, ...] = ("list_files", "read_file", "grep", "run_check")
 READ_ONLY_TOOLS: tuple[ToolName, ...] = ("list_files", "read_file", "grep")
+# a tool of an MCP server the spec declares: SERVER.TOOL
+MCP_SERVER_NAME = r"^[A-Za-z0-9_-]{1,32}$"
+McpToolRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_.-]{1,64}$")]
+ToolRef = ToolName | McpToolRef
 EditFormat = Literal["diff", "replace"]
 SandboxMode = Literal["required", "preferred", "off"]
 CHECK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
@@ -53,6 +65,30 @@ class VerifySpec(Strict):
     )
 
 
+class McpServerSpec(Strict):
+    """An MCP server whose tools roles may be granted: a local process (stdio) or a URL
+    (streamable HTTP, whose host receives what the role sends it)."""
+
+    command: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(
+        default=None, min_length=1, max_length=64, description="stdio: the program and its arguments (no shell)"
+    )
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None, description="streamable HTTP: the server's endpoint, e.g. https://host/mcp"
+    )
+    timeout_s: float = Field(default=30, gt=0, le=600, description="the longest one tool call may take")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerSpec:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give either command (a local stdio server) or url (streamable HTTP), not both")
+        return self
+
+
+def mcp_server_of(tool: str) -> str | None:
+    """The server of a granted MCP tool (`SERVER.TOOL`), None for a built-in tool."""
+    return tool.split(".", 1)[0] if "." in tool else None
+
+
 def check_agentic(loaded: LoadedSpec) -> list[Problem]:
     """Meaning of the agentic fields: the checks `verify` names exist; a role that asks for
     `run_check` has checks to run."""
@@ -69,8 +105,24 @@ def check_agentic(loaded: LoadedSpec) -> list[Problem]:
             known = f" (declared: {', '.join(declared)})" if declared else " (the spec declares no checks)"
             hint = close_match(name, declared) or known
             problems.append(loaded.problem(("verify", "checks", index), f"unknown check '{name}'{hint}"))
+    for name in spec.mcp_servers:
+        if re.match(MCP_SERVER_NAME, name) is None:
+            problems.append(loaded.problem(("mcp_servers", name), "a server name is 1-32 letters, digits, '_' or '-'"))
     for role, definition in spec.roles.items():
         if definition.tools and "run_check" in definition.tools and not spec.checks:
             loc = ("roles", role, "tools")
             problems.append(loaded.problem(loc, "run_check needs checks: declare them under `checks:`"))
+        for index, tool in enumerate(definition.tools or []):
+            problem = unknown_server(tool, list(spec.mcp_servers))
+            if problem:
+                problems.append(loaded.problem(("roles", role, "tools", index), problem))
     return problems
+
+
+def unknown_server(tool: str, declared: list[str]) -> str | None:
+    """Why a granted MCP tool names no declared server, or None."""
+    server = mcp_server_of(tool)
+    if server is None or server in declared:
+        return None
+    known = f" (declared: {', '.join(declared)})" if declared else " (the spec declares no mcp_servers)"
+    return f"unknown MCP server '{server}'{close_match(server, declared) or known}"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from orchestrator.errors import Problem, SpecError
-from orchestrator.spec._agentic import CheckSpec, VerifySpec, check_agentic
+from orchestrator.spec._agentic import CheckSpec, McpServerSpec, VerifySpec, check_agentic
 from orchestrator.spec._document import Document, Strict, apply_overrides, load_yaml, validate_document
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
@@ -115,6 +115,9 @@ class LimitsSpec(Strict):
     # agentic roles (spec/_agentic.py)
     max_turns: int = Field(default=8, ge=1, le=100, description="model turns of a role's tool loop, per attempt")
     max_tool_calls: int = Field(default=24, ge=0, le=1000, description="tool calls of a role's loop, per attempt")
+    max_tools: int = Field(
+        default=16, ge=1, le=64, description="tools one model is offered (a compact_output provider's: at most 6)"
+    )
     check_concurrency: int = Field(default=2, ge=1, le=64, description="check processes running at once")
     max_response_bytes: int = Field(
         default=8_000_000, ge=1024, le=64_000_000, description="a larger answer is cut off and the next model tried"
@@ -158,6 +161,9 @@ class Spec(Strict):
         default_factory=dict, description="name -> a command that judges the code (exit 0: pass)"
     )
     verify: VerifySpec = Field(default_factory=VerifySpec)
+    mcp_servers: dict[str, McpServerSpec] = Field(
+        default_factory=dict, max_length=16, description="name -> an MCP server whose tools roles may be granted"
+    )
 
 
 class LoadedSpec:

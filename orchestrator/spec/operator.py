@@ -45,6 +45,9 @@ class OperatorPolicy(RulesSpec):
     allow_checks: list[str] | None = Field(
         default=None, description="command patterns (globs) a spec's checks may run; PR mode runs no other"
     )
+    allow_mcp_servers: list[str] | None = Field(
+        default=None, description="command patterns (globs) of the stdio MCP servers a spec may start; PR mode no other"
+    )
     sandbox: SandboxMode | None = Field(default=None, description="a floor: `required` runs checks only sandboxed")
     max_cost_usd: float | None = Field(default=None, ge=0, description="a ceiling on any spec's limits.max_cost_usd")
     max_tokens: int | None = Field(default=None, ge=1, description="a ceiling on any spec's limits.max_tokens")

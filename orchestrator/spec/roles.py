@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from orchestrator.spec._agentic import READ_ONLY_TOOLS, TOOLS, EditFormat, ToolName
+from orchestrator.spec._agentic import READ_ONLY_TOOLS, TOOLS, EditFormat, ToolRef
 from orchestrator.spec._document import Strict, read_text_file
 from orchestrator.spec._resources import read_data
 
@@ -37,8 +37,10 @@ class RoleSpec(Strict):
         default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 language of what it writes"
     )
     dir: Direction | None = Field(default=None, description="text direction of what it writes (rtl for Arabic)")
-    tools: list[ToolName] | None = Field(
-        default=None, description="tools of its loop before it answers ([] for one structured call)"
+    tools: list[ToolRef] | None = Field(
+        default=None,
+        description="tools of its loop before it answers ([] for one structured call); SERVER.TOOL: an MCP server's",
+        max_length=64,
     )
     max_turns: int | None = Field(default=None, ge=1, le=100, description="this role's limits.max_turns")
     edit_format: EditFormat | None = Field(

@@ -30,6 +30,7 @@ from orchestrator.spec import (
 from orchestrator.spec.graphfile import GraphDefinition, check_graph, is_python_graph, load_graph
 from orchestrator.spec.operator import Operator, OperatorPolicy, load_operator
 from orchestrator.spec.roles import configure_role, make_role
+from orchestrator.workflow._mcp import graph_tool_problems, mcp_egress_refusals, mcp_refusals
 from orchestrator.workflow._prices import check_prices
 from orchestrator.workflow._providers import merge_providers
 from orchestrator.workflow._trust import PolicyLine, apply_ceilings, confine, describe_policy, operator_floor, refusals
@@ -93,12 +94,14 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
         except SpecError as exc:
             problems += [_at_graph(loaded, p) for p in exc.problems]
     confine(loaded, operator, graph, problems)
+    problems += graph_tool_problems(loaded, graph)
     if problems:  # before any file of the workspace, prompt or module is read
         raise SpecError(problems)
     roles = _roles(loaded, graph, problems)
     _check_model_keys(loaded, roles, problems)
     providers = merge_providers(loaded, catalog, problems, operator.trusted_hosts, operator.trusted_keys)
     refused = refusals(loaded, operator, providers, catalog)
+    refused += mcp_refusals(loaded, operator, f"pull-request mode ({operator.why_untrusted})")
     if refused and not problems:
         raise PolicyError("\n".join(refused))
     floor = operator_floor(loaded, operator)
@@ -116,6 +119,9 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     check_prices(loaded, [*table.base_chains().values(), *table.node_chains().values()], providers, problems)
     if problems:
         raise SpecError(problems)
+    refused = mcp_egress_refusals(loaded, roles, file_classes, table.base_class, floor)
+    if refused:
+        raise PolicyError("\n".join(refused))
     workflow = Workflow(loaded, graph, roles, providers, table, files, file_classes=file_classes)
     workflow.operator, workflow.floor = operator, floor
     workflow.policy_lines = describe_policy(loaded, floor, operator)

@@ -1,0 +1,88 @@
+"""MCP servers a spec declares, checked before anything starts: every granted tool names a
+declared server; a server's URL is egress (a role that may hold confidential data reaches only the
+hosts its rules allow, exactly as a model's host); and in pull-request mode a spec starts no
+server process and reaches no host the operator has not admitted (`allow_mcp_servers` command
+patterns, `trusted_hosts`)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from orchestrator.catalog.provider import is_loopback
+from orchestrator.errors import Problem, printable
+from orchestrator.policy import CLASSES, host_refusal, rules_for
+from orchestrator.spec import LoadedSpec, McpServerSpec, Role, mcp_server_of, unknown_server
+from orchestrator.spec.graphfile import GraphDefinition
+from orchestrator.spec.operator import Operator, OperatorPolicy
+from orchestrator.workflow._trust import check_command, command_pattern
+
+
+def server_host(server: McpServerSpec) -> str | None:
+    """The host (lower case) an HTTP server is reached at; None for a local stdio server."""
+    return (urlsplit(server.url).hostname or "").lower() if server.url else None
+
+
+def granted_servers(role: Role) -> list[str]:
+    return list(dict.fromkeys(s for s in map(mcp_server_of, role.tools) if s is not None))
+
+
+def graph_tool_problems(loaded: LoadedSpec, graph: GraphDefinition | None) -> list[Problem]:
+    """A graph file's roles granting tools of servers the spec does not declare."""
+    if graph is None:
+        return []
+    declared = list(loaded.spec.mcp_servers)
+    problems = []
+    for name, role in graph.graph.roles.items():
+        for index, tool in enumerate(role.tools or []):
+            why = unknown_server(tool, declared)
+            if why:
+                problems.append(graph.document.problem(("roles", name, "tools", index), why))
+    return problems
+
+
+def mcp_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
+    """Pull-request mode (or the operator's allow_mcp_servers): servers the operator did not admit."""
+    allowed = operator.policy.allow_mcp_servers
+    found = []
+    for name, server in loaded.spec.mcp_servers.items():
+        if server.command is not None and (operator.untrusted or allowed is not None):
+            where = loaded.problem(("mcp_servers", name, "command"), "").render().rstrip(": ")
+            command = check_command(server.command)
+            if allowed is None:
+                found.append(
+                    f"{where}: {pr} starts a spec's MCP server only when the operator's allow_mcp_servers "
+                    "admits its command, and the operator's policy lists none"
+                )
+            elif not any(command_pattern(p).match(command) for p in allowed):
+                source = operator.rule_source("allow_mcp_servers")
+                shown = printable(command)
+                found.append(f"{where}: the command {shown!r} is not admitted by allow_mcp_servers ({source})")
+        host = server_host(server)
+        if host and operator.untrusted and host not in operator.trusted_hosts:
+            where = loaded.problem(("mcp_servers", name, "url"), "").render().rstrip(": ")
+            found.append(
+                f"{where}: {pr} refuses host {host}, which the spec introduces; "
+                "the operator can trust it with trusted_hosts in their policy"
+            )
+    return found
+
+
+def mcp_egress_refusals(
+    loaded: LoadedSpec, roles: dict[str, Role], file_classes: dict[str, str], base: str, floor: OperatorPolicy | None
+) -> list[str]:
+    """A role granted an HTTP server's tools may send it anything it has seen: it is held to the
+    highest class of the workspace (what its tools can reach), and the host to that class's rules."""
+    top = max([base, *file_classes.values()], key=CLASSES.index)
+    found = []
+    for role_name, role in roles.items():
+        for name in granted_servers(role):
+            server = loaded.spec.mcp_servers.get(name)
+            host = server_host(server) if server is not None else None
+            if not host:
+                continue
+            rules = rules_for(loaded.spec.policy, role_name, top, floor)
+            why = host_refusal(f"MCP server {name}", host, is_loopback(host), rules)
+            if why:
+                where = loaded.problem(("mcp_servers", name, "url"), "").render().rstrip(": ")
+                found.append(f"{where}: role '{role_name}' may see {top} data and is granted {name}'s tools: {why}")
+    return found
