@@ -58,6 +58,7 @@ class ProviderEntry(_Strict):
     hosts: tuple[str, ...] = ()
     max_concurrency: int | None = Field(default=None, ge=1)
     compact_output: bool = False
+    structured_output: Literal["json_schema", "grammar", "json_object"] | None = None  # an endpoint's one mode
 
 
 class CatalogFile(_Strict):

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 MODES = ("json_schema", "grammar", "json_object")
 
 
+def _token_field(config: ProviderConfig) -> str:
+    return "max_completion_tokens" if config.host == "api.openai.com" else "max_tokens"
+
+
 class OpenAICompatibleProvider(ProviderKind):
     traits: ClassVar[ProviderTraits] = ProviderTraits(lists_models=True, native_tools=True)
 
@@ -42,8 +46,9 @@ class OpenAICompatibleProvider(ProviderKind):
             api_key=SecretStr(key or "not-needed"),
             temperature=settings.temperature,
             # `max_tokens`, not `max_completion_tokens`: every OpenAI-compatible server knows it
-            # (llama.cpp's ignores the newer name and would generate to the end of its context)
-            extra_body={"max_tokens": settings.max_output_tokens},
+            # (llama.cpp's ignores the newer name and would generate to the end of its context);
+            # OpenAI's own API refuses it for its reasoning models (GPT-5, o-series)
+            extra_body={_token_field(config): settings.max_output_tokens},
             seed=settings.seed,
             timeout=settings.timeout_s,
             max_retries=0,

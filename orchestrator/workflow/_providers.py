@@ -29,6 +29,7 @@ def default_providers() -> dict[str, ProviderConfig]:
             hosts=e.hosts,
             max_concurrency=e.max_concurrency,
             compact_output=e.compact_output,
+            structured_output=e.structured_output,
             in_process=_traits(e.kind).in_process,
             self_hosted=_traits(e.kind).self_hosted,
             native_tools=_traits(e.kind).native_tools,
@@ -72,7 +73,7 @@ def merge_providers(
             compact_output=override.compact_output
             if override.compact_output is not None
             else bool(base and base.compact_output),
-            structured_output=override.structured_output,
+            structured_output=override.structured_output or (base.structured_output if base else None),
             usd_per_hour=override.usd_per_hour
             if override.usd_per_hour is not None
             else (base.usd_per_hour if base else 0.0),
