@@ -28,7 +28,7 @@ from orchestrator.testing import (
     tool_call,
     valid_answer,
 )
-from orchestrator.workflow import prepare_workflow
+from orchestrator.workflow import describe, prepare_workflow
 from tests.process import orchestrator
 from tests.servers.loopback import free_port, wait_for_port
 
@@ -193,7 +193,14 @@ def test_a_confidential_role_granted_an_http_server_on_a_host_not_allowed_is_ref
     # the same server is fine when the host is the user's own (allow_hosts), or the data is not confidential
     allowed = CONFIDENTIAL + "          allow_hosts: [mcp.example.com]\n"
     own = write_spec(on_this_machine(spec_text(remote, "[search.query]", allowed)), name="own.yaml")
-    prepare_workflow(load_spec(own))
+    plan = describe(prepare_workflow(load_spec(own)))["mcp_servers"]
+    assert plan == {
+        "search": {
+            "transport": "streamable_http",
+            "host": "mcp.example.com",
+            "roles": {"architecture_review": ["search.query"]},
+        }
+    }
     internal = write_spec(on_this_machine(spec_text(remote, "[search.query]")), name="internal.yaml")
     prepare_workflow(load_spec(internal))
 

@@ -6,6 +6,7 @@ patterns, `trusted_hosts`)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.catalog.provider import is_loopback
@@ -24,6 +25,19 @@ def server_host(server: McpServerSpec) -> str | None:
 
 def granted_servers(role: Role) -> list[str]:
     return list(dict.fromkeys(s for s in map(mcp_server_of, role.tools) if s is not None))
+
+
+def mcp_plan(loaded: LoadedSpec, roles: dict[str, Role]) -> dict[str, dict[str, Any]]:
+    """What `validate` shows of each server: how it is reached and which roles have which tools."""
+    plan: dict[str, dict[str, Any]] = {}
+    for name, server in loaded.spec.mcp_servers.items():
+        granted = {r: [t for t in role.tools if mcp_server_of(t) == name] for r, role in roles.items()}
+        plan[name] = {
+            "transport": "stdio" if server.command else "streamable_http",
+            "host": server_host(server) or "this machine (a local process)",
+            "roles": {r: tools for r, tools in granted.items() if tools},
+        }
+    return plan
 
 
 def graph_tool_problems(loaded: LoadedSpec, graph: GraphDefinition | None) -> list[Problem]:
