@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.errors import ExitStatus, SpecError
+from orchestrator.errors import SpecError
 
 
 @click.command()
@@ -25,6 +25,7 @@ def verify(spec: str, patch_file: Path, overrides: tuple[str, ...], as_json: boo
 
     Exit 0 verified, 1 not verified, 2 usage or spec error."""
     from orchestrator.runtime.verify import make_verifier, sandbox_warning, verify_patch
+    from orchestrator.serve._mcp_records import verdict_exit, verdict_record
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec, overrides)
@@ -37,23 +38,14 @@ def verify(spec: str, patch_file: Path, overrides: tuple[str, ...], as_json: boo
         click.echo(warning, err=True)
     verdict, report = verify_patch(loaded, diff)
     if as_json:
-        payload = {
-            "verdict": verdict.verdict,
-            "reason": verdict.reason,
-            "patch": str(patch_file),
-            "files": verdict.files,
-            "checks": [c.model_dump() for c in verdict.checks],
-            "baselines": [b.model_dump() for b in report.baselines],
-            "sandbox": report.sandbox.model_dump(),
-            "duration_ms": verdict.duration_ms,
-        }
+        payload = verdict_record(verdict, report, str(patch_file))  # as the MCP server's verify_patch
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         click.echo(f"{verdict.verdict}: {patch_file} ({verdict.reason})")
         for check in verdict.checks:
             took = f", {check.duration_ms / 1000:.1f}s" if check.after else ""
             click.echo(f"  {check.name}: {check.before} -> {check.after or 'not run'}{took}")
-    sys.exit(int(ExitStatus.OK if verdict.verdict == "verified" else ExitStatus.QUALITY_GATE))
+    sys.exit(int(verdict_exit(verdict)))
 
 
 @click.command()

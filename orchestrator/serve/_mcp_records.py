@@ -1,0 +1,134 @@
+"""What the MCP tools answer, as plain JSON records, shared with the commands that print the same
+things: the catalog filtered as `orchestrator models` filters it, a patch's verdict as
+`orchestrator verify --json` prints it, and a finished run (its summary, findings, patches with
+their verdicts, exit status and outputs). Imports no MCP SDK: the CLI uses it too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import ExitStatus
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import ModelEntry
+    from orchestrator.checks import PatchVerdict, VerificationReport
+    from orchestrator.runtime import RunOutcome
+
+
+def catalog_models(
+    country: str | None = None, strength: str | None = None, open_weights: bool = False, provider: str | None = None
+) -> list[ModelEntry]:
+    """The catalog's models filtered as `orchestrator models` does (`open_weights`: only those)."""
+    from orchestrator.catalog import load_catalog
+
+    return load_catalog().filter(
+        country=country or None,
+        strength=strength or None,
+        open_weights=True if open_weights else None,
+        provider=provider or None,
+    )
+
+
+def model_record(entry: ModelEntry) -> dict[str, Any]:
+    """One catalog model, as `orchestrator models --json` prints it."""
+    return entry.model_dump(mode="json")
+
+
+def verdict_record(verdict: PatchVerdict, report: VerificationReport, patch: str) -> dict[str, Any]:
+    """A patch's verdict and every check, as `orchestrator verify --json` prints them."""
+    return {
+        "verdict": verdict.verdict,
+        "reason": verdict.reason,
+        "patch": patch,
+        "files": verdict.files,
+        "checks": [c.model_dump() for c in verdict.checks],
+        "baselines": [b.model_dump() for b in report.baselines],
+        "sandbox": report.sandbox.model_dump(),
+        "duration_ms": verdict.duration_ms,
+    }
+
+
+def verdict_exit(verdict: PatchVerdict) -> ExitStatus:
+    """`orchestrator verify`'s exit status: 0 verified, 1 not."""
+    return ExitStatus.OK if verdict.verdict == "verified" else ExitStatus.QUALITY_GATE
+
+
+def run_record(outcome: RunOutcome, output_dir: Path) -> dict[str, Any]:
+    """A finished run as a tool answers it: status, summary, findings, patches with their
+    verdicts and checks, and where every output was written."""
+    from orchestrator.outputs._write import slug
+
+    result = outcome.result
+    judged = result.verification.patches if result.verification else []
+    verdicts = {v.id: v for v in judged if v.final}
+    written = [p.resolve() for p in outcome.written]
+    summary = (result.aggregate.output or {}).get("summary") if result.aggregate else None
+    findings = [
+        {"subtask": sub.id, "role": sub.role, **finding.model_dump(mode="json")}
+        for sub in result.verdicts()
+        for finding in sub.findings()
+    ]
+    patches = []
+    for sub in result.verdicts():
+        for index, patch in enumerate(sub.patches(), 1):
+            verdict = verdicts.get(f"{sub.id}-{index}")
+            prefix = f"{slug(sub.id)}-{index}-"
+            path = next((p for p in written if p.parent.name == "patches" and p.name.startswith(prefix)), None)
+            patches.append(
+                {
+                    "id": f"{sub.id}-{index}",
+                    "subtask": sub.id,
+                    "role": sub.role,
+                    "file": patch.file,
+                    "rationale": patch.rationale,
+                    "diff": patch.diff,
+                    "verdict": verdict.verdict if verdict else None,
+                    "reason": verdict.reason if verdict else "",
+                    "checks": [c.model_dump() for c in verdict.checks] if verdict else [],
+                    "path": str(path) if path else None,
+                }
+            )
+    return {
+        "run_id": result.run_id,
+        "status": result.status,
+        "exit_status": int(outcome.exit_code),
+        "spec": result.spec.name,
+        "graph": result.spec.graph,
+        "summary": summary if isinstance(summary, str) else "",
+        "findings": findings,
+        "patches": patches,
+        "subtasks": [
+            {
+                "id": s.id,
+                "role": s.role,
+                "status": s.status,
+                "model": s.model,
+                "error": s.error.message if s.error else None,
+            }
+            for s in result.verdicts()
+        ],
+        "tokens": {"in": result.totals.tokens_in, "out": result.totals.tokens_out},
+        "cost_usd": result.totals.cost_usd,
+        "warnings": result.warnings,
+        "output_dir": str(output_dir.resolve()),
+        "outputs": [str(p) for p in written],
+    }
+
+
+def run_text(record: dict[str, Any]) -> str:
+    """The few lines a person reads first."""
+    verified = sum(1 for p in record["patches"] if p["verdict"] == "verified")
+    lines = [
+        f"run {record['run_id']}: {record['status']} (exit status {record['exit_status']}), "
+        f"{len(record['subtasks'])} subtasks, {len(record['findings'])} findings, "
+        f"{len(record['patches'])} patches ({verified} verified)"
+    ]
+    if record["summary"]:
+        summary = " ".join(record["summary"].split())
+        lines.append(f"summary: {summary[:600]}{'...' if len(summary) > 600 else ''}")
+    report = next((p for p in record["outputs"] if p.endswith("report.md")), None)
+    lines.append(f"report: {report}" if report else f"outputs in {record['output_dir']}")
+    names = [n for n in ("report.md", "report.html") if any(p.endswith(n) for p in record["outputs"])]
+    lines.append("resources: " + ", ".join(f"run://{record['run_id']}/{n}" for n in [*names, "result.json"]))
+    return "\n".join(lines)
