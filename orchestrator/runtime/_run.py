@@ -21,29 +21,20 @@ import structlog
 from orchestrator.checks import VerificationReport
 from orchestrator.engine.context import Progress, RunContext, SilentProgress
 from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError
-from orchestrator.models.timing import RunClock
 from orchestrator.outputs import RunResult, write_outputs
 from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
-from orchestrator.runtime._context import Tracker, build_context, initial_state, mcp_tools
+from orchestrator.runtime._context import Tracker, initial_state, mcp_tools
 from orchestrator.runtime._report import output_target, store_result
 from orchestrator.runtime._result import build_result
+from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
 from orchestrator.runtime._shape import graph_shape
-from orchestrator.runtime._stores import (
-    DEFAULT,
-    OFF,
-    backend_name,
-    cache_for,
-    checkpoint_location,
-    finished_store,
-    open_saver,
-    recorder_for,
-)
+from orchestrator.runtime._stores import DEFAULT, OFF, backend_name, checkpoint_location, open_saver, recorder_for
 from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.otel import prepare_export
-from orchestrator.runtime.verify import finish_verification, refuse_without_sandbox, sandbox_warning
-from orchestrator.spec import load_spec, worker_roles
+from orchestrator.runtime.verify import finish_verification
+from orchestrator.spec import load_spec
 from orchestrator.spec.operator import Operator
 from orchestrator.workflow import Workflow, prepare_workflow
 
@@ -80,20 +71,6 @@ class RunOutcome:
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def _compile(workflow: Workflow, context: RunContext, saver: Any) -> tuple[Any, int]:
-    from orchestrator.engine import compile_graph
-    from orchestrator.spec.graphfile import recursion_limit
-
-    if workflow.graph is not None:
-        builder = compile_graph(workflow.graph, sorted(worker_roles(context.roles)))
-        return builder.compile(checkpointer=saver), recursion_limit(workflow.graph)
-    built = workflow.python_graph  # a Python graph, built at validation with the same node factories
-    if hasattr(built, "add_node"):
-        return built.compile(checkpointer=saver), 200
-    built.checkpointer = saver
-    return built, 200
 
 
 async def run_workflow_async(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:
@@ -158,22 +135,14 @@ async def _run(
     exporter = prepare_export(workflow) if options.otel else None  # refused by the policy: exit 5, nothing sent
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    cache = cache_for(options, workflow, recorder)
-    context = build_context(workflow, run_id, options.progress, recorder, cache)
-    context.pool.clock = RunClock(origin.timestamp())
-    if options.telemetry:
-        allow_tracing(workflow, context.pool.egress)
-    context.pausable = location != OFF
-    warnings = _sandbox_checked(context)
-    finished = finished_store(workflow, run_id, location)
-    if finished is not None:
-        context.finished = finished
+    setup = set_up_run(workflow, run_id, options, location, recorder, origin)
+    context, finished, warnings = setup.context, setup.finished, setup.warnings
     stopped_by: str | None = None
     signals: list[str] = []
     if options.handle_sigterm:
         _on_sigterm(signals)
     async with open_saver(location) as saver, mcp_tools(workflow, context):
-        graph, steps = _compile(workflow, context, saver)
+        graph, steps = compile_run_graph(workflow, saver)
         shape = graph_shape(graph)
         config: Any = {
             "configurable": {"thread_id": run_id},
@@ -186,7 +155,7 @@ async def _run(
             start, tracker = await _resume_point(graph, config, context, run_id)
         log.info("run.started", spec=workflow.loaded.spec.name, graph=workflow.graph_name, resume=resume)
         try:
-            with _telemetry(options.telemetry):
+            with telemetry(options.telemetry):
                 durable: Any = {"durability": checkpoints.DURABILITY} if saver is not None else {}
                 async for mode, chunk in graph.astream(
                     start, config=config, context=context, stream_mode=["updates", "values"], **durable
@@ -196,13 +165,8 @@ async def _run(
             stopped_by = signals[0] if signals else "SIGINT"
         finally:
             verification = await _verification(context, tracker, stopped_by)
-            if recorder is not None:
-                recorder.flush()
-            if cache is not None:
-                cache.close()
             kept = finished.updates() if finished is not None and stopped_by else []
-            if finished is not None:
-                finished.close()
+            setup.close()  # the recorder flushed, the cache and the finished-node store closed
         checkpointing = CheckpointReport(
             backend=backend_name(location),
             location=checkpoints.public_location(location) if location not in (None, OFF) else None,
@@ -244,18 +208,6 @@ async def _run(
     return outcome
 
 
-def _sandbox_checked(context: RunContext) -> list[str]:
-    """Exit 2 before any model call when the checks need a sandbox that is not there; the loud
-    warning when they will run without one."""
-    refuse_without_sandbox(context.verifier)
-    warning = sandbox_warning(context.verifier)
-    if warning is None:
-        return []
-    log.warning("checks.unsandboxed", reason=context.verifier.sandbox.reason if context.verifier else "")
-    context.progress.note(warning)
-    return [warning]
-
-
 async def _verification(context: RunContext, tracker: Tracker, stopped_by: str | None) -> VerificationReport | None:
     """Every verified patch together, once the graph has finished (not after a signal)."""
     verifier = context.verifier
@@ -292,14 +244,6 @@ async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: st
                 context.paused[str(value["subtask"])] = value["at_ms"]
     start: Any = Command(resume=pending) if pending else None
     return start, Tracker(values)
-
-
-def _telemetry(enabled: bool) -> Any:
-    """LangSmith tracing only when asked for: with it off, no trace leaves the machine even when
-    the environment sets LANGSMITH_TRACING / LANGCHAIN_TRACING_V2."""
-    from langsmith import tracing_context
-
-    return tracing_context(enabled=enabled)
 
 
 def _on_sigterm(signals: list[str]) -> None:

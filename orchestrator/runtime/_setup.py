@@ -1,0 +1,102 @@
+"""What every run sets up before its graph streams, whoever drives it (`orchestrator run`, a
+LangGraph Server thread): the result cache, the run context nodes receive (the model pool with
+its budget and egress ledger, the run's clock), the checks that refuse before any model call
+(tracing under the policy, checks that need a sandbox), the store of finished nodes, and the
+graph compiled for the run's checkpointer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from orchestrator.engine.context import RunContext
+from orchestrator.models.timing import RunClock
+from orchestrator.runtime._context import build_context
+from orchestrator.runtime._finished import FinishedStore
+from orchestrator.runtime._stores import OFF, cache_for, finished_store
+from orchestrator.runtime._tracing import allow_tracing
+from orchestrator.runtime.verify import refuse_without_sandbox, sandbox_warning
+from orchestrator.workflow import Workflow
+
+if TYPE_CHECKING:
+    from orchestrator.runtime._run import RunOptions
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class RunSetup:
+    """One run's dependencies, and what must be closed when its graph has finished."""
+
+    context: RunContext
+    cache: Any
+    recorder: Any
+    finished: FinishedStore | None
+    warnings: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.flush()
+        if self.cache is not None:
+            self.cache.close()
+        if self.finished is not None:
+            self.finished.close()
+
+
+def set_up_run(
+    workflow: Workflow, run_id: str, options: RunOptions, location: str | None, recorder: Any, origin: datetime
+) -> RunSetup:
+    """The run context of `workflow` and its keepers. Raises PolicyError (tracing the policy
+    refuses) or SpecError (checks that need a missing sandbox) before any model is called.
+    `location` is the checkpoint's: "off" means no node may pause (budget) and nothing is kept."""
+    cache = cache_for(options, workflow, recorder)
+    context = build_context(workflow, run_id, options.progress, recorder, cache)
+    context.pool.clock = RunClock(origin.timestamp())
+    if options.telemetry:
+        allow_tracing(workflow, context.pool.egress)
+    context.pausable = location != OFF
+    warnings = _sandbox_checked(context)
+    finished = finished_store(workflow, run_id, location)
+    if finished is not None:
+        context.finished = finished
+    return RunSetup(context, cache, recorder, finished, warnings)
+
+
+def _sandbox_checked(context: RunContext) -> list[str]:
+    """Exit 2 before any model call when the checks need a sandbox that is not there; the loud
+    warning when they will run without one."""
+    refuse_without_sandbox(context.verifier)
+    warning = sandbox_warning(context.verifier)
+    if warning is None:
+        return []
+    log.warning("checks.unsandboxed", reason=context.verifier.sandbox.reason if context.verifier else "")
+    context.progress.note(warning)
+    return [warning]
+
+
+def compile_run_graph(workflow: Workflow, saver: Any) -> tuple[Any, int]:
+    """The run's compiled graph with `saver` as its checkpointer (None: the caller's, such as
+    LangGraph Server's), and its recursion limit. A fanout node has one node per worker role
+    with an allowed model (the roles the run context holds)."""
+    from orchestrator.engine import compile_graph
+    from orchestrator.spec.graphfile import recursion_limit
+
+    if workflow.graph is not None:
+        builder = compile_graph(workflow.graph, sorted(workflow.worker_roles))
+        return builder.compile(checkpointer=saver), recursion_limit(workflow.graph)
+    built = workflow.python_graph  # a Python graph, built at validation with the same node factories
+    if hasattr(built, "add_node"):
+        return built.compile(checkpointer=saver), 200
+    built.checkpointer = saver
+    return built, 200
+
+
+def telemetry(enabled: bool) -> Any:
+    """LangSmith tracing only when asked for: with it off, no trace leaves the machine even when
+    the environment sets LANGSMITH_TRACING / LANGCHAIN_TRACING_V2."""
+    from langsmith import tracing_context
+
+    return tracing_context(enabled=enabled)
