@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli import inspect, mcp, patches, run, studio
+from orchestrator.cli import inspect, mcp, patches, run, studio, sweep
 from orchestrator.cli._common import fail
 from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError
 
@@ -42,5 +42,5 @@ def main() -> None:
     models suited to them, and the planner aggregates one report."""
 
 
-for _command in (*inspect.COMMANDS, *run.COMMANDS, *patches.COMMANDS, *mcp.COMMANDS, *studio.COMMANDS):
+for _command in (*inspect.COMMANDS, *run.COMMANDS, *patches.COMMANDS, *mcp.COMMANDS, *studio.COMMANDS, *sweep.COMMANDS):
     main.add_command(_command)

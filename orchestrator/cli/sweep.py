@@ -1,0 +1,7 @@
+"""placeholder: filled by issue 19"""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []
