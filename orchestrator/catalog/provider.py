@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+HOST_COOLDOWN_S = 60.0  # how long a host of a pool that keeps failing gets no calls, by default
 
 
 def is_loopback(host: str | None) -> bool:
@@ -31,7 +32,8 @@ class ProviderConfig:
 
     name: str
     kind: str
-    base_url: str | None = None
+    base_url: str | None = None  # the endpoint; of a pool, its first host
+    base_urls: tuple[str, ...] = ()  # a pool: every host of the same service (empty: base_url alone)
     api_key_env: str | None = None
     hosts: tuple[str, ...] = ()
     max_concurrency: int | None = None
@@ -43,15 +45,31 @@ class ProviderConfig:
     in_process: bool = False  # declared by the kind: the model runs in this process
     self_hosted: bool = False  # declared by the kind: the user's own host (Ollama), whatever its address
     native_tools: bool = False  # tools as the endpoint's own tool calls (the kind's trait, or tool_calling)
+    host_cooldown_s: float = HOST_COOLDOWN_S  # a pool: how long a host that keeps failing gets no calls
 
     @property
     def host(self) -> str | None:
+        """The endpoint's host; of a pool, its first host's (policy checks use `hosts_of`)."""
         return urlsplit(self.base_url).hostname if self.base_url else None
 
     @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Every base URL calls may go to: the pool's, or base_url alone (none: the kind's default)."""
+        return self.base_urls or ((self.base_url,) if self.base_url else ())
+
+    @property
+    def is_pool(self) -> bool:
+        return len(self.base_urls) > 1
+
+    def at(self, base_url: str) -> ProviderConfig:
+        """This provider as one host of its pool sees it (what a provider kind builds a model for)."""
+        return replace(self, base_url=base_url, base_urls=())
+
+    @property
     def is_local(self) -> bool:
-        """Served from this machine: in this process, or a loopback host."""
-        return self.in_process or is_loopback(self.host)
+        """Served from this machine: in this process, or loopback hosts only (every host of a pool)."""
+        hosts = hosts_of(self)
+        return self.in_process or (bool(hosts) and all(is_loopback(h) for h in hosts))
 
     @property
     def costed_by_time(self) -> bool:
@@ -60,3 +78,14 @@ class ProviderConfig:
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+def hosts_of(config: ProviderConfig) -> tuple[str, ...]:
+    """Every host a provider's calls may reach, lower-cased, in the order given (a pool's hosts,
+    or the one of base_url; none for a provider without an endpoint of its own)."""
+    found: list[str] = []
+    for url in config.endpoints:
+        host = (urlsplit(url).hostname or "").lower()
+        if host and host not in found:
+            found.append(host)
+    return tuple(found)

@@ -7,7 +7,8 @@ connections: the host is down, whatever the model) and the model for failures wi
 and 5xx are often per model, e.g. a free model on OpenRouter). A provider that refuses the
 credentials (401/403) is opened at the first refusal; a model it does not serve (404) alone.
 A success closes nothing that was opened: the run is short, and flapping costs more than it
-saves.
+saves. A provider with a pool of hosts counts its transient failures per host instead (_hosts.py)
+and is opened here when every host of it is cooling.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class Breaker:
         with self.lock:
             self.failures[provider] = 0
             self.failures[route] = 0
+
+    def open(self, key: str, why: str) -> None:
+        """Cool a provider (or a route) down for the rest of the run."""
+        with self.lock:
+            self.opened.setdefault(key, why)
 
     def failure(self, provider: str, route: str, error: ProviderError) -> None:
         with self.lock:

@@ -51,6 +51,7 @@ class ChainResult:
     attempts: int = 0  # on the model that answered (more than 1 when retries were needed)
     waited_s: float = 0.0  # backoff slept on that model
     mode: str | None = None  # the structured-output mode that model answered in
+    host: str | None = None  # the host of the provider's pool (base_urls) that answered
     cached: bool = False  # every call of the answer came from the result cache
     cost_basis: str | None = None  # tokens (a price) | time (self-hosted, by the hour) | None
     cost_usd: float | None = None
@@ -166,32 +167,43 @@ async def call_route(
         after = float(getattr(error, "retry_after", None) or 0.0)
         return min(settings.max_wait_s, max(backoff, after))
 
-    async def once() -> dict[str, Any]:
-        attempts.count += 1
+    def cooled() -> None:
         why = pool.breaker.why_open(route.provider, route.ref)
         if why:
             raise ProviderCooledDown(f"{route.ref}: skipped, cooled down for this run ({why})", model=route.ref)
-        try:
-            if tools is not None:
-                budget, most = pool.budget, pool.settings.max_output_tokens
-                output = await tool_turn(bound, messages, tools, usage, settings.timeout_s, budget, most, extra)
-            else:
-                output = await _negotiated(pool, bound, messages, contract, usage, settings.timeout_s, check, extra)
-        except (StructuredOutputError, BudgetExceeded):
-            raise
-        except ProviderError as known:
-            pool.breaker.failure(route.provider, route.ref, known)
-            raise
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # classified in one table (failure.py)
-            if _is_graph_signal(exc):
+
+    async def once() -> dict[str, Any]:
+        attempts.count += 1
+        cooled()
+        wall = time.time()
+        async with pool.lease(route) as host:  # a pool: this attempt's host (a retry may take another)
+            if host is not None:
+                attempts.hosts.append(host.name)
+                if attempts.log is not None:
+                    attempts.log.wait("slot", wall, time.time() - wall, f"{route.ref} on {host.name}")
+                cooled()  # every host may have cooled down while this call waited
+            at = pool.on(bound, host)
+            try:
+                if tools is not None:
+                    budget, most = pool.budget, pool.settings.max_output_tokens
+                    output = await tool_turn(at, messages, tools, usage, settings.timeout_s, budget, most, extra)
+                else:
+                    output = await _negotiated(pool, at, messages, contract, usage, settings.timeout_s, check, extra)
+            except (StructuredOutputError, BudgetExceeded):
                 raise
-            classified = classify(exc, route.ref)
-            pool.breaker.failure(route.provider, route.ref, classified)
-            raise classified from exc
-        pool.breaker.success(route.provider, route.ref)
-        return output
+            except ProviderError as known:
+                pool.failed(route, host, known)
+                raise
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # classified in one table (failure.py)
+                if _is_graph_signal(exc):
+                    raise
+                classified = classify(exc, route.ref)
+                pool.failed(route, host, classified)
+                raise classified from exc
+            pool.succeeded(route, host)
+            return output
 
     try:  # the first attempt needs no retry machinery
         return await once()
@@ -301,7 +313,7 @@ async def call_chain(
         except asyncio.CancelledError:
             raise
         except BudgetExceeded as exc:  # no further call: not this model, not the next one
-            spans.model(route.ref, wall, "budget", attempts.count, (usage.tokens_in, usage.tokens_out))
+            spans.model(route.ref, wall, "budget", attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts)
             result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
             break
         except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
@@ -322,9 +334,11 @@ async def call_chain(
                 }
             )
             log.warning("model.failed", model=route.ref, error_kind=error.kind, error=error.message)
-            spans.model(route.ref, wall, error.kind, attempts.count, (usage.tokens_in, usage.tokens_out))
+            spans.model(
+                route.ref, wall, error.kind, attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts
+            )
             continue
-        spans.model(route.ref, wall, "ok", attempts.count, (usage.tokens_in, usage.tokens_out))
+        spans.model(route.ref, wall, "ok", attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts)
         result.output = output
         result.route = route
         result.usage.tokens_in += usage.tokens_in
@@ -333,6 +347,7 @@ async def call_chain(
         result.attempts = attempts.count
         result.waited_s = round(attempts.waited_s, 3)
         result.mode = "tools" if tools is not None else pool.mode(bound)
+        result.host = attempts.hosts[-1] if attempts.hosts else None
         result.cached = usage.calls > 0 and usage.cached == usage.calls
         result.cost_basis = cost_basis(bound)
         result.cost_usd = price_call(bound, result.usage.tokens_in, result.usage.tokens_out, result.latency_ms / 1000)

@@ -23,6 +23,8 @@ class ProviderStatus:
 
 
 def probe_provider(config: ProviderConfig, timeout_s: float = 5.0) -> ProviderStatus:
+    if config.is_pool:
+        return _probe_pool(config, timeout_s)
     endpoint = config.base_url or "(in-process)"
     kind = registry.get(config.kind)
     if not kind.traits.lists_models:
@@ -33,6 +35,17 @@ def probe_provider(config: ProviderConfig, timeout_s: float = 5.0) -> ProviderSt
         error = classify(exc, config.name)
         return ProviderStatus(config.name, config.kind, endpoint, False, f"{error.kind}: {error.message}")
     return ProviderStatus(config.name, config.kind, endpoint, True, f"{len(models)} models", models)
+
+
+def _probe_pool(config: ProviderConfig, timeout_s: float) -> ProviderStatus:
+    """Each host of a pool: it serves what every host that answered serves; a host that does not
+    answer is named (the others still take the calls)."""
+    found = [probe_provider(config.at(url), timeout_s) for url in config.base_urls]
+    answered = [status for status in found if status.ok]
+    down = [f"{status.endpoint}: {status.detail}" for status in found if not status.ok]
+    models = sorted(set.intersection(*(set(status.models) for status in answered))) if answered else []
+    detail = "; ".join([f"{len(models)} models on {len(answered)} of {len(found)} hosts", *down])
+    return ProviderStatus(config.name, config.kind, " ".join(config.base_urls), bool(answered), detail, models)
 
 
 def probe_providers(providers: dict[str, ProviderConfig], timeout_s: float = 5.0) -> dict[str, ProviderStatus]:

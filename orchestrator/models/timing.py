@@ -6,6 +6,7 @@ clock: since the run started, or since its first start for a resumed run."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,14 @@ class SpanLog:
                 }
             )
 
-    def model(self, ref: str, start: float, status: str, attempts: int, tokens: tuple[int, int]) -> None:
+    def model(
+        self, ref: str, start: float, status: str, attempts: int, tokens: tuple[int, int], hosts: Sequence[str] = ()
+    ) -> None:
+        """A model's attempts; `hosts`: the host of a pool each attempt went to, in order."""
+        detail = [f"{attempts} attempts"] if attempts > 1 else []
+        if hosts:
+            shown = [host for index, host in enumerate(hosts) if index == 0 or hosts[index - 1] != host]
+            detail.append("host " + " -> ".join(shown))
         self.spans.append(
             {
                 "kind": "model",
@@ -48,7 +56,7 @@ class SpanLog:
                 "started_ms": self.clock.ms(start),
                 "duration_ms": max(0, int((time.time() - start) * 1000)),
                 "status": status,
-                "detail": f"{attempts} attempts" if attempts > 1 else "",
+                "detail": "; ".join(detail),
                 "tokens_in": tokens[0],
                 "tokens_out": tokens[1],
             }
@@ -62,6 +70,7 @@ class Attempts:
     count: int = 0
     waited_s: float = 0.0
     log: SpanLog | None = None  # where each wait is written down
+    hosts: list[str] = field(default_factory=list)  # a pool: the host each attempt went to
 
     def waited(self, seconds: float, error: BaseException | None, model: str) -> None:
         """A sleep before the next attempt: a rate limit's Retry-After (or a 429), or our backoff."""

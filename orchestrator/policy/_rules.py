@@ -5,7 +5,8 @@ never route around the policy. Rules come from the run (`policy:`), may be tight
 role (`policy.roles.ROLE`), and files can be classed by glob (`policy.files`): a subtask that sees
 a confidential file is held to the confidential rules, whatever the run's class. Confidential data
 goes only to models served from this machine (the embedded model, a loopback host) or from
-`allow_hosts`, the hosts the user lists as their own.
+`allow_hosts`, the hosts the user lists as their own. A provider with a pool of hosts
+(`base_urls`) is allowed only when every host of it is: a call may go to any of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.catalog.provider import is_loopback
+from orchestrator.catalog.provider import hosts_of, is_loopback
 from orchestrator.spec import DATA_CLASSES
 from orchestrator.workspace import glob_match
 
@@ -132,10 +133,11 @@ def host_rule(host: str, rules: Rules) -> str:
 
 def refusal(route: Route, entry: ModelEntry | None, provider: ProviderConfig, rules: Rules) -> str | None:
     """Why the rules refuse this route, or None when it is allowed."""
-    host = (provider.host or "").lower()
-    why = host_refusal(provider.name, host, provider.is_local, rules)
-    if why:
-        return why
+    for host in hosts_of(provider) or ("",):  # every host of a pool must be allowed
+        local = (provider.in_process or is_loopback(host)) if host else provider.is_local
+        why = host_refusal(provider.name, host, local, rules)
+        if why:
+            return why
     if rules.allow_countries is not None:
         if entry is None:
             return "country unknown (model not in the catalog) and allow_countries is set"
@@ -158,7 +160,8 @@ def refusal(route: Route, entry: ModelEntry | None, provider: ProviderConfig, ru
 
 def allowed_by(route: Route, entry: ModelEntry | None, provider: ProviderConfig, rules: Rules) -> str:
     """The rule a route passes, in words (for the egress report)."""
-    where = "this machine" if provider.is_local else f"host {provider.host}"
+    hosts = hosts_of(provider)
+    where = "this machine" if provider.is_local else f"host{'s' if len(hosts) > 1 else ''} {', '.join(hosts)}"
     parts = [f"data_class {rules.data_class}", where]
     if rules.allow_countries is not None and entry is not None:
         parts.append(f"country {entry.country} in allow_countries")

@@ -4,15 +4,30 @@ A spec may come from a pull request, so it is untrusted: an API key is sent only
 catalog knows for that provider, or to hosts the operator trusts outside the spec (their policy's
 `trusted_hosts`, or ORCHESTRATOR_TRUSTED_HOSTS). In pull-request mode, no host the spec itself
 introduces (a provider's base_url the catalog does not give it) is contacted at all unless the
-operator trusts it.
+operator trusts it. A pool (`base_urls`) is held to the same rules host by host: one host of it
+that may not receive the key, or that the spec introduces, is enough to refuse it.
 """
 
 from __future__ import annotations
 
-from orchestrator.catalog import Catalog, ProviderConfig
+from orchestrator.catalog import Catalog, ProviderConfig, is_loopback
+from orchestrator.catalog.provider import hosts_of
 from orchestrator.spec.operator import TRUSTED_HOSTS_ENV, TRUSTED_KEYS_ENV
 
-__all__ = ["TRUSTED_HOSTS_ENV", "TRUSTED_KEYS_ENV", "catalog_hosts", "introduced_host", "untrusted"]
+__all__ = [
+    "TRUSTED_HOSTS_ENV",
+    "TRUSTED_KEYS_ENV",
+    "catalog_hosts",
+    "endpoint_field",
+    "introduced_host",
+    "introduced_hosts",
+    "untrusted",
+]
+
+
+def endpoint_field(config: ProviderConfig) -> str:
+    """The spec field that names a provider's hosts: base_urls for a pool, else base_url."""
+    return "base_urls" if config.is_pool else "base_url"
 
 
 def catalog_hosts(config: ProviderConfig, catalog: Catalog) -> set[str]:
@@ -46,23 +61,29 @@ def untrusted(
             f"{variable} is not the documented key of provider '{config.name}' ({expected}); if you mean it, "
             f"set {TRUSTED_KEYS_ENV}={variable} (or trusted_keys in the operator policy) outside the spec"
         )
-    host = (config.host or "").lower()
-    if not host or host in catalog_hosts(config, catalog) | trusted:
-        return None
-    if entry is None and config.is_local:  # a provider of the spec's own, on this machine
-        return None
-    return "base_url", (
-        f"the API key in {variable} would be sent to {host}, which is not a known host of provider "
-        f"'{config.name}'; if you trust it, add it to the operator policy's trusted_hosts "
-        f"(or set {TRUSTED_HOSTS_ENV}={host}) outside the spec"
-    )
+    known = catalog_hosts(config, catalog) | trusted
+    for host in hosts_of(config):
+        if host in known:
+            continue
+        if entry is None and (config.in_process or is_loopback(host)):  # a provider of the spec's own, here
+            continue
+        return endpoint_field(config), (
+            f"the API key in {variable} would be sent to {host}, which is not a known host of provider "
+            f"'{config.name}'; if you trust it, add it to the operator policy's trusted_hosts "
+            f"(or set {TRUSTED_HOSTS_ENV}={host}) outside the spec"
+        )
+    return None
+
+
+def introduced_hosts(config: ProviderConfig, catalog: Catalog, trusted: frozenset[str]) -> list[str]:
+    """The hosts of a provider (every host of a pool) that the spec points somewhere the catalog
+    does not, unless the operator trusts them (pull-request mode refuses these, loopback included:
+    a port on the CI runner is the operator's, not the spec's)."""
+    known = catalog_hosts(config, catalog) | trusted
+    return [host for host in hosts_of(config) if host not in known]
 
 
 def introduced_host(config: ProviderConfig, catalog: Catalog, trusted: frozenset[str]) -> str | None:
-    """The host of a provider the spec points somewhere the catalog does not, unless the operator
-    trusts it (pull-request mode refuses these, loopback included: a port on the CI runner is the
-    operator's, not the spec's)."""
-    host = (config.host or "").lower()
-    if not host or host in catalog_hosts(config, catalog) or host in trusted:
-        return None
-    return host
+    """The first host of `introduced_hosts`, or None."""
+    found = introduced_hosts(config, catalog, trusted)
+    return found[0] if found else None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from orchestrator.errors import Problem, SpecError
 from orchestrator.spec._agentic import CheckSpec, McpServerSpec, VerifySpec, check_agentic
@@ -55,12 +55,40 @@ class TaskSpec(Strict):
     id: Identifier | None = None
 
 
+# an endpoint of a pool: http(s), bounded, nothing a terminal or a log would misread
+EndpointUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")]
+
+
+def _distinct(urls: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for url in urls:
+        key = url.rstrip("/").lower()
+        if key in seen:
+            raise ValueError(f"'{url}' is listed twice")
+        seen.add(key)
+    return urls
+
+
 class ProviderSpec(Strict):
     kind: str | None = Field(default=None, description="local | ollama | openai, or a plugin's kind")
     base_url: str | None = None
+    base_urls: Annotated[list[EndpointUrl], AfterValidator(_distinct)] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=32,
+        description="instead of base_url: several hosts of the same service (a pool); each call goes to the "
+        "least busy healthy one, and a host that keeps failing cools down",
+    )
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    max_concurrency: int | None = Field(default=None, ge=1, description="calls in flight on this provider")
-    max_concurrency_per_model: int | None = Field(default=None, ge=1, description="calls in flight per model")
+    max_concurrency: int | None = Field(
+        default=None, ge=1, description="calls in flight on this provider; with base_urls, on each of its hosts"
+    )
+    max_concurrency_per_model: int | None = Field(
+        default=None, ge=1, description="calls in flight per model; with base_urls, per model on each host"
+    )
+    host_cooldown_s: float | None = Field(
+        default=None, gt=0, le=86_400, description="base_urls: how long a failing host rests before it is tried again"
+    )
     structured_output: Literal["json_schema", "grammar", "json_object"] | None = Field(
         default=None, description="openai kind: force one mode instead of negotiating"
     )
@@ -76,6 +104,12 @@ class ProviderSpec(Strict):
     tool_calling: Literal["native", "grammar"] | None = Field(
         default=None, description="tools as the endpoint's own tool calls, or one JSON action per turn"
     )
+
+    @model_validator(mode="after")
+    def _one_endpoint_field(self) -> ProviderSpec:
+        if self.base_url is not None and self.base_urls is not None:
+            raise ValueError("give either base_url (one host) or base_urls (a pool of hosts), not both")
+        return self
 
 
 class RulesSpec(Strict):

@@ -10,12 +10,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.catalog.provider import is_loopback
-from orchestrator.errors import Problem, printable
+from orchestrator.errors import Problem
 from orchestrator.policy import CLASSES, host_refusal, rules_for
 from orchestrator.spec import LoadedSpec, McpServerSpec, Role, mcp_server_of, unknown_server
 from orchestrator.spec.graphfile import GraphDefinition
 from orchestrator.spec.operator import Operator, OperatorPolicy
-from orchestrator.workflow._trust import check_command, command_pattern
+from orchestrator.workflow._trust import command_refusal
 
 
 def server_host(server: McpServerSpec) -> str | None:
@@ -56,21 +56,12 @@ def graph_tool_problems(loaded: LoadedSpec, graph: GraphDefinition | None) -> li
 
 def mcp_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
     """Pull-request mode (or the operator's allow_mcp_servers): servers the operator did not admit."""
-    allowed = operator.policy.allow_mcp_servers
     found = []
     for name, server in loaded.spec.mcp_servers.items():
-        if server.command is not None and (operator.untrusted or allowed is not None):
-            where = loaded.problem(("mcp_servers", name, "command"), "").render().rstrip(": ")
-            command = check_command(server.command)
-            if allowed is None:
-                found.append(
-                    f"{where}: {pr} starts a spec's MCP server only when the operator's allow_mcp_servers "
-                    "admits its command, and the operator's policy lists none"
-                )
-            elif not any(command_pattern(p).match(command) for p in allowed):
-                source = operator.rule_source("allow_mcp_servers")
-                shown = printable(command)
-                found.append(f"{where}: the command {shown!r} is not admitted by allow_mcp_servers ({source})")
+        if server.command is not None:
+            loc = ("mcp_servers", name, "command")
+            why = command_refusal(loaded, operator, pr, loc, server.command, "allow_mcp_servers")
+            found += [why] if why else []
         host = server_host(server)
         if host and operator.untrusted and host not in operator.trusted_hosts:
             where = loaded.problem(("mcp_servers", name, "url"), "").render().rstrip(": ")

@@ -4,6 +4,7 @@ kind declares (in-process, self-hosted), and with the key-host rule applied (pol
 from __future__ import annotations
 
 from orchestrator.catalog import Catalog, ProviderConfig, load_catalog
+from orchestrator.catalog.provider import HOST_COOLDOWN_S
 from orchestrator.errors import PluginError, Problem
 from orchestrator.models.registry import DISABLE_ENV, ProviderTraits, registry
 from orchestrator.policy import untrusted
@@ -62,10 +63,13 @@ def merge_providers(
             )
             problems.append(loaded.problem(("providers", name, "kind"), why))
             continue
+        pool = tuple(override.base_urls or ())
         config = ProviderConfig(
             name=name,
             kind=kind,
-            base_url=override.base_url or (base.base_url if base else None),
+            # a pool's first host is its base_url (what reports show); every host is in base_urls
+            base_url=override.base_url or (pool[0] if pool else (base.base_url if base else None)),
+            base_urls=pool or (base.base_urls if base and not override.base_url else ()),
             api_key_env=override.api_key_env or (base.api_key_env if base else None),
             hosts=base.hosts if base else (),
             max_concurrency=override.max_concurrency or (base.max_concurrency if base else None),
@@ -78,6 +82,7 @@ def merge_providers(
             if override.usd_per_hour is not None
             else (base.usd_per_hour if base else 0.0),
             max_loaded_models=override.max_loaded_models,
+            host_cooldown_s=override.host_cooldown_s or (base.host_cooldown_s if base else HOST_COOLDOWN_S),
             in_process=_traits(kind).in_process,
             self_hosted=_traits(kind).self_hosted,
             native_tools=_native_tools(kind, override.tool_calling),

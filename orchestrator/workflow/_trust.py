@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from orchestrator.catalog import Catalog, ProviderConfig
 from orchestrator.errors import Problem, printable
-from orchestrator.policy import introduced_host
+from orchestrator.policy.trust import endpoint_field, introduced_hosts
 from orchestrator.spec import LoadedSpec, PolicySpec
 from orchestrator.spec._document import OVERRIDE
 from orchestrator.spec.graphfile import GraphDefinition, is_python_graph, python_graph_problem
@@ -106,14 +107,29 @@ def refusals(
             found.append(f"graph: {pr} refuses the Python graph '{loaded.spec.graph}': it would run the spec's code")
     if operator.untrusted:
         for name in loaded.spec.providers:
-            host = introduced_host(providers[name], catalog, operator.trusted_hosts)
-            if host:
-                where = loaded.problem(("providers", name, "base_url"), "").render().rstrip(": ")
-                found.append(
-                    f"{where}: {pr} refuses host {host}, which the spec introduces; "
-                    "the operator can trust it with trusted_hosts in their policy"
-                )
+            found += _introduced(loaded, name, providers[name], catalog, operator, pr)
     found += _check_refusals(loaded, operator, pr)
+    return found
+
+
+def _introduced(
+    loaded: LoadedSpec, name: str, config: ProviderConfig, catalog: Catalog, operator: Operator, pr: str
+) -> list[str]:
+    """Pull-request mode: a refusal for each host of the provider (each of a pool) the spec
+    introduces, at the entry of base_urls that names it first."""
+    found = []
+    refused = set(introduced_hosts(config, catalog, operator.trusted_hosts))
+    for index, url in enumerate(config.endpoints):
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in refused:
+            continue
+        refused.discard(host)
+        loc: tuple[str | int, ...] = ("providers", name, endpoint_field(config))
+        where = loaded.problem(loc + ((index,) if config.is_pool else ()), "").render().rstrip(": ")
+        found.append(
+            f"{where}: {pr} refuses host {host}, which the spec introduces; "
+            "the operator can trust it with trusted_hosts in their policy"
+        )
     return found
 
 
@@ -134,22 +150,33 @@ def command_pattern(pattern: str) -> re.Pattern[str]:
 def _check_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
     """Checks are commands from the spec: in pull-request mode, or whenever the operator lists
     `allow_checks`, each must match one of the operator's patterns."""
-    allowed = operator.policy.allow_checks
-    if not loaded.spec.checks or (allowed is None and not operator.untrusted):
-        return []
     found = []
     for name, check in loaded.spec.checks.items():
-        command = check_command(check.run)
-        where = loaded.problem(("checks", name, "run"), "").render().rstrip(": ")
-        if allowed is None:
-            found.append(
-                f"{where}: {pr} runs a spec's checks only when the operator's allow_checks admits them, "
-                "and the operator's policy lists none"
-            )
-        elif not any(command_pattern(p).match(command) for p in allowed):
-            source = operator.rule_source("allow_checks")
-            found.append(f"{where}: the command {printable(command)!r} is not admitted by allow_checks ({source})")
+        why = command_refusal(loaded, operator, pr, ("checks", name, "run"), check.run, "allow_checks")
+        found += [why] if why else []
     return found
+
+
+def command_refusal(
+    loaded: LoadedSpec, operator: Operator, pr: str, loc: tuple[str, ...], run: str | list[str], allowed_by: str
+) -> str | None:
+    """Why the operator's command patterns (`allowed_by`: allow_checks, allow_mcp_servers) do not
+    admit a command of the spec, or None. They hold in pull-request mode, or whenever listed."""
+    allowed: list[str] | None = getattr(operator.policy, allowed_by)
+    if allowed is None and not operator.untrusted:
+        return None
+    command = check_command(run)
+    where = loaded.problem(loc, "").render().rstrip(": ")
+    if allowed is None:
+        what = "checks" if loc[0] == "checks" else "MCP servers"
+        return (
+            f"{where}: {pr} runs a spec's {what} only when the operator's {allowed_by} admits them, "
+            "and the operator's policy lists none"
+        )
+    if not any(command_pattern(p).match(command) for p in allowed):
+        source = operator.rule_source(allowed_by)
+        return f"{where}: the command {printable(command)!r} is not admitted by {allowed_by} ({source})"
+    return None
 
 
 def sandbox_floor(operator: Operator) -> tuple[str | None, str]:

@@ -8,7 +8,8 @@ Offered `tools`, a canned model calls the tools queued for it (`ModelServer.plan
 `answer` with a minimal instance of its arguments' schema, as a model calling tools natively does
 (Ollama `message.tool_calls`, OpenAI `choices[0].message.tool_calls`).
 Faults can be queued per model to exercise failure handling: close the connection, hang, answer
-an HTTP status (with Retry-After), send a malformed body, or cut a stream short. A simulated
+an HTTP status (with Retry-After), send a malformed body, or cut a stream short. The state
+counts the chat requests being answered at once (`max_in_flight`), to check a client's limits. A simulated
 load delay when the requested model differs from the loaded one imitates a single-model host.
 """
 
@@ -18,6 +19,8 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -81,6 +84,8 @@ class ServerState:
     tool_plans: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)  # model -> calls to make
     loaded: str | None = None
     loads: int = 0
+    in_flight: int = 0  # chat requests being answered now
+    max_in_flight: int = 0  # the most chat requests it was answering at once
     lock: threading.Lock = field(default_factory=threading.Lock)
     model_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -182,9 +187,12 @@ class Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
+        self._answered()
         self.wfile.write(data)
 
     def _chunk(self, data: bytes) -> None:
+        if not data:  # the terminating chunk
+            self._answered()
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
@@ -196,6 +204,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._pending = fault
             return False
         if fault.kind == "close":
+            self._answered()
             self.close_connection = True
             self.connection.shutdown(2)
             return True
@@ -262,11 +271,33 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._json(200, {"details": {"family": "test"}, "model_info": {}, "capabilities": ["completion"]})
         elif self.path == "/api/chat":
-            self._ollama_chat(body)
+            with self._answering():
+                self._ollama_chat(body)
         elif self.path in ("/v1/chat/completions", "/chat/completions"):
-            self._openai_chat(body)
+            with self._answering():
+                self._openai_chat(body)
         else:
             self._json(404, {"error": "not found"})
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Count a chat request in flight while it is answered (`in_flight`, `max_in_flight`)."""
+        with self.state.lock:
+            self.state.in_flight += 1
+            self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
+        self._counted = True
+        try:
+            yield
+        finally:
+            self._answered()
+
+    def _answered(self) -> None:
+        """The request is no longer in flight: called before the last bytes of its answer go out,
+        so that a client that sends its next request at once never finds it still counted."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.state.lock:
+                self.state.in_flight -= 1
 
     def _admit(self, model: str, openai: bool) -> bool:
         """Count the request, apply a queued fault, refuse unknown models; True to go on."""
