@@ -31,6 +31,7 @@ FORMATS = ["markdown", "html", "json", "sarif", "junit"]
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")
 @click.option("--trace", is_flag=True, help="send LangSmith traces (LANGSMITH_* must be set); off by default")
 @click.option("--otel", is_flag=True, help="export OpenTelemetry spans (OTEL_EXPORTER_OTLP_*); off by default")
+@click.option("--executor", metavar="local|ray[:ADDR]", help="where role nodes' work runs (default: here)")
 @click.option("--dry-run", is_flag=True, help="resolve and print the run; call no model")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
 @trust_options
@@ -47,6 +48,7 @@ def run(
     no_cache: bool,
     trace: bool,
     otel: bool,
+    executor: str | None,
     dry_run: bool,
     quiet: bool,
     policy: Path | None,
@@ -80,6 +82,7 @@ def run(
         cache=not no_cache,
         telemetry=trace,
         otel=otel,
+        executor=executor,
     )
     _execute(workflow, options, quiet, resume=False)
 
@@ -121,6 +124,7 @@ def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="where outputs go")
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")
 @click.option("--checkpoint", help="the run's postgres:// URL again, with its password (or set PGPASSWORD)")
+@click.option("--executor", metavar="local|ray[:ADDR]", help="where role nodes' work runs (default: here)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
 @trust_options
 @log_options
@@ -130,6 +134,7 @@ def resume(
     output_dir: Path | None,
     no_cache: bool,
     checkpoint: str | None,
+    executor: str | None,
     quiet: bool,
     policy: Path | None,
     trusted: bool | None,
@@ -143,7 +148,9 @@ def resume(
     from orchestrator.runtime import RunOptions, prepare_resume
 
     setup_logging(log_format, verbose, quiet)
-    options = RunOptions(output_dir=output_dir, cache=not no_cache, checkpoint=_checkpoint(checkpoint))
+    options = RunOptions(
+        output_dir=output_dir, cache=not no_cache, checkpoint=_checkpoint(checkpoint), executor=executor
+    )
     workflow, options = prepare_resume(run_id, overrides, options, operator(policy, trusted, workspace))
     _execute(workflow, options, quiet, resume=True)
 

@@ -2,7 +2,8 @@
 node factories, and the compilation of YAML and Python graphs."""
 
 from orchestrator.engine._compile import compile_graph
-from orchestrator.engine.context import Progress, RunContext, SilentProgress
+from orchestrator.engine._nodes import role_work, subtask_files
+from orchestrator.engine.context import Executor, Progress, RunContext, SilentProgress
 from orchestrator.engine.python_graph import GraphKit, build_python_graph, load_python_graph
 from orchestrator.engine.state import (
     CHECKPOINT_TYPES,
@@ -20,6 +21,7 @@ __all__ = [
     "CHECKPOINT_TYPES",
     "CallError",
     "CallRecord",
+    "Executor",
     "GraphKit",
     "Hop",
     "PatchCheck",
@@ -33,4 +35,6 @@ __all__ = [
     "build_python_graph",
     "compile_graph",
     "load_python_graph",
+    "role_work",
+    "subtask_files",
 ]

@@ -155,4 +155,5 @@ def keep_answer(total: ChainResult, outcome: ChainResult) -> None:
     """The answer of `outcome` becomes the total's (its usage was counted by `add_usage`); a tool
     loop's `attempts` are the most any of its turns took (a retried turn shows as 2)."""
     total.output, total.route, total.mode = outcome.output, outcome.route, outcome.mode
+    total.host = outcome.host
     total.attempts = max(total.attempts, outcome.attempts)

@@ -100,6 +100,7 @@ def record(subtask: Subtask, outcome: ChainResult, checks: list[PatchCheck] | No
         context=outcome.context,
         checks=checks or [],
         timing=call_timing(outcome),
+        host=outcome.host,
         **extra,
     )
 
@@ -295,32 +296,43 @@ def make_role_node(role_name: str) -> Any:
     async def role_node(state: SubtaskInput, runtime: Runtime[RunContext]) -> dict[str, Any]:
         ctx = runtime.context
         subtask = state["subtask"]
-        role = ctx.roles[role_name]
-        by_path = ctx.files.by_path()
-        files = [by_path[p] for p in subtask.files if p in by_path] or ctx.files.files
-        data_class = ctx.data_class_of([f.path for f in files])
-        chain = ctx.chain(role_name, data_class)
-        extra: dict[str, Any] = {"node": role_name, "data_class": data_class}
-        edit_checks: list[PatchCheck] = []
-        if agentic(ctx, role):  # a tool loop, and the patches it proposes verified
-            done = await run_agent(
-                ctx, agent_task(ctx, role_name, subtask.id, role, files, subtask.instruction, chain, data_class)
-            )
-            outcome, extra = done.outcome, {**extra, **done.extra}
-            edit_checks = extra.pop("edit_checks")
-        else:
-            user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction)
-            context: dict[str, Any] = {}
-            contract = file_contract(role.output, tuple(f.path for f in files))
-            outcome = await run_node(
-                ctx, role_name, subtask.id, chain, packed_messages(ctx, files, user, context), contract
-            )
-            outcome.context = dict(context)
-        checks = await check_patches(ctx, outcome) + edit_checks
-        return {"results": [record(subtask, outcome, checks, **extra)]}
+        if ctx.executor is not None:  # the work runs elsewhere (a Ray node); this process keeps the graph
+            return {"results": [await ctx.executor.role_work(ctx, role_name, subtask)]}
+        return {"results": [await role_work(ctx, role_name, subtask)]}
 
     role_node.__name__ = role_name
     return role_node
+
+
+def subtask_files(ctx: RunContext, subtask: Subtask) -> list[SourceFile]:
+    """The files a subtask is given (all of the workspace's when it names none)."""
+    by_path = ctx.files.by_path()
+    return [by_path[p] for p in subtask.files if p in by_path] or ctx.files.files
+
+
+async def role_work(ctx: RunContext, role_name: str, subtask: Subtask) -> CallRecord:
+    """The work of a fanned-out role node: its model calls, its tool loop, the checks of its patches."""
+    role = ctx.roles[role_name]
+    files = subtask_files(ctx, subtask)
+    data_class = ctx.data_class_of([f.path for f in files])
+    chain = ctx.chain(role_name, data_class)
+    extra: dict[str, Any] = {"node": role_name, "data_class": data_class}
+    edit_checks: list[PatchCheck] = []
+    if agentic(ctx, role):  # a tool loop, and the patches it proposes verified
+        done = await run_agent(
+            ctx, agent_task(ctx, role_name, subtask.id, role, files, subtask.instruction, chain, data_class)
+        )
+        outcome, extra = done.outcome, {**extra, **done.extra}
+        edit_checks = extra.pop("edit_checks")
+    else:
+        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction)
+        context: dict[str, Any] = {}
+        contract = file_contract(role.output, tuple(f.path for f in files))
+        build = packed_messages(ctx, files, user, context)
+        outcome = await run_node(ctx, role_name, subtask.id, chain, build, contract)
+        outcome.context = dict(context)
+    checks = await check_patches(ctx, outcome) + edit_checks
+    return record(subtask, outcome, checks, **extra)
 
 
 def agent_task(

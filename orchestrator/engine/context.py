@@ -15,7 +15,7 @@ from orchestrator.policy import CLASSES
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
     from orchestrator.checks import Verifier
-    from orchestrator.engine.state import CallRecord
+    from orchestrator.engine.state import CallRecord, Subtask
     from orchestrator.mcp_tools import McpHub
     from orchestrator.models import ModelPool
     from orchestrator.models.chain import ChainResult
@@ -35,6 +35,13 @@ class Progress(Protocol):
     def finished(self, node: str, key: str, status: str, model: str | None, latency_ms: int, tokens: int) -> None: ...
 
     def note(self, message: str) -> None: ...
+
+
+class Executor(Protocol):
+    """Where the work of a fanned-out role node runs (its model calls, tool loop and checks); the
+    LangGraph run, its checkpoints, budget and reports stay in this process. None: right here."""
+
+    async def role_work(self, ctx: RunContext, role: str, subtask: Subtask) -> CallRecord: ...
 
 
 class Finished(Protocol):
@@ -107,6 +114,7 @@ class RunContext:
     verifier: Verifier | None = None
     agent: AgentLimits = field(default_factory=AgentLimits)
     mcp: McpHub | None = None  # the granted tools of the spec's MCP servers, while the run lasts
+    executor: Executor | None = None  # where role nodes' work runs (None: in this process)
 
     @property
     def base_class(self) -> str:

@@ -102,6 +102,13 @@ class Subtask(Record):
     files: list[str] = Field(default_factory=list)
 
 
+class Worker(Record):
+    """The node of the executor's cluster that did a subtask's work."""
+
+    node_id: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class CallRecord(Record):
     """One model call of the run: a subtask, a graph node, a proposal, the plan or the aggregation."""
 
@@ -132,6 +139,8 @@ class CallRecord(Record):
     proposals: list[str] | None = Field(default=None, description="a merge: the proposals it merged")
     data_class: str | None = Field(default=None, description="public | internal | confidential: what the call saw")
     timing: CallTiming | None = Field(default=None, description="when it ran, its model attempts, waits and checks")
+    host: str | None = Field(default=None, description="the host of the provider's base_urls that answered")
+    worker: Worker | None = Field(default=None, description="the executor's node that did it (null: here)")
     # agentic roles: the tool loop and the verification of the patches it proposed
     turns: int = Field(default=0, description="model turns of the tool loop (0: one structured call)")
     tool_calls: list[ToolCall] = Field(default_factory=list)

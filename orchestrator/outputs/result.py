@@ -95,6 +95,7 @@ class HostReport(Record):
     bytes_received: int
     rules: list[str] = Field(description="the policy rules that allowed sending to it")
     note: str = Field(default="", description="what the counts do not cover")
+    nodes: list[str] = Field(default_factory=list, description="the executor's nodes that contacted it (none: here)")
 
 
 class EgressReport(Record):

@@ -31,6 +31,7 @@ class HostTraffic:
     bytes_sent: int = 0
     bytes_received: int = 0
     note: str = ""  # what the counts do not cover (a tracing client counts nothing)
+    nodes: set[str] = field(default_factory=set)  # the executor's nodes that sent it (none: this process)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class HostTraffic:
             "bytes_received": self.bytes_received,
             "rules": sorted(self.rules),
             "note": self.note,
+            "nodes": sorted(self.nodes),
         }
 
 
@@ -100,6 +102,21 @@ class Egress:
         sync: dict[str, list[Any]] = {"request": [on_request], "response": [on_response]}
         asynchronous: dict[str, list[Any]] = {"request": [on_request_async], "response": [on_response_async]}
         return sync, asynchronous
+
+    def merge(self, report: dict[str, Any], node: str) -> None:
+        """Traffic another process (a node of the executor) reported, as this run's, naming the node."""
+        for host in report.get("hosts", []):
+            with self.lock:
+                traffic = self.hosts.setdefault(host["host"], HostTraffic(host["host"]))
+                traffic.models.update(host["models"])
+                traffic.rules.update(host["rules"])
+                traffic.nodes.add(node)
+                traffic.requests += host["requests"]
+                traffic.bytes_sent += host["bytes_sent"]
+                traffic.bytes_received += host["bytes_received"]
+                traffic.note = traffic.note or host.get("note", "")
+        with self.lock:
+            self.in_process.update(report.get("in_process", []))
 
     def report(self) -> dict[str, Any]:
         with self.lock:

@@ -56,6 +56,7 @@ class RunOptions:
     telemetry: bool = False  # LangSmith tracing (when its environment is set); off unless asked for
     ledger: bool = True  # list a durably checkpointed run in `orchestrator runs`
     otel: bool = False  # export OpenTelemetry spans to the OTLP endpoint of OTEL_EXPORTER_OTLP_* (otel.py)
+    executor: str | None = None  # --executor local|ray|ray:ADDRESS (None: the operator policy's, else local)
 
 
 @dataclass

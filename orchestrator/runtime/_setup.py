@@ -18,6 +18,7 @@ from orchestrator.runtime._context import build_context
 from orchestrator.runtime._finished import FinishedStore
 from orchestrator.runtime._stores import OFF, cache_for, finished_store
 from orchestrator.runtime._tracing import allow_tracing
+from orchestrator.runtime.executor import start_executor
 from orchestrator.runtime.verify import refuse_without_sandbox, sandbox_warning
 from orchestrator.workflow import Workflow
 
@@ -36,8 +37,11 @@ class RunSetup:
     recorder: Any
     finished: FinishedStore | None
     warnings: list[str] = field(default_factory=list)
+    executor: Any = None  # where role nodes' work runs (None: here)
 
     def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
         if self.recorder is not None:
             self.recorder.flush()
         if self.cache is not None:
@@ -59,10 +63,12 @@ def set_up_run(
         allow_tracing(workflow, context.pool.egress)
     context.pausable = location != OFF
     warnings = _sandbox_checked(context)
+    executor = start_executor(workflow, options.executor, bool(options.record or options.replay))
+    context.executor = executor
     finished = finished_store(workflow, run_id, location)
     if finished is not None:
         context.finished = finished
-    return RunSetup(context, cache, recorder, finished, warnings)
+    return RunSetup(context, cache, recorder, finished, warnings, executor)
 
 
 def _sandbox_checked(context: RunContext) -> list[str]:

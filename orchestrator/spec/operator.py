@@ -18,16 +18,41 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from orchestrator.spec._agentic import SandboxMode
-from orchestrator.spec._document import Document, load_yaml, validate_document
+from orchestrator.spec._document import Document, Strict, load_yaml, validate_document
 from orchestrator.spec._spec import DataClass, RulesSpec
 
 POLICY_ENV = "ORCHESTRATOR_POLICY"
 TRUSTED_HOSTS_ENV = "ORCHESTRATOR_TRUSTED_HOSTS"
 TRUSTED_KEYS_ENV = "ORCHESTRATOR_TRUSTED_KEYS"
+
+
+LabelMap = dict[
+    Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$")],
+    Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,63}$")],
+]
+
+
+class ExecutorSpec(Strict):
+    """Where role nodes' work runs: here (local), or on a Ray cluster."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = Field(default=None, max_length=512, description="ray: the cluster (default $RAY_ADDRESS)")
+
+
+class PlacementSpec(Strict):
+    """Policy facts -> the node labels a subtask's work needs (Ray label selectors)."""
+
+    public: LabelMap | None = None
+    internal: LabelMap | None = None
+    confidential: LabelMap | None = Field(default=None, description="e.g. {zone: onprem}")
+    countries: dict[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], LabelMap] = Field(
+        default_factory=dict, description="a model's country -> labels, e.g. {FR: {region: eu-west}}"
+    )
 
 
 class OperatorPolicy(RulesSpec):
@@ -55,6 +80,8 @@ class OperatorPolicy(RulesSpec):
     workspaces: list[str] = Field(
         default_factory=list, description="folders a spec's workspace may be in besides the spec's own repository"
     )
+    executor: ExecutorSpec | None = Field(default=None, description="where role nodes' work runs (default: here)")
+    placement: PlacementSpec | None = Field(default=None, description="the nodes a subtask may run on, by policy")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,214 @@
+"""The Ray executor (the optional extra `[ray]`, imported only when it is chosen).
+
+One actor per node of the cluster (pinned to it, created on first use, reused by every subtask
+and every run of this process: an embedded model loads once per node). A subtask goes to the
+least busy live node whose labels match its placement; the actor rebuilds the run's context from
+the shipped workflow (no recorder, no cache, no pause: the budget left is given to it) and runs
+the same role work as a local run. What comes back (the call record, its usage, its egress) is
+this run's: the budget is charged, the egress report names the node, the record says where it ran.
+A node that dies mid-subtask loses nothing: the subtask goes to another matching node (a hop
+`worker_lost`), and what had finished stays finished (the run's checkpoints are here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from structlog import get_logger
+
+from orchestrator.engine import CallRecord, Hop, RunContext, Subtask, subtask_files
+from orchestrator.engine.state import CallError, Worker
+from orchestrator.errors import PolicyError, ProviderError
+from orchestrator.models.budget import Reservation
+from orchestrator.runtime.executor import chain_countries, matches, needed_labels, run_needs, unplaceable
+from orchestrator.workflow import Workflow
+
+log = get_logger(__name__)
+NAMESPACE = "sovereign-orchestrator"
+SYSTEM_LABEL = "ray.io/"
+
+
+@dataclass
+class Node:
+    node_id: str
+    labels: dict[str, str]
+    alive: bool = True
+    busy: int = 0
+
+
+class NodeWorker:
+    """The actor on one node: runs role work for any run of the driver that created it."""
+
+    async def run(self, job: dict[str, Any], workflow: Workflow) -> dict[str, Any]:
+        import ray
+
+        from orchestrator.engine import SilentProgress, role_work
+        from orchestrator.models import Budget
+        from orchestrator.models.timing import RunClock
+        from orchestrator.runtime._context import build_context, mcp_tools
+
+        ctx = build_context(workflow, job["run_id"], SilentProgress(), None, None)
+        ctx.pausable = False
+        ctx.pool.budget = Budget(job["max_cost_usd"], job["max_tokens"])
+        ctx.pool.clock = RunClock(job["origin"])
+        try:
+            async with mcp_tools(workflow, ctx):
+                record = await role_work(ctx, job["role"], Subtask.model_validate(job["subtask"]))
+        finally:
+            if ctx.verifier is not None:
+                ctx.verifier.close()
+        return {
+            "record": record.model_dump(mode="json"),
+            "egress": ctx.pool.egress.report() if ctx.pool.egress else {},
+            "exhausted": ctx.pool.budget.exhausted,
+            "node_id": ray.get_runtime_context().get_node_id(),
+        }
+
+
+def shippable(workflow: Workflow) -> Workflow:
+    """The workflow as a node receives it (a Python graph's object stays here: nodes run role work only)."""
+    shipped = copy.copy(workflow)
+    shipped.python_graph = None
+    return shipped
+
+
+class RayExecutor:
+    """Role nodes' work on a Ray cluster, placed by the operator's placement rules."""
+
+    def __init__(self, workflow: Workflow, address: str | None, source: str, concurrency: int) -> None:
+        self.workflow = workflow
+        self.address = address
+        self.source = source
+        self.concurrency = concurrency
+        self.nodes: dict[str, Node] = {}
+        self.actors: dict[str, Any] = {}
+        self.shipped: Any = None
+        self.started_ray = False
+
+    # ---- start: connect, see the nodes, refuse what no node can run (exit 5, before any call)
+    def start(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ProviderError(f"executor ray ({self.source}): cannot reach the cluster: {exc}") from None
+            self.started_ray = True
+        self.refresh()
+        placement = self.workflow.operator.policy.placement
+        where = self.workflow.operator.rule_source("placement") if placement is not None else ""
+        refused = unplaceable(run_needs(self.workflow), [n.labels for n in self.live()], where)
+        if refused:
+            raise PolicyError("\n".join(refused))
+        if not self.live():
+            raise ProviderError(f"executor ray ({self.source}): the cluster has no node with a CPU to run work on")
+        self.shipped = ray.put(shippable(self.workflow))
+        log.info("executor.started", kind="ray", nodes=len(self.live()))
+
+    def refresh(self) -> None:
+        import ray
+
+        for info in ray.nodes():  # type: ignore[no-untyped-call]
+            node_id = str(info["NodeID"])
+            labels = {k: str(v) for k, v in (info.get("Labels") or {}).items() if not k.startswith(SYSTEM_LABEL)}
+            usable = bool(info.get("Alive")) and float((info.get("Resources") or {}).get("CPU", 0)) > 0
+            node = self.nodes.setdefault(node_id, Node(node_id, labels))
+            node.alive = node.alive and usable
+            node.labels = labels
+
+    def live(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.alive]
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors.values():
+            ray.kill(actor, no_restart=True)
+        self.actors.clear()
+        if self.started_ray:
+            ray.shutdown()
+
+    # ---- one subtask
+    def _actor(self, node: Node) -> Any:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if node.node_id not in self.actors:
+            strategy = NodeAffinitySchedulingStrategy(node_id=node.node_id, soft=False)
+            remote = ray.remote(NodeWorker).options(
+                scheduling_strategy=strategy, max_concurrency=self.concurrency, num_cpus=0, max_restarts=0
+            )
+            self.actors[node.node_id] = remote.remote()
+        return self.actors[node.node_id]
+
+    def needs(self, ctx: RunContext, role: str, subtask: Subtask) -> dict[str, str]:
+        data_class = ctx.data_class_of([f.path for f in subtask_files(ctx, subtask)])
+        countries = chain_countries(ctx.chain(role, data_class))
+        return needed_labels(self.workflow.operator.policy.placement, data_class, countries)
+
+    async def role_work(self, ctx: RunContext, role: str, subtask: Subtask) -> CallRecord:
+        import ray.exceptions as errors
+
+        lost = (errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError, errors.ObjectLostError)
+        labels = self.needs(ctx, role, subtask)
+        hops: list[Hop] = []
+        while True:
+            candidates = [n for n in self.live() if matches(n.labels, labels)]
+            if not candidates:
+                return _lost(subtask, role, hops, f"no live node has the labels {labels}")
+            node = min(candidates, key=lambda n: (n.busy, n.node_id))
+            budget = ctx.pool.budget
+            job = {
+                "run_id": ctx.run_id,
+                "role": role,
+                "subtask": subtask.model_dump(mode="json"),
+                "origin": ctx.pool.clock.origin,
+                "max_cost_usd": None if budget.max_cost_usd is None else budget.max_cost_usd - budget.spent_cost,
+                "max_tokens": None if budget.max_tokens is None else budget.max_tokens - budget.spent_tokens,
+            }
+            ctx.progress.started(role, subtask.id, f"node {node.node_id[:8]}")
+            node.busy += 1
+            try:
+                answer = await self._actor(node).run.remote(job, self.shipped)
+            except lost as exc:
+                node.alive = False
+                self.actors.pop(node.node_id, None)
+                await asyncio.to_thread(self.refresh)
+                why = f"{type(exc).__name__}: the node left while it ran the subtask"
+                log.warning("executor.node_lost", node=node.node_id, subtask=subtask.id, error=type(exc).__name__)
+                hops.append(Hop(model=f"node {node.node_id}", error_kind="worker_lost", message=why))
+                continue
+            finally:
+                node.busy -= 1
+            return self._merge(ctx, answer, node, hops)
+
+    def _merge(self, ctx: RunContext, answer: dict[str, Any], node: Node, hops: list[Hop]) -> CallRecord:
+        record = CallRecord.model_validate(answer["record"])
+        record.fallbacks = [*hops, *record.fallbacks]
+        record.worker = Worker(node_id=node.node_id, labels=node.labels)
+        ctx.pool.budget.settle(Reservation(0, 0.0), record.tokens_in + record.tokens_out, record.cost_usd or 0.0)
+        if answer.get("exhausted") and not ctx.pool.budget.exhausted:
+            ctx.pool.budget.exhausted = answer["exhausted"]
+        if ctx.pool.egress is not None:
+            ctx.pool.egress.merge(answer.get("egress") or {}, node.node_id)
+        tokens = record.tokens_in + record.tokens_out
+        ctx.progress.finished(record.role, record.id, record.status, record.model, record.latency_ms, tokens)
+        return record
+
+
+def _lost(subtask: Subtask, role: str, hops: list[Hop], why: str) -> CallRecord:
+    return CallRecord(
+        id=subtask.id,
+        role=role,
+        instruction=subtask.instruction,
+        files=list(subtask.files),
+        status="failed",
+        fallbacks=hops,
+        error=CallError(kind="worker_lost", message=f"the subtask could not run on the cluster: {why}"),
+        node=role,
+    )
