@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,29 +77,90 @@ def shippable(workflow: Workflow) -> Workflow:
     return shipped
 
 
+ACTOR_CONCURRENCY = 256  # subtasks one node's actor runs at once (each run's own concurrency bounds its share)
+
+
+class _Connection:
+    """This process's connection to the cluster and its actors, shared by every run it makes
+    (a sweep's runs at once): the last run to finish closes what the first one opened."""
+
+    def __init__(self) -> None:
+        self.users = 0
+        self.started_ray = False
+        self.actors: dict[str, Any] = {}  # node id -> its actor
+        self.lock = threading.Lock()
+
+    def acquire(self, address: str | None, source: str) -> None:
+        import ray
+
+        with self.lock:
+            if not ray.is_initialized():
+                try:
+                    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    raise ProviderError(f"executor ray ({source}): cannot reach the cluster: {exc}") from None
+                self.started_ray = True
+            self.users += 1
+
+    def release(self) -> None:
+        import ray
+
+        with self.lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            for actor in self.actors.values():
+                ray.kill(actor, no_restart=True)
+            self.actors.clear()
+            if self.started_ray:
+                ray.shutdown()
+                self.started_ray = False
+
+    def actor(self, node_id: str) -> Any:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        with self.lock:
+            if node_id not in self.actors:
+                strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+                remote = ray.remote(NodeWorker).options(
+                    scheduling_strategy=strategy, max_concurrency=ACTOR_CONCURRENCY, num_cpus=0, max_restarts=0
+                )
+                self.actors[node_id] = remote.remote()
+            return self.actors[node_id]
+
+    def forget(self, node_id: str) -> None:
+        with self.lock:
+            self.actors.pop(node_id, None)
+
+
+_connection = _Connection()
+
+
 class RayExecutor:
     """Role nodes' work on a Ray cluster, placed by the operator's placement rules."""
 
-    def __init__(self, workflow: Workflow, address: str | None, source: str, concurrency: int) -> None:
+    def __init__(self, workflow: Workflow, address: str | None, source: str) -> None:
         self.workflow = workflow
         self.address = address
         self.source = source
-        self.concurrency = concurrency
         self.nodes: dict[str, Node] = {}
-        self.actors: dict[str, Any] = {}
         self.shipped: Any = None
-        self.started_ray = False
+        self.connected = False
 
     # ---- start: connect, see the nodes, refuse what no node can run (exit 5, before any call)
     def start(self) -> None:
+        _connection.acquire(self.address, self.source)
+        self.connected = True
+        try:
+            self._check()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check(self) -> None:
         import ray
 
-        if not ray.is_initialized():
-            try:
-                ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ProviderError(f"executor ray ({self.source}): cannot reach the cluster: {exc}") from None
-            self.started_ray = True
         self.refresh()
         placement = self.workflow.operator.policy.placement
         where = self.workflow.operator.rule_source("placement") if placement is not None else ""
@@ -125,27 +187,11 @@ class RayExecutor:
         return [n for n in self.nodes.values() if n.alive]
 
     def close(self) -> None:
-        import ray
-
-        for actor in self.actors.values():
-            ray.kill(actor, no_restart=True)
-        self.actors.clear()
-        if self.started_ray:
-            ray.shutdown()
+        if self.connected:
+            self.connected = False
+            _connection.release()
 
     # ---- one subtask
-    def _actor(self, node: Node) -> Any:
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        if node.node_id not in self.actors:
-            strategy = NodeAffinitySchedulingStrategy(node_id=node.node_id, soft=False)
-            remote = ray.remote(NodeWorker).options(
-                scheduling_strategy=strategy, max_concurrency=self.concurrency, num_cpus=0, max_restarts=0
-            )
-            self.actors[node.node_id] = remote.remote()
-        return self.actors[node.node_id]
-
     def needs(self, ctx: RunContext, role: str, subtask: Subtask) -> dict[str, str]:
         data_class = ctx.data_class_of([f.path for f in subtask_files(ctx, subtask)])
         countries = chain_countries(ctx.chain(role, data_class))
@@ -174,10 +220,10 @@ class RayExecutor:
             ctx.progress.started(role, subtask.id, f"node {node.node_id[:8]}")
             node.busy += 1
             try:
-                answer = await self._actor(node).run.remote(job, self.shipped)
+                answer = await _connection.actor(node.node_id).run.remote(job, self.shipped)
             except lost as exc:
                 node.alive = False
-                self.actors.pop(node.node_id, None)
+                _connection.forget(node.node_id)
                 await asyncio.to_thread(self.refresh)
                 why = f"{type(exc).__name__}: the node left while it ran the subtask"
                 log.warning("executor.node_lost", node=node.node_id, subtask=subtask.id, error=type(exc).__name__)

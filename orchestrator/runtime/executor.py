@@ -66,7 +66,7 @@ def start_executor(workflow: Workflow, option: str | None, recording: bool) -> A
         raise SpecError(f"executor ray ({choice.source}): --record and --replay run on the local executor")
     from orchestrator.runtime._ray import RayExecutor
 
-    executor = RayExecutor(workflow, choice.address, choice.source, workflow.loaded.spec.limits.concurrency)
+    executor = RayExecutor(workflow, choice.address, choice.source)
     executor.start()
     return executor
 
