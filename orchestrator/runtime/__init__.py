@@ -13,6 +13,7 @@ from orchestrator.runtime._run import (
     run_workflow_async,
 )
 from orchestrator.runtime._stores import DEFAULT, MEMORY, OFF
+from orchestrator.runtime.sweep import run_sweep
 
 __all__ = [
     "DEFAULT",
@@ -24,6 +25,7 @@ __all__ = [
     "prepare_resume",
     "rebuild_outputs",
     "resume_workflow",
+    "run_sweep",
     "run_workflow",
     "run_workflow_async",
 ]
