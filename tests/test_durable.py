@@ -315,3 +315,12 @@ def test_sigterm_keeps_every_finished_subtask_in_the_partial_result(server: Mode
         }
         kept = {s["id"] for s in result_of(out)["subtasks"] if s["status"] == "ok"}
         assert printed <= kept, (printed, kept)
+
+
+def test_a_checkpoint_below_a_file_is_a_checkpoint_error_before_any_call(server: ModelServer, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file\n")
+    done = orchestrator("run", write_spec(tmp_path, server.url), "--checkpoint", blocker / "run.db")
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr and "not-a-folder" in done.stderr
+    assert sum(server.state.requests.values()) == 0

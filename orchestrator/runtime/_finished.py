@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.state import CallRecord, PlanRecord
+from orchestrator.errors import CheckpointError
 
 
 class NodeUpdate(BaseModel):
@@ -33,9 +34,12 @@ class FinishedStore:
     """One run's finished nodes in `path` (a file of the run's data folder), or in memory."""
 
     def __init__(self, path: Path | None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path or ":memory:", check_same_thread=False)
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path or ":memory:", check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:  # a folder that is a file, no permission: exit 3 before any call
+            raise CheckpointError(f"cannot keep the run's finished nodes in {path}: {exc}") from None
         self.conn.execute("PRAGMA trusted_schema = OFF")
         self.conn.execute("CREATE TABLE IF NOT EXISTS finished (task TEXT PRIMARY KEY, node TEXT, update_json TEXT)")
         self.conn.commit()
