@@ -36,6 +36,11 @@ _EXPORTS: dict[str, str] = {
     "verify_patch": "orchestrator.runtime.verify",
     "verify_patches": "orchestrator.runtime.verify",
     "apply_patches": "orchestrator.runtime.apply",
+    "plan_sweep": "orchestrator.runtime.sweep",
+    "run_sweep": "orchestrator.runtime.sweep",
+    "run_sweep_async": "orchestrator.runtime.sweep",
+    "sweep_options": "orchestrator.runtime.sweep",
+    "SweepResult": "orchestrator.runtime.sweep",
     "PatchVerdict": "orchestrator.checks",
     "CallRecord": "orchestrator.engine",
     "GraphKit": "orchestrator.engine",
@@ -81,14 +86,19 @@ __all__ = [
     "RunResult",
     "Spec",
     "SpecError",
+    "SweepResult",
     "Workflow",
     "apply_patches",
     "load_spec",
+    "plan_sweep",
     "prepare_workflow",
     "register_provider",
     "resume_workflow",
+    "run_sweep",
+    "run_sweep_async",
     "run_workflow",
     "run_workflow_async",
+    "sweep_options",
     "verify_patch",
     "verify_patches",
 ]  # pinned by tests/test_public_api.py; every name is in _EXPORTS
@@ -118,6 +128,7 @@ if TYPE_CHECKING:
         run_workflow_async,
     )
     from orchestrator.runtime.apply import apply_patches
+    from orchestrator.runtime.sweep import SweepResult, plan_sweep, run_sweep, run_sweep_async, sweep_options
     from orchestrator.runtime.verify import verify_patch, verify_patches
     from orchestrator.spec import LoadedSpec, Role, Spec, load_spec
     from orchestrator.workflow import Workflow, prepare_workflow

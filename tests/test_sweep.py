@@ -28,10 +28,10 @@ from orchestrator.runtime.sweep import (
     MAX_RUNS,
     SweepItem,
     SweepResult,
-    options_in,
     plan_sweep,
     ranked_exit,
     run_sweep,
+    sweep_options,
 )
 from orchestrator.testing import Call, FakeProvider, valid_answer
 from tests.process import modules_imported_by, orchestrator
@@ -76,7 +76,7 @@ def prepared(specs: list[Path], workspaces: tuple[Path, ...] = ()) -> list[Sweep
 
 
 def sweep(items: list[SweepItem], out: Path, concurrency: int = 4, **fields: Any) -> SweepResult:
-    return run_sweep(items, options_in(out, **{"checkpoint": "memory", **fields}), concurrency)
+    return run_sweep(items, sweep_options(out, **{"checkpoint": "memory", **fields}), concurrency)
 
 
 def result_of(row: Any) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def test_a_failing_run_is_its_row_and_the_sweep_exits_with_the_code_that_ranks_f
         fake_spec(tmp_path, 6),  # its checkpoint cannot be opened (below): fails before any call
     ]
     (tmp_path / "garbage.sqlite").write_bytes(b"not a database, " * 512)
-    options = options_in(tmp_path / "out", checkpoint="memory")
+    options = sweep_options(tmp_path / "out", checkpoint="memory")
 
     def options_for(item: SweepItem) -> Any:
         chosen = options(item)
@@ -224,7 +224,7 @@ def test_ctrl_c_stops_every_run_checkpointed_and_each_resumes(fake: FakeProvider
         fake.script(f"r{n}", review)
         fake.script(f"p{n}", valid_answer)
     specs = [fake_spec(tmp_path, n) for n in range(1, 4)]
-    result = run_sweep(prepared(specs), options_in(tmp_path / "out"), concurrency=2)  # durable checkpoints
+    result = run_sweep(prepared(specs), sweep_options(tmp_path / "out"), concurrency=2)  # durable checkpoints
     assert sent and result.stopped_by == "SIGINT" and result.exit_code == ExitStatus.INTERRUPTED
     assert [(r.status, r.exit_code) for r in result.rows] == [("interrupted", 130)] * 2 + [("not_started", 130)]
     assert result.rows[2].run_id is None

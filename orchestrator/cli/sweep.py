@@ -73,7 +73,7 @@ def sweep(
     sweep's end. Exit with the runs' code that ranks first: 2, 5, 130/143, 4, 3, 1, 0."""
     from orchestrator.errors import SpecError
     from orchestrator.runtime import DEFAULT, MEMORY, new_run_id
-    from orchestrator.runtime.sweep import options_in, plan_sweep, run_sweep, write_summary
+    from orchestrator.runtime.sweep import plan_sweep, run_sweep, sweep_options, write_summary
 
     setup_logging(log_format, verbose, quiet)
     all_overrides = (*overrides, *([f"fail_on={fail_on}"] if fail_on else []))
@@ -89,7 +89,7 @@ def sweep(
             for warning in item.workflow.warnings if item.workflow else []:
                 echo(f"warning: {item.label}: {warning}", err=True)
         echo(f"sweep {sweep_id}: {len(items)} run(s), {concurrency} at once, outputs in {folder}", err=True)
-    options_for = options_in(
+    options_for = sweep_options(
         folder,
         formats=list(formats) or None,
         checkpoint=MEMORY if checkpoint == "none" else checkpoint or DEFAULT,

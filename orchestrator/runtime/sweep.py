@@ -171,7 +171,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:40] or "run"
 
 
-def options_in(output_dir: Path, **fields: Any) -> OptionsFor:
+def sweep_options(output_dir: Path, **fields: Any) -> OptionsFor:
     """RunOptions for each run of a sweep: a run id of its own, its folder OUTPUT_DIR/NN-NAME,
     and `fields` (checkpoint, cache, executor, formats, ...)."""
 
