@@ -160,3 +160,16 @@ def test_a_ray_cluster_places_work_by_policy_and_loses_nothing_when_a_node_dies(
     markers |= {"d3": "TASK-D3", "d4": "TASK-D4"}
     for subtask in subtasks:  # server-side: once, or twice for a subtask the dead node was answering
         assert killed["requests"][markers[subtask["id"]]] == 1 + len(subtask["fallbacks"]), subtask["id"]
+
+
+def test_a_node_drains_what_it_counted_since_it_last_reported() -> None:
+    egress = Egress()
+    traffic = egress._traffic("127.0.0.1:8", "ollama/q", "r")
+    egress._count(traffic, sent=5, received=7, request=True)
+    (first,) = egress.drain()["hosts"]
+    egress._count(traffic, sent=1, received=2, request=True)
+    (second,) = egress.drain()["hosts"]
+    assert (first["requests"], first["bytes_sent"], first["bytes_received"]) == (1, 5, 7)
+    assert (second["requests"], second["bytes_sent"], second["bytes_received"]) == (1, 1, 2)
+    assert egress.drain()["hosts"] == []  # nothing new
+    assert egress.report()["hosts"][0]["requests"] == 2  # the node's own report still has it all

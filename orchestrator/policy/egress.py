@@ -52,6 +52,7 @@ class Egress:
         self.lock = threading.Lock()
         self.hosts: dict[str, HostTraffic] = {}
         self.in_process: set[str] = set()
+        self.drained: dict[str, dict[str, int]] = {}  # host -> its counts at the last drain
 
     def _traffic(self, host: str, model: str, rule: str) -> HostTraffic:
         with self.lock:
@@ -117,6 +118,21 @@ class Egress:
                 traffic.note = traffic.note or host.get("note", "")
         with self.lock:
             self.in_process.update(report.get("in_process", []))
+
+    def drain(self) -> dict[str, Any]:
+        """The report of what was counted since the last drain, and counting starts again (a node
+        of the executor sends its traffic to the run this way, subtask after subtask)."""
+        counted = ("requests", "bytes_sent", "bytes_received")
+        hosts = []
+        with self.lock:
+            for traffic in sorted(self.hosts.values(), key=lambda t: t.host):
+                now = traffic.as_dict()
+                before = self.drained.get(traffic.host, {})
+                delta = {**now, **{key: now[key] - before.get(key, 0) for key in counted}}
+                self.drained[traffic.host] = {key: now[key] for key in counted}
+                if any(delta[key] for key in counted):
+                    hosts.append(delta)
+        return {"hosts": hosts, "in_process": sorted(self.in_process)}
 
     def report(self) -> dict[str, Any]:
         with self.lock:

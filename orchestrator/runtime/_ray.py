@@ -42,32 +42,59 @@ class Node:
 
 
 class NodeWorker:
-    """The actor on one node: runs role work for any run of the driver that created it."""
+    """The actor on one node: runs role work for any run of the driver that created it. A run's
+    context (its model pool and clients, its verifier with the checks' baselines) is built on the
+    node's first subtask of that run and kept until the driver ends the run."""
 
-    async def run(self, job: dict[str, Any], workflow: Workflow) -> dict[str, Any]:
+    def __init__(self) -> None:
+        self.runs: dict[str, RunContext] = {}
+
+    async def run(self, job: dict[str, Any], shipped: list[Any]) -> dict[str, Any]:
         import ray
 
-        from orchestrator.engine import SilentProgress, role_work
+        from orchestrator.engine import role_work
+        from orchestrator.runtime._context import mcp_tools
+
+        ctx = self.runs.get(job["run_id"]) or self._context(job, await shipped[0])
+        budget = ctx.pool.budget  # what the driver's budget has left, on top of what this node spent
+        budget.max_cost_usd = None if job["max_cost_usd"] is None else budget.spent_cost + job["max_cost_usd"]
+        budget.max_tokens = None if job["max_tokens"] is None else budget.spent_tokens + job["max_tokens"]
+        async with mcp_tools(ctx_workflow(ctx), ctx):
+            record = await role_work(ctx, job["role"], Subtask.model_validate(job["subtask"]))
+        return {
+            "record": record.model_dump(mode="json"),
+            "egress": ctx.pool.egress.drain() if ctx.pool.egress else {},
+            "exhausted": budget.exhausted,
+            "node_id": ray.get_runtime_context().get_node_id(),
+        }
+
+    def _context(self, job: dict[str, Any], workflow: Workflow) -> RunContext:
+        from orchestrator.engine import SilentProgress
         from orchestrator.models import Budget
         from orchestrator.models.timing import RunClock
-        from orchestrator.runtime._context import build_context, mcp_tools
+        from orchestrator.runtime._context import build_context
 
         ctx = build_context(workflow, job["run_id"], SilentProgress(), None, None)
         ctx.pausable = False
-        ctx.pool.budget = Budget(job["max_cost_usd"], job["max_tokens"])
+        ctx.pool.budget = Budget()
         ctx.pool.clock = RunClock(job["origin"])
-        try:
-            async with mcp_tools(workflow, ctx):
-                record = await role_work(ctx, job["role"], Subtask.model_validate(job["subtask"]))
-        finally:
+        _workflows[id(ctx)] = workflow
+        self.runs[job["run_id"]] = ctx
+        return ctx
+
+    def end_run(self, run_id: str) -> None:
+        ctx = self.runs.pop(run_id, None)
+        if ctx is not None:
+            _workflows.pop(id(ctx), None)
             if ctx.verifier is not None:
                 ctx.verifier.close()
-        return {
-            "record": record.model_dump(mode="json"),
-            "egress": ctx.pool.egress.report() if ctx.pool.egress else {},
-            "exhausted": ctx.pool.budget.exhausted,
-            "node_id": ray.get_runtime_context().get_node_id(),
-        }
+
+
+_workflows: dict[int, Workflow] = {}  # an actor's run context -> its workflow (for its MCP servers)
+
+
+def ctx_workflow(ctx: RunContext) -> Workflow:
+    return _workflows[id(ctx)]
 
 
 def shippable(workflow: Workflow) -> Workflow:
@@ -129,6 +156,13 @@ class _Connection:
                 self.actors[node_id] = remote.remote()
             return self.actors[node_id]
 
+    def end_run(self, run_id: str | None) -> None:
+        """The nodes forget a finished run's context (fire and forget: a dead node has nothing to drop)."""
+        with self.lock:
+            actors = list(self.actors.values())
+        for actor in actors if run_id else []:
+            actor.end_run.remote(run_id)
+
     def forget(self, node_id: str) -> None:
         with self.lock:
             self.actors.pop(node_id, None)
@@ -147,6 +181,7 @@ class RayExecutor:
         self.nodes: dict[str, Node] = {}
         self.shipped: Any = None
         self.connected = False
+        self.run_id: str | None = None  # the run it serves (its nodes keep that run's context)
 
     # ---- start: connect, see the nodes, refuse what no node can run (exit 5, before any call)
     def start(self) -> None:
@@ -189,6 +224,7 @@ class RayExecutor:
     def close(self) -> None:
         if self.connected:
             self.connected = False
+            _connection.end_run(self.run_id)
             _connection.release()
 
     # ---- one subtask
@@ -201,6 +237,7 @@ class RayExecutor:
         import ray.exceptions as errors
 
         lost = (errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError, errors.ObjectLostError)
+        self.run_id = ctx.run_id
         labels = self.needs(ctx, role, subtask)
         hops: list[Hop] = []
         while True:
@@ -220,7 +257,7 @@ class RayExecutor:
             ctx.progress.started(role, subtask.id, f"node {node.node_id[:8]}")
             node.busy += 1
             try:
-                answer = await _connection.actor(node.node_id).run.remote(job, self.shipped)
+                answer = await _connection.actor(node.node_id).run.remote(job, [self.shipped])
             except lost as exc:
                 node.alive = False
                 _connection.forget(node.node_id)
