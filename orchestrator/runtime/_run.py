@@ -141,7 +141,7 @@ async def _run(
     stopped_by: str | None = None
     signals: list[str] = []
     if options.handle_sigterm:
-        _on_sigterm(signals)
+        stop_on_sigterm(signals)
     async with open_saver(location) as saver, mcp_tools(workflow, context):
         graph, steps = compile_run_graph(workflow, saver)
         shape = graph_shape(graph)
@@ -247,7 +247,8 @@ async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: st
     return start, Tracker(values)
 
 
-def _on_sigterm(signals: list[str]) -> None:
+def stop_on_sigterm(signals: list[str]) -> None:
+    """SIGTERM cancels the current task (the run, or a sweep of runs), as Ctrl-C does; `signals` records it."""
     task = asyncio.current_task()
     assert task is not None
 

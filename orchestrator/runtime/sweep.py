@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError, RunStatus, SpecError
 from orchestrator.outputs.verification import final_verdicts
 from orchestrator.runtime import ledger
-from orchestrator.runtime._run import RunOptions, RunOutcome, new_run_id, run_workflow_async
+from orchestrator.runtime._run import RunOptions, RunOutcome, new_run_id, run_workflow_async, stop_on_sigterm
 from orchestrator.spec import load_spec
 from orchestrator.spec.operator import Operator, load_operator
 from orchestrator.workflow import Workflow, prepare_workflow
@@ -212,7 +212,7 @@ async def run_sweep_async(
     slots = asyncio.Semaphore(concurrency)
     signals: list[str] = []
     if handle_sigterm:
-        _on_sigterm(signals)
+        stop_on_sigterm(signals)
     tasks = [asyncio.create_task(_one(item, options_for, slots, progress)) for item in items]
     stopped_by: str | None = None
     try:
@@ -241,17 +241,6 @@ async def run_sweep_async(
         rows=rows,
         totals=sweep_totals(rows),
     )
-
-
-def _on_sigterm(signals: list[str]) -> None:
-    task = asyncio.current_task()
-    assert task is not None
-
-    def stop() -> None:
-        signals.append("SIGTERM")
-        task.cancel()
-
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
 
 
 async def _one(item: SweepItem, options_for: OptionsFor, slots: asyncio.Semaphore, progress: SweepProgress) -> SweepRow:
