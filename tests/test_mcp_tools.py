@@ -152,6 +152,15 @@ def test_a_tool_the_server_does_not_offer_fails_before_any_model_call(
     assert fake.calls_to("planner") == []
 
 
+def test_two_granted_tools_a_model_would_see_as_one_function_are_refused_before_any_call(
+    fake: FakeProvider, write_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = write_spec(spec_text(stdio(tmp_path / "log"), "[kb.dot.ted, kb.dot_ted]"))
+    with pytest.raises(SpecError, match=r"kb\.dot\.ted and kb\.dot_ted are both called kb__dot_ted"):
+        run(spec, tmp_path)
+    assert fake.calls_to("planner") == []
+
+
 def test_a_tool_of_an_undeclared_server_is_a_spec_error_naming_the_field(
     fake: FakeProvider, write_spec: Callable[..., Path]
 ) -> None:

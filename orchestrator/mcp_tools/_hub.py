@@ -240,6 +240,9 @@ async def _connect(
                 offered = ", ".join(sorted(map(str, by_name))[:20]) or "none"
                 raise McpUnavailable(f"mcp_servers.{name}: no tool '{wanted_tool}' (the server offers: {offered})")
             made = _checked(name, by_name[wanted_tool])
+            twin = next((t for t in hub.tools.values() if t.exposed == made.exposed), None)
+            if twin is not None:  # `a__b` + `c` and `a` + `b__c` would reach a model as one function
+                raise SpecError(f"mcp_servers: {twin.granted} and {made.granted} are both called {made.exposed}")
             hub.tools[made.granted] = made
         log.info("mcp.connected", server=name, tools=len(listed), granted=len(tools))
     return hub

@@ -55,6 +55,16 @@ def build(log: Path, host: str = "127.0.0.1", port: int = 8000) -> FastMCP:
         time.sleep(min(seconds, 30))
         return "awake"
 
+    @server.tool(name="dot.ted")
+    def dotted() -> str:
+        """A name with a dot (a model sees it with an underscore)."""
+        return "dotted"
+
+    @server.tool(name="dot_ted")
+    def underscored() -> str:
+        """The name the dotted one becomes for a model."""
+        return "underscored"
+
     return server
 
 
