@@ -77,11 +77,13 @@ def models(
     if check or spec_path:
         _check_models(spec_path, overrides, timeout, as_json)
         return
-    from orchestrator.serve._mcp_records import catalog_models, model_record
+    from orchestrator.catalog import load_catalog
 
-    entries = catalog_models(country, strength, open_weights, provider)  # as the MCP server's list_models
+    entries = load_catalog().filter(
+        country=country, strength=strength, open_weights=open_weights or None, provider=provider
+    )
     if as_json:
-        click.echo(json.dumps([model_record(e) for e in entries], indent=2))
+        click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
         return
     rows = [
         (

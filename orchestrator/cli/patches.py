@@ -24,8 +24,7 @@ def verify(spec: str, patch_file: Path, overrides: tuple[str, ...], as_json: boo
     without and with the patch, in the sandbox. No model is involved.
 
     Exit 0 verified, 1 not verified, 2 usage or spec error."""
-    from orchestrator.runtime.verify import make_verifier, sandbox_warning, verify_patch
-    from orchestrator.serve._mcp_records import verdict_exit, verdict_record
+    from orchestrator.runtime.verify import unsandboxed_warning, verdict_exit, verdict_record, verify_patch
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec, overrides)
@@ -33,10 +32,9 @@ def verify(spec: str, patch_file: Path, overrides: tuple[str, ...], as_json: boo
         diff = patch_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the patch {patch_file}: {exc}") from None
-    warning = sandbox_warning(make_verifier(loaded))
-    if warning:
-        click.echo(warning, err=True)
     verdict, report = verify_patch(loaded, diff)
+    if warning := unsandboxed_warning(report.sandbox):
+        click.echo(warning, err=True)
     if as_json:
         payload = verdict_record(verdict, report, str(patch_file))  # as the MCP server's verify_patch
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))

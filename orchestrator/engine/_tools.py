@@ -20,6 +20,7 @@ from orchestrator.checks import ChecksRefused, Edit, EditError, edits_to_diffs
 from orchestrator.engine._packing import render_file
 from orchestrator.engine.context import RunContext
 from orchestrator.policy import CLASSES, redact
+from orchestrator.spec import mcp_server_of
 from orchestrator.workspace import SourceFile, glob_match
 
 COMPACT_TOOLS = 6  # the most tools a model on a compact_output provider (a very small one) is offered
@@ -60,9 +61,9 @@ class Toolbox:
         if self.ctx.pool.providers[self.route.provider].compact_output:  # very small models: few tools
             cap = min(cap, COMPACT_TOOLS)
         hub = self.ctx.mcp
-        offered = [t for t in self.tools if "." not in t or (hub is not None and hub.tool(t) is not None)]
+        offered = [t for t in self.tools if not mcp_server_of(t) or (hub is not None and hub.tool(t) is not None)]
         self.tools = tuple(offered[:cap])
-        self.mcp = {hub.tools[t].exposed: hub.tools[t] for t in self.tools if "." in t} if hub else {}
+        self.mcp = {hub.tools[t].exposed: hub.tools[t] for t in self.tools if mcp_server_of(t)} if hub else {}
 
     @property
     def files(self) -> list[SourceFile]:
@@ -96,7 +97,7 @@ class Toolbox:
                 {"check": {"type": "string", "enum": sorted(self.ctx.checks)}, **change}, ["check"]
             )
         schemas.update({name: tool.schema for name, tool in self.mcp.items()})
-        order = [t for t in self.tools if "." not in t] + list(self.mcp)
+        order = [t for t in self.tools if not mcp_server_of(t)] + list(self.mcp)
         return {name: schemas[name] for name in order if name in schemas}
 
     def texts(self) -> dict[str, str]:

@@ -19,15 +19,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-
-def host_name(url: str) -> str:
-    """`host[:port]` of a base URL, as the egress report names hosts (no port when it is the default)."""
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    host = parts.hostname or ""
-    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+from orchestrator.models._schedule import wait_turn
+from orchestrator.policy.egress import host_name
 
 
 @dataclass
@@ -73,16 +67,8 @@ class HostPool:
     async def acquire(self, model: str) -> Host:
         """Wait for a free place on the least busy healthy host and take it."""
         waiter = _Waiter(model, asyncio.get_running_loop().create_future())
-        self.waiting.append(waiter)
-        self._admit()
-        try:
-            return await waiter.future
-        except asyncio.CancelledError:
-            if waiter in self.waiting:
-                self.waiting.remove(waiter)
-            elif waiter.future.done() and not waiter.future.cancelled():
-                self.release(waiter.future.result(), model)
-            raise
+        host: Host = await wait_turn(self.waiting, waiter, self._admit, lambda given: self.release(given, model))
+        return host
 
     def release(self, host: Host, model: str) -> None:
         host.in_flight -= 1

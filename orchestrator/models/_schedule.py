@@ -12,13 +12,32 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class _Waiter:
     model: str
     future: asyncio.Future[bool]
+
+
+async def wait_turn(
+    waiting: list[Any], waiter: Any, admit: Callable[[], None], give_back: Callable[[Any], None]
+) -> Any:
+    """Queue `waiter` (it has a `future`), admit whoever may go, and wait for its turn. A
+    cancelled waiter leaves the queue, or gives back the turn it was granted meanwhile."""
+    waiting.append(waiter)
+    admit()
+    try:
+        return await waiter.future
+    except asyncio.CancelledError:
+        if waiter in waiting:
+            waiting.remove(waiter)
+        elif waiter.future.done() and not waiter.future.cancelled():
+            give_back(waiter.future.result())
+        raise
 
 
 @dataclass
@@ -34,18 +53,9 @@ class ModelGate:
     async def acquire(self, model: str) -> bool:
         """Wait for a turn; True when no other call for this model is waiting behind it (the
         host may then unload the model as soon as this call is done)."""
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(model, loop.create_future())
-        self.waiting.append(waiter)
-        self._admit()
-        try:
-            return await waiter.future
-        except asyncio.CancelledError:
-            if waiter in self.waiting:
-                self.waiting.remove(waiter)
-            elif waiter.future.done() and not waiter.future.cancelled():
-                self.release()
-            raise
+        waiter = _Waiter(model, asyncio.get_running_loop().create_future())
+        last: bool = await wait_turn(self.waiting, waiter, self._admit, lambda _: self.release())
+        return last
 
     def release(self) -> None:
         self.in_flight -= 1

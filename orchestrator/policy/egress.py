@@ -12,14 +12,21 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from orchestrator.errors import ResponseTooLarge
 
 
+def host_name(url: str) -> str:
+    """`host[:port]` of a URL as the report names hosts (no port when it is the scheme's default)."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    host = parts.hostname or ""
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
 def _host(url: Any) -> str:
-    port = url.port
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return url.host if port in (None, default) else f"{url.host}:{port}"
+    return host_name(str(url))
 
 
 @dataclass

@@ -15,7 +15,7 @@ from orchestrator.models import Budget, CallSettings, ModelPool
 from orchestrator.policy import Egress, redact, secret_values
 from orchestrator.policy.secrets import remember
 from orchestrator.runtime.verify import make_verifier
-from orchestrator.spec import AGGREGATE, PLANNER, worker_roles
+from orchestrator.spec import AGGREGATE, PLANNER, mcp_server_of, worker_roles
 from orchestrator.workflow import DEFAULT_KEY, Workflow
 from orchestrator.workspace import FileSet, SourceFile
 
@@ -68,7 +68,7 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
 async def mcp_tools(workflow: Workflow, context: RunContext) -> AsyncIterator[McpHub | None]:
     """The spec's MCP servers whose tools a role of this run is granted, started (or connected)
     for as long as the run lasts; nothing is started when no role is granted one."""
-    granted = [tool for role in context.roles.values() for tool in role.tools if "." in tool]
+    granted = [tool for role in context.roles.values() for tool in role.tools if mcp_server_of(tool)]
     if not granted:
         yield None
         return

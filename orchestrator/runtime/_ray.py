@@ -47,25 +47,25 @@ class NodeWorker:
     node's first subtask of that run and kept until the driver ends the run."""
 
     def __init__(self) -> None:
-        self.runs: dict[str, RunContext] = {}
+        self.runs: dict[str, tuple[RunContext, Workflow]] = {}
 
     async def run(self, job: dict[str, Any], shipped: list[Any]) -> dict[str, Any]:
-        import ray
-
         from orchestrator.engine import role_work
         from orchestrator.runtime._context import mcp_tools
 
-        ctx = self.runs.get(job["run_id"]) or self._context(job, await shipped[0])
+        if job["run_id"] not in self.runs:
+            workflow = await shipped[0]  # inside a list: Ray resolves it here, once per run, not every call
+            self.runs[job["run_id"]] = (self._context(job, workflow), workflow)
+        ctx, workflow = self.runs[job["run_id"]]
         budget = ctx.pool.budget  # what the driver's budget has left, on top of what this node spent
         budget.max_cost_usd = None if job["max_cost_usd"] is None else budget.spent_cost + job["max_cost_usd"]
         budget.max_tokens = None if job["max_tokens"] is None else budget.spent_tokens + job["max_tokens"]
-        async with mcp_tools(ctx_workflow(ctx), ctx):
+        async with mcp_tools(workflow, ctx):
             record = await role_work(ctx, job["role"], Subtask.model_validate(job["subtask"]))
         return {
             "record": record.model_dump(mode="json"),
             "egress": ctx.pool.egress.drain() if ctx.pool.egress else {},
             "exhausted": budget.exhausted,
-            "node_id": ray.get_runtime_context().get_node_id(),
         }
 
     def _context(self, job: dict[str, Any], workflow: Workflow) -> RunContext:
@@ -78,23 +78,12 @@ class NodeWorker:
         ctx.pausable = False
         ctx.pool.budget = Budget()
         ctx.pool.clock = RunClock(job["origin"])
-        _workflows[id(ctx)] = workflow
-        self.runs[job["run_id"]] = ctx
         return ctx
 
     def end_run(self, run_id: str) -> None:
-        ctx = self.runs.pop(run_id, None)
-        if ctx is not None:
-            _workflows.pop(id(ctx), None)
-            if ctx.verifier is not None:
-                ctx.verifier.close()
-
-
-_workflows: dict[int, Workflow] = {}  # an actor's run context -> its workflow (for its MCP servers)
-
-
-def ctx_workflow(ctx: RunContext) -> Workflow:
-    return _workflows[id(ctx)]
+        ctx, _ = self.runs.pop(run_id, (None, None))
+        if ctx is not None and ctx.verifier is not None:
+            ctx.verifier.close()
 
 
 def shippable(workflow: Workflow) -> Workflow:

@@ -71,17 +71,24 @@ def start_executor(workflow: Workflow, option: str | None, recording: bool) -> A
     return executor
 
 
-def needed_labels(placement: PlacementSpec | None, data_class: str, countries: Iterable[str]) -> dict[str, str]:
-    """The labels a subtask's node must have: its data class's and its models' countries'
-    (PolicyError when two rules ask one label for different values)."""
+def placement_rules(
+    placement: PlacementSpec | None, data_class: str, countries: Iterable[str]
+) -> list[tuple[str, dict[str, str]]]:
+    """The rules that hold for a subtask, by name: its data class's, its models' countries'."""
     if placement is None:
-        return {}
-    found: dict[str, str] = {}
-    why: dict[str, str] = {}
-    rules = [(f"placement.{data_class}", getattr(placement, data_class) or {})]
+        return []
+    rules = [(f"placement.{data_class}", labels)] if (labels := getattr(placement, data_class)) else []
     for country in sorted(set(countries) & set(placement.countries)):
         rules.append((f"placement.countries.{country}", placement.countries[country]))
-    for rule, labels in rules:
+    return rules
+
+
+def needed_labels(placement: PlacementSpec | None, data_class: str, countries: Iterable[str]) -> dict[str, str]:
+    """The labels a subtask's node must have (PolicyError when two rules ask one label for
+    different values)."""
+    found: dict[str, str] = {}
+    why: dict[str, str] = {}
+    for rule, labels in placement_rules(placement, data_class, countries):
         for key, value in labels.items():
             if key in found and found[key] != value:
                 raise PolicyError(f"{why[key]} and {rule} ask label {key} to be both {found[key]} and {value}")
@@ -116,9 +123,8 @@ def run_needs(workflow: Workflow) -> dict[str, dict[str, str]]:
         countries = chain_countries(chain)
         labels = needed_labels(placement, data_class, countries) if chain else {}
         if labels:
-            rules = [f"placement.{data_class}"] if getattr(placement, data_class) else []
-            rules += [f"placement.countries.{c}" for c in sorted(set(countries) & set(placement.countries))]
-            needs[f"{what} ({', '.join(rules)})"] = labels
+            rules = ", ".join(rule for rule, _ in placement_rules(placement, data_class, countries))
+            needs[f"{what} ({rules})"] = labels
     return needs
 
 

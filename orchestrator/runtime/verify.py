@@ -13,13 +13,14 @@ from orchestrator.checks import (
     Combined,
     PatchVerdict,
     Sandbox,
+    SandboxInfo,
     VerificationReport,
     Verifier,
     find_sandbox,
     sandbox_mode,
     shared_paths,
 )
-from orchestrator.errors import SpecError
+from orchestrator.errors import ExitStatus, SpecError
 from orchestrator.policy import secret_values
 
 if TYPE_CHECKING:
@@ -63,12 +64,39 @@ def refuse_without_sandbox(verifier: Verifier | None) -> None:
 
 def sandbox_warning(verifier: Verifier | None) -> str | None:
     """The loud warning of a run whose checks run without a sandbox (mode preferred)."""
-    if verifier is None or verifier.sandbox.isolated or verifier.replaying or verifier.sandbox.mode != "preferred":
+    if verifier is None or verifier.replaying:
+        return None
+    return unsandboxed_warning(verifier.sandbox.info())
+
+
+def unsandboxed_warning(sandbox: SandboxInfo) -> str | None:
+    """The warning for checks that ran (or will run) without a sandbox in mode preferred."""
+    if sandbox.runner == "bubblewrap" or sandbox.mode != "preferred":
         return None
     return (
-        f"WARNING: checks run WITHOUT a sandbox ({verifier.sandbox.reason}): a proposed patch's code can "
+        f"WARNING: checks run WITHOUT a sandbox ({sandbox.reason}): a proposed patch's code can "
         "write outside its scratch copy and use the network. Install bubblewrap, or set verify.sandbox: required."
     )
+
+
+def verdict_record(verdict: PatchVerdict, report: VerificationReport, patch: str) -> dict[str, Any]:
+    """A patch's verdict and every check, as `orchestrator verify --json` and the MCP server's
+    `verify_patch` give them."""
+    return {
+        "verdict": verdict.verdict,
+        "reason": verdict.reason,
+        "patch": patch,
+        "files": verdict.files,
+        "checks": [c.model_dump() for c in verdict.checks],
+        "baselines": [b.model_dump() for b in report.baselines],
+        "sandbox": report.sandbox.model_dump(),
+        "duration_ms": verdict.duration_ms,
+    }
+
+
+def verdict_exit(verdict: PatchVerdict) -> ExitStatus:
+    """`orchestrator verify`'s exit status: 0 verified, 1 not."""
+    return ExitStatus.OK if verdict.verdict == "verified" else ExitStatus.QUALITY_GATE
 
 
 async def finish_verification(verifier: Verifier, subtasks: list[CallRecord]) -> VerificationReport:

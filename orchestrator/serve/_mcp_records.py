@@ -1,57 +1,13 @@
-"""What the MCP tools answer, as plain JSON records, shared with the commands that print the same
-things: the catalog filtered as `orchestrator models` filters it, a patch's verdict as
-`orchestrator verify --json` prints it, and a finished run (its summary, findings, patches with
-their verdicts, exit status and outputs). Imports no MCP SDK: the CLI uses it too."""
+"""What the MCP server's run_workflow answers, as a plain JSON record and a few lines: a finished
+run's summary, findings, patches with their verdicts, exit status and outputs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import ExitStatus
-
 if TYPE_CHECKING:
-    from orchestrator.catalog import ModelEntry
-    from orchestrator.checks import PatchVerdict, VerificationReport
     from orchestrator.runtime import RunOutcome
-
-
-def catalog_models(
-    country: str | None = None, strength: str | None = None, open_weights: bool = False, provider: str | None = None
-) -> list[ModelEntry]:
-    """The catalog's models filtered as `orchestrator models` does (`open_weights`: only those)."""
-    from orchestrator.catalog import load_catalog
-
-    return load_catalog().filter(
-        country=country or None,
-        strength=strength or None,
-        open_weights=True if open_weights else None,
-        provider=provider or None,
-    )
-
-
-def model_record(entry: ModelEntry) -> dict[str, Any]:
-    """One catalog model, as `orchestrator models --json` prints it."""
-    return entry.model_dump(mode="json")
-
-
-def verdict_record(verdict: PatchVerdict, report: VerificationReport, patch: str) -> dict[str, Any]:
-    """A patch's verdict and every check, as `orchestrator verify --json` prints them."""
-    return {
-        "verdict": verdict.verdict,
-        "reason": verdict.reason,
-        "patch": patch,
-        "files": verdict.files,
-        "checks": [c.model_dump() for c in verdict.checks],
-        "baselines": [b.model_dump() for b in report.baselines],
-        "sandbox": report.sandbox.model_dump(),
-        "duration_ms": verdict.duration_ms,
-    }
-
-
-def verdict_exit(verdict: PatchVerdict) -> ExitStatus:
-    """`orchestrator verify`'s exit status: 0 verified, 1 not."""
-    return ExitStatus.OK if verdict.verdict == "verified" else ExitStatus.QUALITY_GATE
 
 
 def run_record(outcome: RunOutcome, output_dir: Path) -> dict[str, Any]:

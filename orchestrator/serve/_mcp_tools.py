@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,7 @@ from orchestrator.errors import OrchestratorError, Problem, SpecError, printable
 from orchestrator.runtime import RunOutcome
 from orchestrator.serve._mcp_args import ARGUMENTS_HINT as HINT
 from orchestrator.serve._mcp_args import MAX_PATCH, inline_request, inline_spec, spec_path
-from orchestrator.serve._mcp_records import (
-    catalog_models,
-    model_record,
-    run_record,
-    run_text,
-    verdict_exit,
-    verdict_record,
-)
+from orchestrator.serve._mcp_records import run_record, run_text
 from orchestrator.serve._mcp_reply import guarded, reply
 from orchestrator.serve._mcp_run import RunThread
 from orchestrator.spec.operator import Operator
@@ -86,14 +80,18 @@ class Tools:
     def _list_models(
         self, country: str | None, strength: str | None, open_weights: bool, provider: str | None
     ) -> CallToolResult:
-        entries = catalog_models(country, strength, open_weights, provider)
+        from orchestrator.catalog import load_catalog  # the filter of `orchestrator models`
+
+        entries = load_catalog().filter(
+            country=country, strength=strength, open_weights=open_weights or None, provider=provider
+        )
         lines = [
             f"{e.id}: {e.name} ({e.lab}, {e.country}, {'open weights' if e.open_weights else 'closed weights'}; "
             f"{', '.join(e.strengths) or '-'}) routes: {' '.join(f'{r.provider}/{r.model}' for r in e.routes) or '-'}"
             for e in entries
         ]
         text = "\n".join(printable(line) for line in lines) or "(no model matches)"
-        return reply(text, {"count": len(entries), "models": [model_record(e) for e in entries]})
+        return reply(text, {"count": len(entries), "models": [e.model_dump(mode="json") for e in entries]})
 
     # verify_patch
 
@@ -105,16 +103,13 @@ class Tools:
         return await guarded(go)
 
     def _verify(self, spec: str, patch: str) -> CallToolResult:
-        from orchestrator.runtime.verify import make_verifier, sandbox_warning, verify_patch
+        from orchestrator.runtime.verify import unsandboxed_warning, verdict_exit, verdict_record, verify_patch
 
         if not patch.strip() or len(patch) > MAX_PATCH:
             raise SpecError([Problem("", None, "patch", f"a unified diff of 1 to {MAX_PATCH} characters")], hint=HINT)
         loaded = self._prepare_spec(spec).loaded  # the operator's trust: a check it does not admit is refused
-        probe = make_verifier(loaded)
-        warning = sandbox_warning(probe)
-        if probe is not None:
-            probe.close()
         verdict, report = verify_patch(loaded, patch)
+        warning = unsandboxed_warning(report.sandbox)
         record = verdict_record(verdict, report, "patch")
         record["exit_status"] = int(verdict_exit(verdict))
         record["warnings"] = [warning] if warning else []
@@ -134,35 +129,21 @@ class Tools:
         models: dict[str, Any] | str | None,
         graph: str | None,
     ) -> CallToolResult:
-        return await guarded(lambda: self._run(ctx, spec, goal, files, models, graph))
+        def prepare() -> Workflow:
+            from orchestrator.workflow import prepare_workflow
 
-    def _prepare(
-        self,
-        spec: str | None,
-        goal: str | None,
-        files: list[str] | None,
-        models: dict[str, Any] | str | None,
-        graph: str | None,
-    ) -> Workflow:
-        from orchestrator.workflow import prepare_workflow
+            if spec is not None:
+                if any(value is not None for value in (goal, files, models, graph)):
+                    problem = Problem("", None, "spec", "give a spec, or a goal with files (not both)")
+                    raise SpecError([problem], hint=HINT)
+                return self._prepare_spec(spec)
+            request = inline_request(goal, files, models, graph, self.root)
+            return prepare_workflow(inline_spec(request, self.root), self.operator)
 
-        if spec is not None:
-            if any(value is not None for value in (goal, files, models, graph)):
-                raise SpecError([Problem("", None, "spec", "give a spec, or a goal with files (not both)")], hint=HINT)
-            return self._prepare_spec(spec)
-        request = inline_request(goal, files, models, graph, self.root)
-        return prepare_workflow(inline_spec(request, self.root), self.operator)
+        return await guarded(lambda: self._run(ctx, prepare, inline=spec is None))
 
-    async def _run(
-        self,
-        ctx: Context[Any, Any, Any],
-        spec: str | None,
-        goal: str | None,
-        files: list[str] | None,
-        models: dict[str, Any] | str | None,
-        graph: str | None,
-    ) -> CallToolResult:
-        workflow = await anyio.to_thread.run_sync(self._prepare, spec, goal, files, models, graph)
+    async def _run(self, ctx: Context[Any, Any, Any], prepare: Callable[[], Workflow], inline: bool) -> CallToolResult:
+        workflow = await anyio.to_thread.run_sync(prepare)
         loop = asyncio.get_running_loop()
         send, receive = anyio.create_memory_object_stream[str](math.inf)
 
@@ -174,7 +155,7 @@ class Tools:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(deliver, line)
 
-        worker = RunThread(workflow, spec is None, post)
+        worker = RunThread(workflow, inline, post)
         outcome: RunOutcome | None = None
         failure: OrchestratorError | None = None
         async with anyio.create_task_group() as group:  # (it would wrap an error in an ExceptionGroup)
