@@ -28,8 +28,11 @@ def _isolated_run_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     home = tmp_path_factory.mktemp("run-data")
     monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
-    # checks such as `python -m pytest` find this environment's interpreter (with pytest) first
+    # checks such as `python -m pytest` run this environment's interpreter (with pytest): it is
+    # the caller's active environment, as a developer's activated one is (a check never finds the
+    # orchestrator's own environment on PATH by itself)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from orchestrator import RunOptions, run_workflow
 from orchestrator.checks import (
     CheckRun,
     PatchVerdict,
+    Protection,
     Verifier,
     bubblewrap_problem,
     find_sandbox,
@@ -43,9 +44,11 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def verify(workspace: Path, checks: dict[str, CheckSpec], mode: str, diff: str) -> PatchVerdict:
+def verify(
+    workspace: Path, checks: dict[str, CheckSpec], mode: str, diff: str, protection: Protection | None = None
+) -> PatchVerdict:
     """A patch's verdict from a verifier of `checks` (all judged) in a sandbox `mode`."""
-    verifier = Verifier(workspace, checks, list(checks), find_sandbox(mode))
+    verifier = Verifier(workspace, checks, list(checks), find_sandbox(mode), protection=protection)
     try:
         return asyncio.run(verifier.verify("p-1", "p", None, 0, diff))
     finally:
@@ -180,17 +183,20 @@ def test_a_patched_test_cannot_write_outside_its_copy_nor_reach_the_hosts_loopba
     diff = unified_diff("tests/test_escape.py", None, source)
     checks = {"escape": CheckSpec(run="python -m pytest -q -s -p no:cacheprovider tests/test_escape.py")}
     try:
-        found = verify(workspace, checks, "required", diff)
+        # the test is new: the judge's files are the patch's here
+        found = verify(workspace, checks, "required", diff, Protection(allow_changes=True))
     finally:
         listener.close()
     output = found.checks[0].output
     assert found.checks[0].after == "pass", output
     # the home folder and /tmp are private, empty ones inside: writing there reaches nothing outside
     assert not home_file.exists() and not host_tmp.exists()
-    for what in ("workspace", "loopback", "the rest"):  # absent, another network, read-only
+    for what in ("loopback", "the rest"):  # another network, read-only
         assert f"BLOCKED {what}" in output, output
     assert listener.connections == 0
-    assert not (workspace / name).exists() and not (REPO / name).exists()
+    # the copy stands at the workspace's path: a write there lands in the copy, never the original
+    assert "ESCAPE workspace: done" in output and not (workspace / name).exists()
+    assert not (REPO / name).exists()
     assert "ESCAPE its copy: done" in output  # the check can write where it may
 
 

@@ -1,18 +1,26 @@
 """Checks: the project's own commands judging proposed patches. Scratch copies of the workspace
-(the workspace itself is only read), the sandbox that fails closed (bubblewrap: writes only in the
-copy and a private /tmp, no network), the verifier (baseline once per run, before/after per check
-and patch, every verified patch together) and search/replace edits turned into unified diffs.
-Imports no LangChain: `orchestrator verify` runs without any model library."""
+(the workspace itself is only read; in the sandbox the copy stands at its path, with the ignored
+files the project needs), the sandbox that fails closed (bubblewrap: writes only in the copy and
+a private /tmp, no network), the project's interpreter and the probe of where its packages import
+from, the verifier (baseline once per run, before/after per check, per test and patch, the judge's
+files put back, every verified patch together) and search/replace edits turned into unified
+diffs. Imports no LangChain: `orchestrator verify` runs without any model library."""
 
 from orchestrator.checks._edits import Edit, EditError, EditProblem, apply_edits, edits_to_diffs, unified_diff
+from orchestrator.checks._interpreter import Interpreter, find_interpreter
+from orchestrator.checks._junit import named_tests
 from orchestrator.checks._patch import apply_patch, escapes, git, header_paths, rejection, unsafe_path
+from orchestrator.checks._protect import DEFAULT_PROTECT, Protection, command_files
 from orchestrator.checks._records import (
     CheckOutcome,
     CheckRun,
     CheckStatus,
     Combined,
     Conflict,
+    Environment,
+    ImportedFrom,
     PatchVerdict,
+    PerTestChanges,
     SandboxInfo,
     Verdict,
     VerificationReport,
@@ -22,6 +30,7 @@ from orchestrator.checks._scratch import shared_paths
 from orchestrator.checks._verifier import ChecksRefused, Memo, Verifier
 
 __all__ = [
+    "DEFAULT_PROTECT",
     "CheckOutcome",
     "CheckRun",
     "CheckStatus",
@@ -31,8 +40,13 @@ __all__ = [
     "Edit",
     "EditError",
     "EditProblem",
+    "Environment",
+    "ImportedFrom",
+    "Interpreter",
     "Memo",
     "PatchVerdict",
+    "PerTestChanges",
+    "Protection",
     "Sandbox",
     "SandboxInfo",
     "Verdict",
@@ -41,11 +55,14 @@ __all__ = [
     "apply_edits",
     "apply_patch",
     "bubblewrap_problem",
+    "command_files",
     "edits_to_diffs",
     "escapes",
+    "find_interpreter",
     "find_sandbox",
     "git",
     "header_paths",
+    "named_tests",
     "rejection",
     "sandbox_mode",
     "shared_paths",

@@ -59,8 +59,11 @@ class Sandbox:
     def info(self) -> SandboxInfo:
         return SandboxInfo.model_validate({"mode": self.mode, "runner": self.runner, "reason": self.reason})
 
-    def command(self, argv: Sequence[str], copy: Path, private_tmp: Path) -> list[str]:
-        """The argv that runs `argv` in `copy` (the sandbox's, when there is one)."""
+    def command(
+        self, argv: Sequence[str], copy: Path, private_tmp: Path, at: Path | None = None, keep: Sequence[Path] = ()
+    ) -> list[str]:
+        """The argv that runs `argv` in `copy` (the sandbox's, when there is one), where the copy
+        stands at the path `at` (the workspace's) with the folders `keep` bound into it."""
         if not self.isolated:
             return list(argv)
         args = [
@@ -83,8 +86,20 @@ class Sandbox:
         args += ["--bind", str(private_tmp), "/tmp"]  # the host's /tmp is not there: a private one is
         for path in self.read_only:
             args += ["--ro-bind-try", str(path), str(path)]
-        args += ["--bind", str(copy), str(copy), "--chdir", str(copy), "--"]
-        return args + list(argv)
+        args += workspace_binds(copy, at or copy, keep)
+        return [*args, "--", *argv]
+
+
+def workspace_binds(copy: Path, at: Path, keep: Sequence[Path]) -> list[str]:
+    """bubblewrap arguments that put the scratch copy at the workspace's own path `at` (editable
+    installs, .pth files and absolute paths of the project's environment then lead to the
+    patched copy, and the original workspace is hidden under it), bind the workspace's
+    environments `keep` read-only at their place in it, and start the check there. Last, so
+    nothing bound before shows the original through the copy."""
+    args = ["--bind", str(copy), str(at)]
+    for path in keep:
+        args += ["--ro-bind-try", str(path), str(path)]
+    return [*args, "--chdir", str(at)]
 
 
 def find_sandbox(mode: str, shared: Sequence[Path] = ()) -> Sandbox:

@@ -6,9 +6,10 @@ files git knows or would add (`git ls-files --cached --others --exclude-standard
 build output stays out), elsewhere every file but the folders the orchestrator never reads (.git,
 .orchestrator, caches). A copy is used rather than a `git worktree` because `git worktree add`
 writes into the repository's .git and checks out HEAD, not the working state. Heavy, ignored
-environments a check may need (`.venv`, `venv`, `node_modules`) are linked, read-only in the
-sandbox, rather than copied. One pristine copy is made per run; each check run gets its own copy
-of it, removed afterwards.
+environments a check may need (`.venv`, `venv`, `node_modules`) are linked (the sandbox binds
+them read-only at their own path instead) rather than copied. The files git ignores that the
+project needs (a generated `_version.py`, build outputs) are added to the copy (`_ignored`). One
+pristine copy is made per run; each check run gets its own copy of it, removed afterwards.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from orchestrator.checks._ignored import Overlay, ignored_entries, overlay_ignored
+
 SHARED = (".venv", "venv", "node_modules")  # linked into each copy, never copied
 NEVER_COPIED = frozenset({".git", ".orchestrator", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
@@ -27,9 +30,12 @@ NEVER_COPIED = frozenset({".git", ".orchestrator", "__pycache__", ".pytest_cache
 class Scratch:
     """The run's scratch folder: the pristine copy and the copies made from it."""
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, link_shared: bool = True) -> None:
         self.workspace = workspace.resolve()
         self.root = Path(tempfile.mkdtemp(prefix="orchestrator-checks-"))
+        # a sandbox binds the shared environments at their own path: no link in its copies
+        self.link_shared = link_shared
+        self.overlay = Overlay()
         self._pristine: Path | None = None
         self._lock = threading.Lock()
         self._count = 0
@@ -43,7 +49,7 @@ class Scratch:
         with self._lock:
             if self._pristine is None:
                 target = self.root / "pristine"
-                copy_workspace(self.workspace, target)
+                self.overlay = copy_workspace(self.workspace, target)
                 self._pristine = target
             return self._pristine
 
@@ -55,7 +61,7 @@ class Scratch:
             base = self.root / f"{self._count:03d}-{_slug(label)}"
         shutil.copytree(source, base / "ws", symlinks=True)
         (base / "tmp").mkdir()
-        for shared in self.shared:
+        for shared in self.shared if self.link_shared else []:
             link = base / "ws" / shared.name
             if not link.exists():
                 link.symlink_to(shared)
@@ -74,7 +80,8 @@ def shared_paths(workspace: Path) -> list[Path]:
     return [workspace / name for name in SHARED if (workspace / name).is_dir()]
 
 
-def copy_workspace(workspace: Path, target: Path) -> None:
+def copy_workspace(workspace: Path, target: Path) -> Overlay:
+    """Copy the workspace's files (and, in a repository, the ignored ones it needs) to `target`."""
     target.mkdir(parents=True)
     for rel in _files(workspace):
         source = workspace / rel
@@ -87,6 +94,8 @@ def copy_workspace(workspace: Path, target: Path) -> None:
             shutil.copy2(source, dest)
         elif source.is_dir():  # a git submodule
             shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
+    ignored = ignored_entries(workspace)
+    return overlay_ignored(workspace, target, ignored) if ignored is not None else Overlay()
 
 
 def _files(workspace: Path) -> list[str]:

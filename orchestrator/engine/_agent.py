@@ -22,7 +22,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from orchestrator.catalog import Route
-from orchestrator.checks import EditProblem, PatchVerdict
+from orchestrator.checks import EditProblem, PatchVerdict, named_tests
 from orchestrator.engine._actions import ANSWER_TOOL, action_contract, answer_only, native_tools
 from orchestrator.engine._answers import answer_contract, edit_format, from_edits
 from orchestrator.engine._loop import (
@@ -65,6 +65,7 @@ class AgentTask:
     node_models: str | None = None  # the graph node whose own models the chain is
     settings: CallSettings | None = None
     packer: Callable[[list[SourceFile], str, dict[str, Any], int], Build] | None = None
+    instruction: str = ""  # the tests it names must go from fail to pass
 
 
 @dataclass
@@ -373,9 +374,11 @@ class _Attempts:
             return []
         self.serial += 1
         ids = [f"{self.task.key}-{i}@{self.serial}" for i in range(1, len(patches) + 1)]
+        # the tests the instruction names must go from fail to pass ("find why test_x fails")
+        named = named_tests(self.task.instruction)
         found = await asyncio.gather(
             *(
-                verifier.verify(pid, self.task.key, self.route.ref, self.attempt, str(p.get("diff", "")))
+                verifier.verify(pid, self.task.key, self.route.ref, self.attempt, str(p.get("diff", "")), named)
                 for pid, p in zip(ids, patches, strict=True)
             )
         )

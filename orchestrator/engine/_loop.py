@@ -93,10 +93,16 @@ def tools_section(tools: str, max_turns: int, native: bool) -> str:
 
 def reflection_reason(verdicts: list[PatchVerdict], kind: str) -> str:
     """Why a fix goes back to its model ("" when it need not): it does not apply, it breaks a
-    check that passed, or (a diagnosis' fix) the failing check still fails."""
+    check or a test that passed, or (a diagnosis' fix) the failing check still fails. A verdict
+    the checks could not reach (inconclusive: the baseline cannot judge) is not the model's to fix."""
     for verdict in verdicts:
         if verdict.verdict in ("rejected", "not_applied"):
             return f"{verdict.id.split('@')[0]} was {verdict.verdict.replace('_', ' ')}: {verdict.reason}"
+        if verdict.verdict == "inconclusive":
+            continue
+        if verdict.broken:
+            shown = ", ".join(verdict.broken[:5])
+            return f"the patch breaks tests that passed before: {shown}"
         broken = [c for c in verdict.checks if c.regressed]
         if broken:
             return f"the patch breaks {', '.join(f'{c.name} ({c.before} -> {c.after})' for c in broken)}"
@@ -124,6 +130,11 @@ def reflection_text(
     for verdict in verdicts:
         checks = ", ".join(f"{c.name}: {c.before} -> {c.after or 'not run'}" for c in verdict.checks)
         lines.append(f"- {', '.join(verdict.files) or verdict.id}: {verdict.verdict} ({checks or verdict.reason})")
+        if verdict.broken:
+            lines.append(f"  tests that passed before and fail with it: {', '.join(verdict.broken[:10])}")
+        if verdict.touches_tests and not verdict.judge_changed:
+            files = ", ".join(verdict.touches_tests[:10])
+            lines.append(f"  it was judged with the project's own {files}: the tests are not yours to change")
     for verdict in verdicts:
         for check in verdict.failing_checks:
             if show_output:

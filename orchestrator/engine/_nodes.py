@@ -355,7 +355,7 @@ def agent_task(
     def packer(files: list[SourceFile], text: str, context: dict[str, Any], reserve: int) -> Any:
         return packed_messages(ctx, files, text, context, reserve)
 
-    return AgentTask(node, key, role, files, user, chain, data_class, node_models, settings, packer)
+    return AgentTask(node, key, role, files, user, chain, data_class, node_models, settings, packer, instruction)
 
 
 # ---------------------------------------------------------------- aggregate

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.checks import CheckOutcome, PatchVerdict
+from orchestrator.checks import CheckOutcome, PatchVerdict, PerTestChanges
 from orchestrator.spec.kinds import SEVERITY_RANK, Finding, Patch
 
 M = TypeVar("M", bound=BaseModel)
@@ -190,7 +190,7 @@ class PlanRecord(Record):
 
 # the records a checkpoint may hold (LangGraph's strict msgpack loads these and its own safe types)
 CHECKPOINT_TYPES = [(__name__, cls.__name__) for cls in (CallRecord, PlanRecord, Subtask, ToolCall, BoundHit)]
-CHECKPOINT_TYPES += [(cls.__module__, cls.__name__) for cls in (PatchVerdict, CheckOutcome)]
+CHECKPOINT_TYPES += [(cls.__module__, cls.__name__) for cls in (PatchVerdict, CheckOutcome, PerTestChanges)]
 
 
 def facts_of(record: CallRecord | None, iteration: int) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 to exit codes in one table (orchestrator.errors.ExitStatus):
 
     status            exit  meaning
-    ok                0     finished; no finding at or above fail_on
-    quality_gate      1     finished; a finding at or above fail_on
+    ok                0     finished; no finding at or above fail_on, every kept patch verified
+    quality_gate      1     finished; a finding at or above fail_on, or (verify.require) a proposed
+                            patch that is not verified
     provider_failure  3     a subtask or the aggregation failed on every model of its chain
     budget_exceeded   4     limits.max_cost_usd or limits.max_tokens stopped the run
     interrupted       130   Ctrl-C (SIGINT), 143 for SIGTERM; what finished is kept
@@ -31,6 +32,7 @@ from orchestrator.outputs.result import (
     UsageTotals,
 )
 from orchestrator.runtime._shape import graph_report, model_infos, source_excerpts
+from orchestrator.runtime.verify import gated, required
 from orchestrator.spec.kinds import at_or_above, max_severity
 
 if TYPE_CHECKING:
@@ -40,9 +42,15 @@ if TYPE_CHECKING:
 
 
 def run_status(
-    subtasks: list[CallRecord], aggregate: CallRecord | None, fail_on: str, budget: Budget | None, interrupted: bool
+    subtasks: list[CallRecord],
+    aggregate: CallRecord | None,
+    fail_on: str,
+    budget: Budget | None,
+    interrupted: bool,
+    gate: str = "",
 ) -> RunStatus:
-    """The one decision of how a run ended (precedence: interrupted, budget, failure, gate)."""
+    """The one decision of how a run ended (precedence: interrupted, budget, failure, gate);
+    `gate` is verify.require's reason to fail the run, when it has one."""
     worst = max_severity(f.severity for s in subtasks if not s.proposal_of for f in s.findings())
     if interrupted:
         return "interrupted"
@@ -50,7 +58,7 @@ def run_status(
         return "budget_exceeded"
     if any(not s.ok for s in [*subtasks, *([aggregate] if aggregate else [])]):
         return "provider_failure"
-    if worst is not None and at_or_above(worst, fail_on):
+    if (worst is not None and at_or_above(worst, fail_on)) or gate:
         return "quality_gate"
     return "ok"
 
@@ -78,7 +86,10 @@ def build_result(
     order = {s.id: i for i, s in enumerate(plan.subtasks)}
     subtasks: list[CallRecord] = sorted(final.get("results", []), key=lambda r: order.get(r.id, len(order)))
     aggregate: CallRecord | None = final.get("aggregate")
-    status = run_status(subtasks, aggregate, spec.fail_on, budget, signal_name is not None)
+    if verification is not None:
+        verification = gated(verification, required(workflow.loaded))
+    gate = verification.gate if verification is not None else ""
+    status = run_status(subtasks, aggregate, spec.fail_on, budget, signal_name is not None, gate)
     result = RunResult(
         run_id=run_id,
         spec=SpecRef(name=spec.name, path=str(workflow.loaded.path), graph=workflow.graph_name),

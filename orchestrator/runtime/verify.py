@@ -1,7 +1,9 @@
 """Verification in a run's lifecycle, and without a run: the verifier a spec's checks make (its
-sandbox decided once, by `checks.sandbox_mode`), the refusal to start a run whose checks need a
-sandbox that is not there (exit 2, before any model call), every verified patch checked together
-once the graph has finished, and `verify_patch` (`orchestrator verify`: no model involved)."""
+sandbox decided once, by `checks.sandbox_mode`, the interpreter found once, the judge's files),
+the refusal to start a run whose checks need a sandbox that is not there (exit 2, before any
+model call), every verified patch checked together once the graph has finished, the quality
+gate of `verify.require`, and `verify_patches` (`orchestrator verify`: no model involved), which
+goes through the same preparation as a run: the operator's policy and pull-request rules."""
 
 from __future__ import annotations
 
@@ -10,22 +12,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.checks import (
+    DEFAULT_PROTECT,
     Combined,
     PatchVerdict,
+    Protection,
     Sandbox,
     SandboxInfo,
     VerificationReport,
     Verifier,
+    command_files,
+    find_interpreter,
     find_sandbox,
     sandbox_mode,
     shared_paths,
 )
 from orchestrator.errors import ExitStatus, SpecError
 from orchestrator.policy import secret_values
+from orchestrator.workflow import Workflow, prepare_workflow
 
 if TYPE_CHECKING:
     from orchestrator.engine.state import CallRecord
     from orchestrator.spec import LoadedSpec
+    from orchestrator.spec.operator import Operator
 
 REPLAYED = "a replay: check results come from the recording, nothing runs"
 
@@ -37,19 +45,55 @@ def make_verifier(
     clock: Callable[[], int] | None = None,
 ) -> Verifier | None:
     """The verifier of the spec's checks (None when it declares none); `clock` gives the run's
-    milliseconds, on which check runs are timed."""
+    milliseconds, on which check runs are timed. `loaded` has been through `prepare_workflow`
+    (the operator's floor is in its `verify.sandbox`)."""
     spec = loaded.spec
     if not spec.checks:
         return None
     judged = list(spec.verify.checks) if spec.verify.checks is not None else list(spec.checks)
     mode = sandbox_mode(spec.verify.sandbox)
     replaying = recorder is not None and recorder.mode == "replay"
-    sandbox = Sandbox(mode, "none", REPLAYED) if replaying else find_sandbox(mode, shared_paths(loaded.workspace))
+    interpreter = find_interpreter(loaded.workspace)
+    readable = [*shared_paths(loaded.workspace), *interpreter.readable]
+    sandbox = Sandbox(mode, "none", REPLAYED) if replaying else find_sandbox(mode, readable)
     memo = recorder.tool if recorder is not None else None
     secrets = secret_values() if secrets is None else secrets
-    concurrency = spec.limits.check_concurrency
     checks = dict(spec.checks)
-    return Verifier(loaded.workspace, checks, judged, sandbox, concurrency, secrets, clock, memo, replaying)
+    protection = Protection(
+        patterns=tuple(spec.verify.protect) if spec.verify.protect is not None else DEFAULT_PROTECT,
+        named=command_files([c.run for c in checks.values()], loaded.workspace),
+        allow_changes=spec.verify.allow_test_changes,
+    )
+    return Verifier(
+        loaded.workspace,
+        checks,
+        judged,
+        sandbox,
+        spec.limits.check_concurrency,
+        secrets,
+        clock,
+        memo,
+        replaying,
+        interpreter=interpreter,
+        protection=protection,
+        targets=spec.verify.target_tests,
+    )
+
+
+def required(loaded: LoadedSpec) -> bool:
+    """verify.require: by default, whenever the spec declares checks."""
+    spec = loaded.spec
+    return bool(spec.checks) if spec.verify.require is None else spec.verify.require and bool(spec.checks)
+
+
+def quality_gate(verdicts: list[PatchVerdict]) -> str:
+    """Why verify.require fails the run ("" when every kept patch is verified)."""
+    failing = [v for v in verdicts if v.final and v.verdict != "verified"]
+    if not failing:
+        return ""
+    shown = ", ".join(f"{v.id} {v.verdict}" for v in failing[:5])
+    more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
+    return f"verify.require: {len(failing)} proposed patch(es) not verified ({shown}{more})"
 
 
 def refuse_without_sandbox(verifier: Verifier | None) -> None:
@@ -87,20 +131,29 @@ def verdict_record(verdict: PatchVerdict, report: VerificationReport, patch: str
         "reason": verdict.reason,
         "patch": patch,
         "files": verdict.files,
+        "broken": verdict.broken,
+        "fixed": verdict.fixed,
+        "targets": verdict.targets,
+        "touches_tests": verdict.touches_tests,
+        "judge_changed": verdict.judge_changed,
         "checks": [c.model_dump() for c in verdict.checks],
         "baselines": [b.model_dump() for b in report.baselines],
         "sandbox": report.sandbox.model_dump(),
+        "environment": report.environment.model_dump() if report.environment else None,
         "duration_ms": verdict.duration_ms,
     }
 
 
 def verdict_exit(verdict: PatchVerdict) -> ExitStatus:
-    """`orchestrator verify`'s exit status: 0 verified, 1 not."""
+    """`orchestrator verify`'s exit status: 0 verified, 1 not (inconclusive included)."""
     return ExitStatus.OK if verdict.verdict == "verified" else ExitStatus.QUALITY_GATE
 
 
-async def finish_verification(verifier: Verifier, subtasks: list[CallRecord]) -> VerificationReport:
-    """The run's report: every verdict, and the verified patches of the kept answers together."""
+async def finish_verification(
+    verifier: Verifier, subtasks: list[CallRecord], require: bool = False
+) -> VerificationReport:
+    """The run's report: every verdict, the verified patches of the kept answers together, and
+    the quality gate when `require` (verify.require) holds."""
     verdicts = [v for s in subtasks for v in s.verification]
     diffs = {f"{s.id}-{i}": p.diff for s in subtasks for i, p in enumerate(s.patches(), 1)}
     verified = [v for v in verdicts if v.final and v.verdict == "verified" and v.id in diffs]
@@ -111,18 +164,36 @@ async def finish_verification(verifier: Verifier, subtasks: list[CallRecord]) ->
         only = verified[0]
         combined = Combined(patches=[only.id], applied=[only.id], checks=only.checks, verdict="verified")
     await verifier.replay_baselines()
-    return verifier.report(verdicts, combined, await verifier.recorded_sandbox())
+    report = verifier.report(verdicts, combined, await verifier.recorded_sandbox())
+    return gated(report, require)
 
 
-def verify_patch(loaded: LoadedSpec, diff: str) -> tuple[PatchVerdict, VerificationReport]:
+def gated(report: VerificationReport, require: bool) -> VerificationReport:
+    """The report with verify.require's quality gate decided."""
+    gate = quality_gate(report.patches) if require else ""
+    if require and not gate and report.combined is not None and report.combined.verdict != "verified":
+        gate = f"verify.require: the verified patches together are {report.combined.verdict}"
+    return report.model_copy(update={"require": require, "gate": gate})
+
+
+def verify_patch(
+    spec: LoadedSpec | Workflow, diff: str, *, operator: Operator | None = None
+) -> tuple[PatchVerdict, VerificationReport]:
     """Verify one patch with the spec's checks (no model): its verdict, and the baselines."""
-    verdicts, report = verify_patches(loaded, [diff])
+    verdicts, report = verify_patches(spec, [diff], operator=operator)
     return verdicts[0], report
 
 
-def verify_patches(loaded: LoadedSpec, diffs: list[str]) -> tuple[list[PatchVerdict], VerificationReport]:
-    """Verify patches with the spec's checks (no model), as a run does: the baseline once, the
-    patches in parallel up to `limits.check_concurrency`, each on a copy of its own."""
+def verify_patches(
+    spec: LoadedSpec | Workflow, diffs: list[str], *, operator: Operator | None = None
+) -> tuple[list[PatchVerdict], VerificationReport]:
+    """Verify patches with the spec's checks (no model), as a run does: the spec prepared under
+    the operator's policy and pull-request rules (`operator`, by default this process's: a
+    check the operator does not admit is refused, a sandbox it requires is required), the
+    baseline once, the patches in parallel up to `limits.check_concurrency`, each on a copy of
+    its own. Raises SpecError (exit 2) or PolicyError (exit 5) before any check runs."""
+    workflow = spec if isinstance(spec, Workflow) else prepare_workflow(spec, operator)
+    loaded = workflow.loaded
     verifier = make_verifier(loaded)
     if verifier is None:
         raise SpecError(f"{loaded.path}: the spec declares no checks: add `checks:` to verify patches")
@@ -137,7 +208,7 @@ def verify_patches(loaded: LoadedSpec, diffs: list[str]) -> tuple[list[PatchVerd
 
     try:
         verdicts = asyncio.run(go())
-        report = verifier.report(verdicts, None)
+        report = gated(verifier.report(verdicts, None), required(loaded))
     finally:
         verifier.close()
     return verdicts, report

@@ -107,8 +107,8 @@ class Tools:
 
         if not patch.strip() or len(patch) > MAX_PATCH:
             raise SpecError([Problem("", None, "patch", f"a unified diff of 1 to {MAX_PATCH} characters")], hint=HINT)
-        loaded = self._prepare_spec(spec).loaded  # the operator's trust: a check it does not admit is refused
-        verdict, report = verify_patch(loaded, patch)
+        workflow = self._prepare_spec(spec)  # the operator's trust: a check it does not admit is refused
+        verdict, report = verify_patch(workflow, patch)
         warning = unsandboxed_warning(report.sandbox)
         record = verdict_record(verdict, report, "patch")
         record["exit_status"] = int(verdict_exit(verdict))

@@ -21,9 +21,10 @@ MCP servers' tools are granted to roles as `SERVER.TOOL`:
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from orchestrator.errors import Problem
 from orchestrator.spec._document import Strict, close_match
@@ -43,6 +44,20 @@ SandboxMode = Literal["required", "preferred", "off"]
 CHECK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
+def _inside_workspace(path: str) -> str:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"'{path}' is not a path inside the workspace")
+    return path
+
+
+# a path or glob inside the workspace: relative, no `..`, no NUL
+RelativePath = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$"), AfterValidator(_inside_workspace)
+]
+TestName = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class CheckSpec(Strict):
     """A command of the project that judges the code: exit 0 is a pass."""
 
@@ -50,6 +65,11 @@ class CheckSpec(Strict):
         description="a shell command (run by /bin/sh -c), or an argument list run without a shell"
     )
     timeout_s: float = Field(default=300, gt=0, le=86400, description="the process group is killed at this time")
+    junit: RelativePath | None = Field(
+        default=None,
+        description="where the check writes a JUnit XML report (a path or glob in the workspace), for per-test "
+        "verdicts; pytest commands get one without it",
+    )
 
 
 class VerifySpec(Strict):
@@ -62,6 +82,27 @@ class VerifySpec(Strict):
     sandbox: SandboxMode | None = Field(
         default=None,
         description="required | preferred | off (default: required when CI is set, preferred elsewhere)",
+    )
+    target_tests: list[TestName] = Field(
+        default_factory=list,
+        max_length=200,
+        description="tests that must go from fail to pass (`tests/test_x.py::test_y`, or a test's name); with them "
+        "a patch is verified when they pass and no test that passed before fails, even if others still fail",
+    )
+    protect: list[RelativePath] | None = Field(
+        default=None,
+        max_length=200,
+        description="globs of the judge's files, put back as they are in the workspace before a patch is judged "
+        "(default: test folders, test_*.py, *_test.py, conftest.py, pytest.ini, tox.ini, setup.cfg, noxfile.py, "
+        "pyproject.toml's test-runner sections); the files a check's command names always are",
+    )
+    allow_test_changes: bool = Field(
+        default=False, description="judge a patch with its own changes to the judge's files (the report says so)"
+    )
+    require: bool | None = Field(
+        default=None,
+        description="a proposed patch that is not verified fails the run (exit 1); default true when checks are "
+        "declared",
     )
 
 
