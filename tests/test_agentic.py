@@ -151,7 +151,9 @@ def test_without_a_next_model_the_last_answer_stays_unverified(fake: FakeProvide
     sub = only(result)
     assert sub["status"] == "ok" and sub["fallbacks"] == [] and sub["reflections"] == 1
     assert sub["verification"][-1]["verdict"] == "unverified" and sub["verification"][-1]["final"]
-    assert result["verification"]["combined"] is None and result["exit_code"] == 0
+    # verify.require (on by default with checks): an unverified fix fails the run, the gate says why
+    assert result["verification"]["combined"] is None and result["exit_code"] == 1
+    assert result["status"] == "quality_gate" and "t1-1 unverified" in result["verification"]["gate"]
 
 
 def test_a_patch_that_breaks_a_passing_check_goes_back_to_its_model(fake: FakeProvider, tmp_path: Path) -> None:

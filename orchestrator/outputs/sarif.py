@@ -72,10 +72,11 @@ def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) ->
             results.append(
                 _result(finding, sub, rule_id, rule_ids.index(rule_id), ext_index[model], prefix, line_counts)
             )
-    fixes = sarif_fixes(result, prefix)  # verified patches, as results with their fix
+    # verified patches, as results with their fix; the others as warnings with their verdict
+    fixes = sarif_fixes(result, prefix)
     results += fixes
     fix_rules = [
-        {"id": rule, "shortDescription": {"text": "a patch the project's checks verified"}}
+        {"id": rule, "shortDescription": {"text": _patch_rule(rule)}}
         for rule in sorted({str(f["ruleId"]) for f in fixes})
     ]
     return {
@@ -98,6 +99,13 @@ def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) ->
             }
         ],
     }
+
+
+def _patch_rule(rule: str) -> str:
+    if rule.endswith("/verified-patch"):
+        return "a patch the project's checks verified"
+    verdict = rule.rsplit("/", 1)[-1].removesuffix("-patch").replace("-", " ")
+    return f"a proposed patch the project's checks did not verify ({verdict})"
 
 
 def _result(

@@ -1,13 +1,14 @@
 """The verification of a run for people and for CI: report.md's verification and tool-loop
-sections, the SARIF `fixes` of verified patches, JUnit test cases (one per check per patch) and
-the GitHub summary's lines. Pure functions of the typed result."""
+sections (verdicts, the tests fixed and broken, the interpreter, the quality gate), the SARIF
+`fixes` of verified patches and warnings for the others, JUnit test cases (one per check per
+patch) and the GitHub summary's lines. Pure functions of the typed result."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.checks import CheckOutcome, PatchVerdict
+from orchestrator.checks import CheckOutcome, PatchVerdict, VerificationReport
 from orchestrator.outputs.result import RunResult
 
 Add = Callable[[str], None]
@@ -32,6 +33,10 @@ def markdown_verification(result: RunResult, add: Add) -> None:
     where = "in a bubblewrap sandbox" if sandbox.runner == "bubblewrap" else f"WITHOUT a sandbox ({sandbox.reason})"
     source = " (replayed from the recording)" if report.replayed else ""
     add(f"Patches judged by {', '.join(f'`{c}`' for c in report.judged)}, run {where}{source}.\n")
+    for line in environment_lines(report):
+        add(f"{line}\n")
+    if report.gate:
+        add(f"**Quality gate**: {_cell(report.gate)} (exit 1).\n")
     if report.baselines:
         add(
             "Baseline (the workspace as it is): " + ", ".join(f"`{b.name}` {b.status}" for b in report.baselines) + "\n"
@@ -48,8 +53,11 @@ def markdown_verification(result: RunResult, add: Add) -> None:
         add(f"| {label} | {verdict.model or '-'} | {verdict.attempt} | {verdict.verdict} | " + " | ".join(cells) + " |")
     add("")
     for verdict in report.patches:
-        if verdict.verdict in ("rejected", "not_applied"):
+        if verdict.verdict in ("rejected", "not_applied", "inconclusive"):
             add(f"- {verdict.id}: {verdict.verdict}: {_cell(verdict.reason)}")
+    for verdict in (v for v in report.patches if v.final):
+        for line in test_lines(verdict):
+            add(f"- {verdict.id}: {line}")
     for verdict in (v for v in report.patches if v.final):
         for check in verdict.failing_checks:
             tail = "\n".join(check.output.strip().splitlines()[-OUTPUT_LINES:])
@@ -61,6 +69,40 @@ def markdown_verification(result: RunResult, add: Add) -> None:
         for conflict in combined.conflicts:
             add(f"- conflict: `{conflict.patch}`: {_cell(conflict.message)}")
     add("")
+
+
+def environment_lines(report: VerificationReport) -> list[str]:
+    """The interpreter the checks ran and where the packages under test came from."""
+    environment = report.environment
+    if environment is None:
+        return []
+    lines = []
+    if environment.interpreter:
+        version = f", Python {environment.version}" if environment.version else ""
+        lines.append(f"Interpreter: `{environment.interpreter}` ({environment.source}{version}).")
+    for package in environment.packages:
+        where = "the patched copy" if package.in_copy else "**not** the patched copy"
+        lines.append(f"`{package.package}` imported from `{_cell(package.path or package.error)}` ({where}).")
+    if environment.bound:
+        lines.append(f"Ignored files: {_cell(environment.bound)}.")
+    return lines
+
+
+def test_lines(verdict: PatchVerdict) -> list[str]:
+    """The tests a patch fixed and broke, and whether it touched the judge."""
+    lines = []
+    for check in verdict.checks:
+        tests = check.tests
+        for key in ("fixed", "broken"):
+            names: list[str] = getattr(tests, key) if tests is not None else []
+            if names and tests is not None:
+                count = tests.counts.get(key, len(names))
+                more = f" and {count - 10} more" if count > 10 else ""
+                lines.append(f"{check.name} {key}: {_cell(', '.join(names[:10]))}{more}")
+    if verdict.touches_tests:
+        kept = "kept: the judge changed" if verdict.judge_changed else "judged with the originals"
+        lines.append(f"touches the tests ({_cell(', '.join(verdict.touches_tests))}): {kept}")
+    return lines
 
 
 def _before_after(outcome: CheckOutcome | None) -> str:
@@ -89,7 +131,10 @@ def sarif_fixes(result: RunResult, prefix: str) -> list[dict[str, Any]]:
     diffs = {f"{s.id}-{i}": (s, p) for s in result.verdicts() for i, p in enumerate(s.patches(), 1)}
     found = []
     for verdict in final_verdicts(result):
-        if verdict.verdict != "verified" or verdict.id not in diffs:
+        if verdict.id not in diffs:
+            continue
+        if verdict.verdict != "verified":
+            found.append(_not_verified(verdict, *diffs[verdict.id], prefix))
             continue
         sub, patch = diffs[verdict.id]
         checks = ", ".join(f"{c.name} {c.before} -> {c.after}" for c in verdict.checks)
@@ -113,6 +158,23 @@ def sarif_fixes(result: RunResult, prefix: str) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def _not_verified(verdict: PatchVerdict, sub: Any, patch: Any, prefix: str) -> dict[str, Any]:
+    """A SARIF warning for a proposed patch the checks did not verify (no `fix`: it is not one)."""
+    return {
+        "ruleId": f"{sub.role}/{verdict.verdict.replace('_', '-')}-patch",
+        "level": "warning",
+        "message": {"text": f"Patch {verdict.id} is {verdict.verdict}: {verdict.reason}"},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": prefix + patch.file}}}],
+        "properties": {
+            "patch": verdict.id,
+            "model": verdict.model,
+            "verdict": verdict.verdict,
+            "broken": verdict.broken,
+            "touches_tests": verdict.touches_tests,
+        },
+    }
 
 
 def _replacements(diff: str) -> dict[str, list[dict[str, Any]]]:
@@ -150,12 +212,13 @@ def junit_cases(result: RunResult) -> list[tuple[str, str, float, str | None, st
     cases: list[tuple[str, str, float, str | None, str]] = []
     for verdict in final_verdicts(result):
         outcomes = verdict.checks or []
-        if verdict.verdict in ("rejected", "not_applied") and not any(c.after for c in outcomes):
+        if verdict.verdict in ("rejected", "not_applied", "inconclusive") and not any(c.after for c in outcomes):
             cases.append((f"{result.spec.name}.verify", f"{verdict.id}", 0.0, "error", verdict.reason))
             continue
         for check in outcomes:
-            kind = None if check.after == "pass" else ("failure" if check.after == "fail" else "error")
-            text = f"{check.before} -> {check.after}\n{check.output[-4000:]}"
+            kind = None if check.good else ("failure" if check.judged == "fail" or check.after == "fail" else "error")
+            said = f" ({check.problem})" if check.problem else ""
+            text = f"{check.before} -> {check.after}{said}\n{check.output[-4000:]}"
             cases.append(
                 (f"{result.spec.name}.verify", f"{verdict.id}: {check.name}", check.duration_ms / 1000, kind, text)
             )
@@ -167,8 +230,11 @@ def summary_lines(result: RunResult) -> list[str]:
     verdicts = final_verdicts(result)
     if result.verification is None or not verdicts:
         return []
-    lines = ["", "| patch | verdict | checks |", "| --- | --- | --- |"]
+    lines = ["", "| patch | verdict | checks | tests |", "| --- | --- | --- | --- |"]
     for verdict in verdicts:
-        checks = ", ".join(f"{c.name} {c.before} → {c.after}" for c in verdict.checks) or verdict.reason
-        lines.append(f"| {verdict.id} | {verdict.verdict} | {_cell(checks)} |")
+        checks = ", ".join(f"{c.name} {c.before} → {c.after or 'not run'}" for c in verdict.checks) or verdict.reason
+        tests = "; ".join(test_lines(verdict)) or "-"
+        lines.append(f"| {verdict.id} | {verdict.verdict} | {_cell(checks)} | {_cell(tests)} |")
+    if result.verification.gate:
+        lines += ["", f"**Quality gate**: {_cell(result.verification.gate)} (exit 1)"]
     return lines

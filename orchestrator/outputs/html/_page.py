@@ -71,10 +71,12 @@ def _header(result: RunResult) -> str:
         f"cost {fmt_cost(totals.cost_usd)}",
     ]
     status = badge(result.status.replace("_", " "), STATUS_KIND.get(result.status, "muted"))
+    gate = result.verification.gate if result.verification else ""
+    gated = f' · <span class="gate">{esc(gate)}</span>' if gate else ""
     return (
         f"<header><h1>{esc(result.spec.name)}: workflow report</h1>"
         f"<p>{status} exit {result.exit_code} · fail on <code>{esc(result.fail_on)}</code> · worst finding "
-        f"<code>{esc(result.max_severity or 'none')}</code></p>"
+        f"<code>{esc(result.max_severity or 'none')}</code>{gated}</p>"
         f'<p class="goal"><strong>Goal:</strong> {esc(result.goal.strip())}</p>'
         f'<p class="facts">{" ".join(f"<span>{fact}</span>" for fact in facts)}</p></header>'
     )
