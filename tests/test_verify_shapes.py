@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +21,12 @@ import pytest
 from orchestrator import verify_patches
 from orchestrator.checks import PatchVerdict, bubblewrap_problem, unified_diff
 from orchestrator.spec import load_spec
+from tests.envs import environment, pip_install_editable
 from tests.process import orchestrator
 
 pytestmark = pytest.mark.skipif(bool(bubblewrap_problem()), reason=bubblewrap_problem() or "")
 
 PYTEST = "python -m pytest -q -p no:cacheprovider"
-# what the environment the checks use holds besides the projects: pytest and setuptools (to build)
-TOOLS = ("pytest", "pluggy", "iniconfig", "packaging", "pygments", "setuptools")
 PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=61"]
@@ -70,30 +67,6 @@ def repository(root: Path, files: dict[str, str], run: str = PYTEST, verify: str
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "start"], cwd=root, check=True)
     return root / "spec.yaml"
-
-
-def environment(root: Path) -> Path:
-    """A virtual environment with pytest, as a project's own would have (offline: the tools'
-    installed files are copied in, then projects go in with pip)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    site = root / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    for name in TOOLS:
-        dist = importlib.metadata.distribution(name)
-        for file in dist.files or []:
-            source = Path(str(dist.locate_file(file)))
-            if "__pycache__" in file.parts or file.parts[0] == ".." or not source.is_file():
-                continue
-            (site / file).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, site / file)
-    return root
-
-
-def pip_install_editable(env: Path, *projects: Path) -> None:
-    args = [sys.executable, "-m", "pip", "--python", str(env / "bin" / "python"), "install", "-q"]
-    args += ["--no-index", "--no-build-isolation", "--disable-pip-version-check"]
-    for project in projects:
-        args += ["-e", str(project)]
-    subprocess.run(args, check=True, capture_output=True)
 
 
 def fix(path: str, before: str, after: str) -> str:
