@@ -25,12 +25,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# the quickstart's checks run its sample project's tests (`python -m pytest`) with this environment
+# the quickstart's checks run its sample project's tests (`python -m pytest`) with this environment:
+# it is the active one (VIRTUAL_ENV), as a developer's activated environment is; checks never pick
+# the orchestrator's own environment up from PATH by themselves
 quickstart: $(BIN)/python sandbox
 	$(BIN)/pip install --quiet . pytest
 	@$(LLAMA_CHECK)
-	@# exit 1 is the quality gate (a finding at or above fail_on), not a failure of the run
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; \
+	@# exit 1 is the quality gate (a finding at or above fail_on, or a proposed fix not verified)
+	VIRTUAL_ENV="$(abspath $(VENV))" PATH="$(abspath $(BIN)):$$PATH" \
+	  $(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; \
 	  code=$$?; [ $$code -le 1 ] || exit $$code
 
 test: $(BIN)/python postgres chromium sandbox

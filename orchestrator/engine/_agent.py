@@ -65,7 +65,7 @@ class AgentTask:
     node_models: str | None = None  # the graph node whose own models the chain is
     settings: CallSettings | None = None
     packer: Callable[[list[SourceFile], str, dict[str, Any], int], Build] | None = None
-    instruction: str = ""  # the tests it names must go from fail to pass
+    instruction: str = ""  # the tests it names must go from fail to pass ("find why test_x fails")
 
 
 @dataclass
@@ -374,7 +374,6 @@ class _Attempts:
             return []
         self.serial += 1
         ids = [f"{self.task.key}-{i}@{self.serial}" for i in range(1, len(patches) + 1)]
-        # the tests the instruction names must go from fail to pass ("find why test_x fails")
         named = named_tests(self.task.instruction)
         found = await asyncio.gather(
             *(
