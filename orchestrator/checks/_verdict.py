@@ -1,9 +1,10 @@
 """What a check run can tell, and what the checks say of a patch.
 
 A run cannot judge (`unusable`) when the check did not run (not found, not executable), timed
-out, reported no test, or pytest ended without judging (exit 2: interrupted, collection errors;
-3: internal error; 4: usage error; 5: no tests collected). A baseline that cannot judge makes the
-verdict `inconclusive`: "fail -> fail" would say nothing. A patched run that cannot judge where
+out, reported no test, pytest ended without judging (exit 2: interrupted, collection errors; 3:
+internal error; 4: usage error; 5: no tests collected), or unittest could not import a test
+module. A baseline that cannot judge makes the verdict `inconclusive`: "fail -> fail" would say
+nothing. A patched run that cannot judge where
 the baseline could (the patch broke collection, or made the suite hang) fails the patch.
 
 With per-test reports (JUnit XML) a patch is `unverified` when a test that passed before fails
@@ -29,6 +30,8 @@ PYTEST_EXITS = {
 }
 _PYTEST = re.compile(r"(?:^|[\s/'\"])(?:py\.test|pytest)(?:$|[\s;&|)'\"])")
 SHOWN = 5
+# what unittest reports for a test module it could not import (its loader's stand-in test)
+UNITTEST_IMPORT = "unittest.loader._FailedTest"
 
 
 def runs_pytest(run: str | list[str]) -> bool:
@@ -45,6 +48,8 @@ def unusable(run: CheckRun, pytest: bool) -> str:
         return "the check timed out"
     if pytest and run.exit_code in PYTEST_EXITS:
         return f"{PYTEST_EXITS[run.exit_code]} (exit {run.exit_code})"
+    if run.status == "fail" and UNITTEST_IMPORT in run.output:
+        return "unittest could not import a test module"
     if run.tests is not None and not run.tests:
         return "the check's report lists no test"
     return ""

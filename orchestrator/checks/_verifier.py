@@ -202,11 +202,8 @@ class Verifier:
     ) -> PatchVerdict:
         base: dict[str, Any] = {"id": patch_id, "subtask": subtask, "model": model, "attempt": attempt}
         environment = await self.environment()
+        befores = {} if environment.problem else {name: await self.baseline(name) for name in self.judged}
         started, started_ms = time.perf_counter(), self.offset_ms()  # the patch's own time, from here
-        if environment.problem:
-            return PatchVerdict(**base, verdict="inconclusive", reason=environment.problem, started_ms=started_ms)
-        befores = {name: await self.baseline(name) for name in self.judged}
-        started, started_ms = time.perf_counter(), self.offset_ms()
         copy, tmp = await asyncio.to_thread(self.scratch.copy, patch_id)
         try:
             reason, files = await rejection(diff, self.workspace, copy)
@@ -219,6 +216,8 @@ class Verifier:
                 return PatchVerdict(
                     **base, verdict="not_applied", reason=problem, checks=outcomes, started_ms=started_ms
                 )
+            if environment.problem:  # the checks would not run the patched code: no check is run
+                return PatchVerdict(**base, verdict="inconclusive", reason=environment.problem, started_ms=started_ms)
             touched = self.protection.touched(files, self.workspace, copy)
             if touched and not self.protection.allow_changes:
                 await asyncio.to_thread(put_back, touched, self.workspace, copy)
