@@ -20,7 +20,6 @@ from orchestrator import RunOptions, run_workflow
 from orchestrator.checks import (
     CheckRun,
     PatchVerdict,
-    Protection,
     Verifier,
     bubblewrap_problem,
     find_sandbox,
@@ -44,11 +43,9 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def verify(
-    workspace: Path, checks: dict[str, CheckSpec], mode: str, diff: str, protection: Protection | None = None
-) -> PatchVerdict:
+def verify(workspace: Path, checks: dict[str, CheckSpec], mode: str, diff: str) -> PatchVerdict:
     """A patch's verdict from a verifier of `checks` (all judged) in a sandbox `mode`."""
-    verifier = Verifier(workspace, checks, list(checks), find_sandbox(mode), protection=protection)
+    verifier = Verifier(workspace, checks, list(checks), find_sandbox(mode))
     try:
         return asyncio.run(verifier.verify("p-1", "p", None, 0, diff))
     finally:
@@ -182,13 +179,15 @@ def test_a_patched_test_cannot_write_outside_its_copy_nor_reach_the_hosts_loopba
     )
     diff = unified_diff("tests/test_escape.py", None, source)
     checks = {"escape": CheckSpec(run="python -m pytest -q -s -p no:cacheprovider tests/test_escape.py")}
+    verifier = Verifier(workspace, checks, list(checks), find_sandbox("required"))
     try:
-        # the test is new: the judge's files are the patch's here
-        found = verify(workspace, checks, "required", diff, Protection(allow_changes=True))
+        # run as `run_check` runs a model's patch: the new test is the one that runs
+        found = asyncio.run(verifier.run("escape", diff, "t"))
     finally:
+        verifier.close()
         listener.close()
-    output = found.checks[0].output
-    assert found.checks[0].after == "pass", output
+    output = found.output
+    assert found.status == "pass", output
     # the home folder and /tmp are private, empty ones inside: writing there reaches nothing outside
     assert not home_file.exists() and not host_tmp.exists()
     for what in ("loopback", "the rest"):  # another network, read-only
