@@ -355,3 +355,15 @@ def test_a_non_python_check_is_judged_per_test_from_its_junit_report(tmp_path: P
     assert broke.verdict == "unverified" and broke.broken == ["lib::test_add"]
     # the script the check's command names is the judge's: put back
     assert cheated.verdict == "unverified" and cheated.touches_tests == ["run_tests.sh"]
+
+
+def test_a_project_that_turns_pytests_junitxml_off_is_judged_by_its_exit_code(
+    project_env: Path, tmp_path: Path
+) -> None:
+    files = {
+        "calc.py": CALC,
+        "pytest.ini": "[pytest]\naddopts = -p no:junitxml\n",
+        "tests/test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+    }
+    (verdict,) = judged(repository(tmp_path / "ws", files), fix("calc.py", CALC, CALC_FIXED))
+    assert verdict.verdict == "verified" and verdict.checks[0].tests is None, verdict.reason

@@ -61,6 +61,7 @@ class Runner:
         report = tmp / REPORT.format(name=name)
         with contextlib.suppress(OSError):
             report.unlink()
+        plain = dict(env)
         if spec.junit:
             _remove_reports(copy, spec.junit)
         elif pytest:
@@ -70,6 +71,9 @@ class Runner:
         async with self.slots:
             started_ms = self.offset_ms()
             done = await run_command(self.command(argv, copy, tmp), copy, env, spec.timeout_s)
+            if env != plain and done.exit_code == 4 and "junitxml" in done.output:
+                # a project that turns the junitxml plugin off: judged by its exit code, as asked
+                done = await run_command(self.command(argv, copy, tmp), copy, plain, spec.timeout_s)
         output = redact(done.output, self.secrets).replace(str(copy), str(self.workspace))
         status: CheckStatus
         if done.error:

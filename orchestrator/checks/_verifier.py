@@ -267,16 +267,19 @@ class Verifier:
         missing = [t for t in self.targets if not matching(reported, t)]
         return targets, ", ".join(missing)
 
-    async def combine(self, patches: list[tuple[str, str]]) -> Combined:
-        """Every verified patch (id, diff) applied together on one copy, then checked again."""
-        request = {"kind": "combined", "patches": [diff for _, diff in patches], "checks": self.judged}
+    async def combine(self, patches: list[tuple[str, str]], targets: Sequence[str] = ()) -> Combined:
+        """Every verified patch (id, diff) applied together on one copy, then checked again;
+        `targets` are the tests the patches were verified by (they must pass together too)."""
+        request: dict[str, Any] = {"kind": "combined", "patches": [diff for _, diff in patches], "checks": self.judged}
+        if targets:
+            request["targets"] = sorted(set(targets))
 
         async def compute() -> dict[str, Any]:
-            return (await self._combine_fresh(patches)).model_dump()
+            return (await self._combine_fresh(patches, targets)).model_dump()
 
         return Combined.model_validate(await self._memo(request, compute))
 
-    async def _combine_fresh(self, patches: list[tuple[str, str]]) -> Combined:
+    async def _combine_fresh(self, patches: list[tuple[str, str]], named: Sequence[str]) -> Combined:
         started, started_ms = time.perf_counter(), self.offset_ms()
         befores = {name: await self.baseline(name) for name in self.judged}
         copy, tmp = await asyncio.to_thread(self.scratch.copy, "combined")
@@ -299,7 +302,7 @@ class Verifier:
                     afters[name] = await self._execute(name, copy, tmp)
         finally:
             await asyncio.to_thread(Scratch.remove, copy)
-        targets, _ = self._targets(befores, [])
+        targets, _ = self._targets(befores, named)
         outcomes = [
             judge(befores[n], afters[n], targets.get(n, [])) if n in afters else cannot_judge(befores[n])
             for n in (self.judged if applied else [])

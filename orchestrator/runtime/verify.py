@@ -159,7 +159,8 @@ async def finish_verification(
     verified = [v for v in verdicts if v.final and v.verdict == "verified" and v.id in diffs]
     combined: Combined | None = None
     if len(verified) > 1:
-        combined = await verifier.combine([(v.id, diffs[v.id]) for v in verified])
+        targets = [t for v in verified for t in v.targets]
+        combined = await verifier.combine([(v.id, diffs[v.id]) for v in verified], targets)
     elif verified:  # one verified patch is its own combination: the same copy, the same checks
         only = verified[0]
         combined = Combined(patches=[only.id], applied=[only.id], checks=only.checks, verdict="verified")
