@@ -24,7 +24,7 @@ include: ["**/*.py"]
 models: {default: local/smollm2}
 checks:
   tests: {run: "python -m pytest -q -p no:cacheprovider", timeout_s: 120}
-verify: {reflections: 0}
+verify: {reflections: 0, require: false}  # the tool loop is under test, not the fix
 roles:
   debug: {tool_choice: required, max_turns: 3}
 limits: {timeout_s: 600, max_output_tokens: 384}

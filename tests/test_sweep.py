@@ -200,7 +200,9 @@ def test_verified_patches_are_counted_per_run(fake: FakeProvider, tmp_path: Path
     wrong = right.with_name("wrong.yaml")
     wrong.write_text(right.read_text().replace("fake/right", "fake/wrong"))
     result = sweep(prepared([right, wrong]), tmp_path / "out", concurrency=2)
-    assert [(r.status, r.patches_verified, r.patches_total) for r in result.rows] == [("ok", 1, 1), ("ok", 0, 1)]
+    # the wrong fix is not verified: verify.require (on with checks) makes that run the quality gate
+    rows = [(r.status, r.patches_verified, r.patches_total) for r in result.rows]
+    assert rows == [("ok", 1, 1), ("quality_gate", 0, 1)]
     for row in result.rows:
         verdicts = [v for s in result_of(row)["subtasks"] for v in s["verification"] if v["final"]]
         assert row.patches_verified == sum(v["verdict"] == "verified" for v in verdicts)
