@@ -1,7 +1,7 @@
 """Running one check (or the environment probe) in a scratch copy: the sandbox's command with the
 copy at the workspace's own path, the project's interpreter first on PATH, a JUnit report asked of
-pytest (`--junitxml` through PYTEST_ADDOPTS, in the private /tmp) or read where the check says it
-writes one, secrets masked in the output, and whether the run can judge anything."""
+pytest (`--junitxml` through PYTEST_ADDOPTS, into the copy) or read where the check says it writes
+one, secrets masked in the output, and whether the run can judge anything."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from orchestrator.checks._verdict import runs_pytest, unusable
 from orchestrator.policy import redact
 from orchestrator.spec import CheckSpec
 
-REPORT = ".orchestrator-junit-{name}.xml"
+# where pytest writes its JUnit report: in the copy (the one folder of the sandbox this process
+# reads back), in a folder the workspace's own files never use
+REPORTS = ".orchestrator-checks"
 
 
 @dataclass
@@ -58,16 +60,14 @@ class Runner:
         argv = ["/bin/sh", "-c", spec.run] if isinstance(spec.run, str) else list(spec.run)
         env = self.environment(tmp)
         pytest = runs_pytest(spec.run)
-        report = tmp / REPORT.format(name=name)
-        with contextlib.suppress(OSError):
-            report.unlink()
+        report = copy / REPORTS / f"junit-{name}.xml"
+        _remove_reports(copy, f"{REPORTS}/junit-{name}.xml")
         plain = dict(env)
         if spec.junit:
             _remove_reports(copy, spec.junit)
         elif pytest:
-            inside = "/tmp" if self.sandbox.isolated else str(tmp)
-            option = f"--junitxml={inside}/{report.name}"
-            env["PYTEST_ADDOPTS"] = f"{option} {env.get('PYTEST_ADDOPTS', '')}".strip()
+            inside = (self.workspace if self.sandbox.isolated else copy) / REPORTS / report.name
+            env["PYTEST_ADDOPTS"] = f"--junitxml={inside} {env.get('PYTEST_ADDOPTS', '')}".strip()
         async with self.slots:
             started_ms = self.offset_ms()
             done = await run_command(self.command(argv, copy, tmp), copy, env, spec.timeout_s)
@@ -91,7 +91,7 @@ class Runner:
         if status in ("pass", "fail"):
             if spec.junit:
                 tests, problem = read_reports(copy, spec.junit)
-            elif pytest and report.is_file():
+            elif pytest and (report.is_file() or report.is_symlink()):
                 tests, _ = read_report(report)
         run = CheckRun(
             name=name,
