@@ -30,12 +30,13 @@ from orchestrator.errors import SpecError
 from orchestrator.spec import CheckSpec, load_spec
 from orchestrator.testing import FakeProvider, valid_answer
 from orchestrator.workflow import prepare_workflow
+from tests.machine import unavailable
 from tests.process import orchestrator
 from tests.test_agentic import QUICKSTART, RIGHT_FIX, WRONG_FIX, diagnosis, project
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "examples" / "quickstart" / "spec.yaml"
-needs_bwrap = pytest.mark.skipif(bool(bubblewrap_problem()), reason=bubblewrap_problem() or "")
+needs_bwrap = pytest.mark.needs(bubblewrap_problem())
 
 
 def write(path: Path, text: str) -> Path:
@@ -197,7 +198,7 @@ def test_a_patched_test_cannot_write_outside_its_copy_nor_reach_the_hosts_loopba
 @pytest.mark.parametrize("mode", ["required", "off"])
 def test_a_hanging_check_is_killed_with_its_process_group_at_its_timeout(tmp_path: Path, mode: str) -> None:
     if mode == "required" and bubblewrap_problem():
-        pytest.skip(bubblewrap_problem())
+        unavailable(bubblewrap_problem())
     workspace = tmp_path / "ws"
     workspace.mkdir()
     script = (
