@@ -101,7 +101,9 @@ def test_openrouter_answer_from_a_provider_outside_the_rule_is_discarded_and_a_c
 ) -> None:
     server.state.served_by.update({"a": "DeepInfra", "b": "Mistral"})  # a: in the US; b: in FR
     spec = write_spec(tmp_path, server.url, "[openrouter/a, openrouter/b]", "serving_countries: [FR, DE]")
-    code, result, stderr = run(tmp_path, spec)
+    summary = tmp_path / "summary.md"
+    formats = ("--format", "markdown", "--format", "html", "--format", "sarif")
+    code, result, stderr = run(tmp_path, spec, *formats, GITHUB_STEP_SUMMARY=str(summary))
     assert code == 0, stderr
     # the request carried the pinning: only the upstreams the rule admits, no fallback elsewhere
     for model in ("a", "b"):
@@ -119,6 +121,22 @@ def test_openrouter_answer_from_a_provider_outside_the_rule_is_discarded_and_a_c
     assert calls[("openrouter/a", "refused")]["served_by"] == "DeepInfra"
     assert calls[("openrouter/b", "used")]["region"] == "FR"
     assert calls[("onprem/p", "used")]["region"] == "this machine"
+    # reported: every writer says who served each call, and which answer was refused
+    out = tmp_path / "out"
+    report = (out / "report.md").read_text()
+    assert "| `openrouter/a` | DeepInfra | US | 127.0.0.1 |" in report and "**refused**" in report
+    assert "| `openrouter/b` | Mistral | FR | 127.0.0.1 |" in report
+    assert "<th>served by</th>" in (out / "report.html").read_text()
+    (notification,) = json.loads((out / "findings.sarif").read_text())["runs"][0]["invocations"][0][
+        "toolExecutionNotifications"
+    ]
+    assert notification["properties"] == {
+        "subtask": "t1",
+        "model": "openrouter/a",
+        "servedBy": "DeepInfra",
+        "region": "US",
+    }
+    assert "Refused for residency" in summary.read_text() and "| openrouter/a | DeepInfra | US |" in summary.read_text()
 
 
 def test_a_refused_answer_with_no_conforming_model_left_exits_5_with_the_reason(
@@ -198,14 +216,15 @@ def test_validate_names_the_rule_that_removed_each_route(tmp_path: Path, server:
     assert len(removed) == 3
     assert removed[0].startswith("removed from debug: anthropic/claude-sonnet-4-5 (serving_regions eu:")
     assert removed[1].startswith("removed from debug: mistral/mistral-large-latest (trains_on_data false:")
-    assert removed[2].startswith("removed from debug: claude/claude-opus-4-6 (serving_regions eu:")
+    assert removed[2].startswith("removed from debug: claude/claude-opus-4-6 (serving_regions eu; trains_on_data false")
     assert "pinned openrouter/a:" in checked.stdout  # Mistral on OpenRouter is declared in FR: eu
     refused = orchestrator(
         "validate", spec, "--trusted", "--set", "models.debug=claude/claude-opus-4-6", env=env(tmp_path)
     )
     assert refused.returncode == 5
     assert "'debug' has no allowed model" in refused.stderr
-    assert "claude/claude-opus-4-6: serving_regions eu: no inference geography of claude meets it" in refused.stderr
+    assert "claude/claude-opus-4-6: serving_regions eu; trains_on_data false: no inference geography" in refused.stderr
+    assert "(us: serving_regions eu: served in US;" in refused.stderr
 
 
 def prepared(spec: Path, policy_file: Path | None = None, untrusted: bool = False) -> Any:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -240,17 +240,31 @@ def pin_openrouter(route: Route, provider: ProviderConfig, rules: Rules, gateway
 def pin_anthropic(route: Route, provider: ProviderConfig, rules: Rules, gateway: Gateway) -> Pinning | str:
     """Anthropic's `inference_geo`: the first geography the catalog places where the rules allow;
     the answer's `usage.inference_geo` must name it."""
-    for geo, facts in gateway.upstreams:
-        if not unmet(facts, rules):
+    found = []
+    for geo, place in gateway.upstreams:
+        facts = _with_terms(place, provider.serving)
+        problems = unmet(facts, rules)
+        if not problems:
             return Pinning(
                 hook="anthropic",
                 rule=describe(rules),
                 body=json.dumps({"inference_geo": geo}),
                 expect=(("inference_geo", (geo,)),),
             )
-    known = ", ".join(f"{geo} ({facts.where()})" for geo, facts in gateway.upstreams)
-    first = unmet(Serving(), rules)[0].split(":")[0]
-    return f"{first}: no inference geography of {provider.name} meets it (known: {known}; {gateway.source})"
+        found.append(f"{geo}: {problems[0]}")
+    why = "; ".join(found) or "none known"
+    return f"{describe(rules)}: no inference geography of {provider.name} meets it ({why}; {gateway.source})"
+
+
+def _with_terms(place: Serving, provider: Serving | None) -> Serving:
+    """An upstream's facts, completed by its provider's terms (retention, training) it leaves unknown."""
+    if provider is None:
+        return place
+    return replace(
+        place,
+        retention_days=place.retention_days if place.retention_days is not None else provider.retention_days,
+        trains_on_data=place.trains_on_data if place.trains_on_data is not None else provider.trains_on_data,
+    )
 
 
 def pin_regional(route: Route, provider: ProviderConfig, rules: Rules, gateway: Gateway) -> Pinning | str:

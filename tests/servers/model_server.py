@@ -426,7 +426,6 @@ class Handler(BaseHTTPRequestHandler):
             },
         )
 
-
     def _messages(self, body: dict[str, Any]) -> None:
         """Anthropic's Messages API: the schema the client wrote into the prompt is answered with
         a minimal instance of it; `usage.inference_geo` reports where it ran."""
