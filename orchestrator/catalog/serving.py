@@ -84,7 +84,9 @@ class Serving:
         return False
 
     def where(self) -> str:
-        """The place in words, for reports: `DE, FR`, `europe`, `unknown`."""
+        """The place in words, for reports: `DE, FR`, `europe`, `this machine`, `unknown`."""
+        if self.origin == "this machine":
+            return "this machine"
         if self.countries:
             return ", ".join(sorted(self.countries))
         return ", ".join(sorted(self.regions)) or "unknown"

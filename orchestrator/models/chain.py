@@ -364,8 +364,12 @@ async def call_chain(
         result.cached = usage.calls > 0 and usage.cached == usage.calls
         result.cost_basis = cost_basis(bound)
         result.cost_usd = price_call(bound, result.usage.tokens_in, result.usage.tokens_out, result.latency_ms / 1000)
-        result.served = served_record(route, pool.providers[route.provider], result.host, usage.served)
-        _account(pool, route.ref, result.served, "used", "")
+        served = served_record(route, pool.providers[route.provider], result.host, usage.served)
+        _account(pool, route.ref, served, "used", "")
+        # the call's record says where it ran when that is known or was asked for (this machine's
+        # calls and routes of unknown place are in the egress report's calls only)
+        known = served["pinned"] or served["reported"] or served["region"] not in ("this machine", "unknown")
+        result.served = served if known else None
         return result
     last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}
     result.error = {

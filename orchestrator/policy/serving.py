@@ -307,10 +307,8 @@ def served_record(
         known = {normal_name(name): facts for name, facts in provider.gateway.upstreams}
         upstream = known.get(normal_name(str(served["provider"])))
         region = upstream.where() if upstream is not None else region
-    elif facts is not None and facts is not THIS_MACHINE:
+    elif facts is not None:
         region = facts.where()
-    elif facts is THIS_MACHINE:
-        region = "this machine"
     if region == "unknown" and pin is not None and "; region " in pin.rule:
         region = pin.rule.rsplit("; region ", 1)[1]  # a regional endpoint keeps it in its region
     return {
