@@ -24,6 +24,7 @@ from pydantic import Field
 
 from orchestrator.spec._agentic import SandboxMode
 from orchestrator.spec._document import Document, Strict, load_yaml, validate_document
+from orchestrator.spec._serving import ServingSpec
 from orchestrator.spec._spec import DataClass, RulesSpec
 
 POLICY_ENV = "ORCHESTRATOR_POLICY"
@@ -55,12 +56,24 @@ class PlacementSpec(Strict):
     )
 
 
+class OperatorProvider(Strict):
+    """What the operator declares about a provider: where it serves (wins over the spec's and the catalog's)."""
+
+    serving: ServingSpec
+
+
 class OperatorPolicy(RulesSpec):
     """What an operator's policy file holds: the rules of a spec's `policy` (a floor: the stricter
     of the two applies, field by field) and what only an operator may decide."""
 
     roles: dict[str, RulesSpec] = Field(default_factory=dict, description="role -> rules (a floor for that role)")
     files: dict[str, DataClass] = Field(default_factory=dict, description="glob -> data class (added to the spec's)")
+    classes: dict[DataClass, RulesSpec] = Field(
+        default_factory=dict, description="data class -> rules (a floor for the calls that see data of that class)"
+    )
+    providers: dict[str, OperatorProvider] = Field(
+        default_factory=dict, description="provider -> where it serves inference (your own hosts, your contracts)"
+    )
     trusted_hosts: list[str] = Field(
         default_factory=list, description="hosts a spec may point providers (and their keys) at, even in PR mode"
     )
