@@ -554,3 +554,25 @@ def test_leftovers_are_the_folders_of_dead_processes_only(tmp_path: Path, monkey
     (os_pid_reused / OWNER).write_text(f"{os.getpid()}-1")  # this pid, but not this process's start
     assert ours(leftovers(), tmp_path) == sorted([dead, os_pid_reused])
     assert stat.S_ISDIR(mine.stat().st_mode)
+
+
+def test_the_operators_limits_reach_checks_and_validate_and_a_bad_one_is_a_spec_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("checks_limits: {processes: 64, tmp_mb: 16}\nchecks_env: [PYTEST_ADDOPTS]\n")
+    monkeypatch.setenv("ORCHESTRATOR_POLICY", str(policy))
+    (tmp_path / "ws").mkdir()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\nname: l\ngoal: g\nworkspace: ws\nchecks: {t: {run: 'true'}}\n")
+    verifier = make_verifier(load_spec(spec))
+    assert verifier is not None
+    verifier.close()
+    assert verifier.sandbox.limits == ChecksLimits(processes=64, tmp_mb=16)
+    assert verifier.sandbox.env == ("PYTEST_ADDOPTS",)
+    shown = orchestrator("validate", spec, env={"ORCHESTRATOR_POLICY": str(policy)})
+    assert shown.returncode == 0 and "check limits: memory_mb 4096, processes 64," in shown.stdout, shown.stderr
+    policy.write_text("checks_limits:\n  processes: 0\n")
+    refused = orchestrator("validate", spec, env={"ORCHESTRATOR_POLICY": str(policy)})
+    assert refused.returncode == 2 and f"{policy}:2" in refused.stderr and "processes" in refused.stderr
+    assert "Traceback" not in refused.stderr
