@@ -323,6 +323,8 @@ BOMBS = {
 @pytest.mark.parametrize("name", list(BOMBS))
 def test_a_bomb_is_stopped_by_its_limit_and_reported_as_limit(tmp_path: Path, name: str) -> None:
     source, command, limits = BOMBS[name]
+    if name in find_sandbox("required").unbounded:  # and validate says so
+        pytest.skip(f"{name} cannot hold here (root without a pids cgroup, or bubblewrap before 0.8)")
     workspace = tmp_path / "ws"
     script(workspace, "bomb.py", source)
     run = run_check(workspace, command, limits=limits, timeout_s=240)
