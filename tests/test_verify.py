@@ -115,14 +115,16 @@ def test_verdicts_of_patches_that_must_not_or_cannot_apply(tmp_path: Path, diff:
 
 
 class Listener:
-    """A loopback port of the host that counts the connections reaching it."""
+    """A loopback port of the host (or the socket given, bound) that counts the connections
+    reaching it."""
 
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
+    def __init__(self, bound: socket.socket | None = None) -> None:
+        self.socket = bound or socket.socket()
+        if bound is None:
+            self.socket.bind(("127.0.0.1", 0))
         self.socket.listen()
         self.socket.settimeout(0.2)
-        self.port = self.socket.getsockname()[1]
+        self.port = self.socket.getsockname()[1] if bound is None else 0
         self.connections = 0
         self.stop = False
         self.thread = threading.Thread(target=self.serve, daemon=True)

@@ -9,17 +9,30 @@ writes into the repository's .git and checks out HEAD, not the working state. He
 environments a check may need (`.venv`, `venv`, `node_modules`) are linked, read-only in the
 sandbox, rather than copied. One pristine copy is made per run; each check run gets its own copy
 of it, removed afterwards.
+
+Every path removes them: the end of a run or a `verify` (a SIGTERM too, which stops either like
+Ctrl-C), and for a process that could not (SIGKILL, a crash) the next start of a run, a resume or a
+verify, or `orchestrator gc`: each scratch folder names its owner process (`_owner`), and one
+whose owner is gone is a leftover.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
+from orchestrator.checks._limits import CGROUP, PidsGroup, stale_groups
+from orchestrator.checks._owner import owner_alive, owner_token
+
+PREFIX = "orchestrator-checks-"
+OWNER = ".owner"  # in a scratch folder: the token of the process that made it
+CLOSE_TRIES = 20
 SHARED = (".venv", "venv", "node_modules")  # linked into each copy, never copied
 NEVER_COPIED = frozenset({".git", ".orchestrator", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
@@ -29,7 +42,8 @@ class Scratch:
 
     def __init__(self, workspace: Path) -> None:
         self.workspace = workspace.resolve()
-        self.root = Path(tempfile.mkdtemp(prefix="orchestrator-checks-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / OWNER).write_text(owner_token(), encoding="ascii")
         self._pristine: Path | None = None
         self._lock = threading.Lock()
         self._count = 0
@@ -66,7 +80,42 @@ class Scratch:
         shutil.rmtree(copy.parent, ignore_errors=True)
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove the folder; what a dying check still writes into may outlive a few tries, and
+        keeps its owner's mark so that it is a leftover once this process has ended."""
+        for _ in range(CLOSE_TRIES):
+            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.root.exists():
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            (self.root / OWNER).write_text(owner_token(), encoding="ascii")
+
+
+def leftovers() -> list[Path]:
+    """What killed processes left behind: their scratch folders (in this process's temporary
+    folder) and their checks' pids cgroups."""
+    found = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            token = (folder / OWNER).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            continue  # being made, or not ours to read: never taken for a leftover
+        if not owner_alive(token):
+            found.append(folder)
+    return found + stale_groups()
+
+
+def remove_leftovers() -> list[Path]:
+    """Remove what `leftovers` finds; the paths removed."""
+    removed = []
+    for path in leftovers():
+        if path.is_relative_to(CGROUP):
+            PidsGroup(path).remove(kill=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
 
 
 def shared_paths(workspace: Path) -> list[Path]:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.checks._limits import described, grouped, launcher, limit_hit, pids_group
 from orchestrator.checks._patch import apply_patch, rejection
-from orchestrator.checks._process import NOT_RUNNABLE, check_environment, run_command
+from orchestrator.checks._process import NOT_RUNNABLE, Finished, check_environment, run_command
 from orchestrator.checks._records import (
     CheckOutcome,
     CheckRun,
@@ -118,10 +120,10 @@ class Verifier:
         spec = self.checks[name]
         argv = ["/bin/sh", "-c", spec.run] if isinstance(spec.run, str) else list(spec.run)
         inside_tmp = "/tmp" if self.sandbox.isolated else str(tmp)
-        env = check_environment(self.secrets, inside_tmp)
+        env = check_environment(self.secrets, inside_tmp, passed=self.sandbox.env)
         async with self._slots:
             started_ms = self.offset_ms()
-            done = await run_command(self.sandbox.command(argv, copy, tmp), copy, env, spec.timeout_s)
+            done, limit = await self._limited(argv, copy, tmp, env, spec.timeout_s)
         output = redact(done.output, self.secrets).replace(str(copy), str(self.workspace))
         status: CheckStatus
         if done.error:
@@ -132,6 +134,9 @@ class Verifier:
             status = "pass"
         elif done.exit_code in NOT_RUNNABLE or (self.sandbox.isolated and output.startswith("bwrap:")):
             status = "error"
+        elif limit is not None:
+            status = "limit"
+            output = f"{output}\n(stopped by a limit: {described(limit, self.sandbox.limits)}, checks_limits)".lstrip()
         else:
             status = "fail"
         return CheckRun(
@@ -143,7 +148,28 @@ class Verifier:
             output=output,
             truncated=done.truncated,
             sandbox=self.sandbox.runner,
+            limit=limit if status == "limit" else None,
         )
+
+    async def _limited(
+        self, argv: list[str], copy: Path, tmp: Path, env: dict[str, str], timeout_s: float
+    ) -> tuple[Finished, str | None]:
+        """Run a check under the operator's limits (the launcher's rlimits, and a pids cgroup of
+        its own where one can be made), tied to this process by a lifeline (a pipe whose write
+        end only this process holds): what it did, and the limit it hit (None: none)."""
+        limits, isolated = self.sandbox.limits, self.sandbox.isolated
+        lifeline, held = os.pipe()
+        inner = launcher(argv, limits, sandboxed=isolated, lifeline=lifeline)
+        group = pids_group(limits.processes)
+        try:
+            command = grouped(self.sandbox.command(inner, copy, tmp), group)
+            done = await run_command(command, copy, env, timeout_s, pass_fds=[lifeline])
+            return done, limit_hit(done.exit_code, done.output, group)
+        finally:
+            os.close(lifeline)
+            os.close(held)
+            if group is not None:
+                await asyncio.to_thread(group.remove)
 
     async def _memo(self, request: dict[str, Any], compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         if self.memo is None:
@@ -288,4 +314,5 @@ def _outcome(before: CheckRun, after: CheckRun) -> CheckOutcome:
         duration_ms=after.duration_ms,
         started_ms=after.started_ms,
         output=after.output,
+        limit=after.limit,
     )

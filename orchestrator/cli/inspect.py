@@ -50,6 +50,9 @@ def validate(
     if plan:
         where = "bubblewrap sandbox" if plan["runner"] == "bubblewrap" else f"no sandbox: {plan['reason']}"
         echo(f"  patches judged by {', '.join(plan['checks'])} (sandbox {plan['mode']}, {where})")
+        limits = ", ".join(f"{name} {value}" for name, value in plan["limits"].items())
+        unbounded = f" (cannot hold here: {', '.join(plan['unbounded'])})" if plan["unbounded"] else ""
+        echo(f"  check limits: {limits}{unbounded}")
     for warning in workflow.warnings:
         echo(f"warning: {warning}", err=True)
     if plan and plan["mode"] == "required" and plan["runner"] != "bubblewrap":

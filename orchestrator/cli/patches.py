@@ -32,7 +32,7 @@ def verify(spec: str, patch_file: Path, overrides: tuple[str, ...], as_json: boo
         diff = patch_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the patch {patch_file}: {exc}") from None
-    verdict, report = verify_patch(loaded, diff)
+    verdict, report = verify_patch(loaded, diff, handle_sigterm=True)
     if warning := unsandboxed_warning(report.sandbox):
         click.echo(warning, err=True)
     if as_json:

@@ -6,7 +6,10 @@ once the graph has finished, and `verify_patch` (`orchestrator verify`: no model
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.checks import (
@@ -17,11 +20,14 @@ from orchestrator.checks import (
     VerificationReport,
     Verifier,
     find_sandbox,
+    remove_leftovers,
     sandbox_mode,
     shared_paths,
 )
-from orchestrator.errors import ExitStatus, SpecError
+from orchestrator.errors import ExitStatus, Interrupted, SpecError
 from orchestrator.policy import secret_values
+from orchestrator.runtime import checkpoints, ledger
+from orchestrator.spec.operator import OperatorPolicy, load_operator
 
 if TYPE_CHECKING:
     from orchestrator.engine.state import CallRecord
@@ -35,21 +41,46 @@ def make_verifier(
     secrets: list[str] | None = None,
     recorder: Any = None,
     clock: Callable[[], int] | None = None,
+    *,
+    policy: OperatorPolicy | None = None,
 ) -> Verifier | None:
     """The verifier of the spec's checks (None when it declares none); `clock` gives the run's
-    milliseconds, on which check runs are timed."""
+    milliseconds, on which check runs are timed; `policy` is the operator's (its checks_limits
+    and checks_env; by default the one this process's environment names)."""
     spec = loaded.spec
     if not spec.checks:
         return None
     judged = list(spec.verify.checks) if spec.verify.checks is not None else list(spec.checks)
     mode = sandbox_mode(spec.verify.sandbox)
     replaying = recorder is not None and recorder.mode == "replay"
-    sandbox = Sandbox(mode, "none", REPLAYED) if replaying else find_sandbox(mode, shared_paths(loaded.workspace))
+    policy = policy if policy is not None else load_operator().policy
+    sandbox = (
+        Sandbox(mode, "none", REPLAYED)
+        if replaying
+        else find_sandbox(
+            mode,
+            shared_paths(loaded.workspace),
+            limits=policy.checks_limits,
+            env=policy.checks_env,
+            hidden=own_folders(),
+        )
+    )
     memo = recorder.tool if recorder is not None else None
     secrets = secret_values() if secrets is None else secrets
     concurrency = spec.limits.check_concurrency
     checks = dict(spec.checks)
     return Verifier(loaded.workspace, checks, judged, sandbox, concurrency, secrets, clock, memo, replaying)
+
+
+def own_folders() -> list[Path]:
+    """The orchestrator's own folders, which no check may see: its state (the machine key, the
+    run ledger, pull-request mode's data of every repository), the operator's data folder and
+    the user's configuration (the operator's policy)."""
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "sovereign-orchestrator"
+    folders = [ledger.state_home(), config]
+    if os.environ.get(checkpoints.DATA_DIR_ENV):
+        folders.append(Path(os.environ[checkpoints.DATA_DIR_ENV]))
+    return folders
 
 
 def refuse_without_sandbox(verifier: Verifier | None) -> None:
@@ -114,21 +145,32 @@ async def finish_verification(verifier: Verifier, subtasks: list[CallRecord]) ->
     return verifier.report(verdicts, combined, await verifier.recorded_sandbox())
 
 
-def verify_patch(loaded: LoadedSpec, diff: str) -> tuple[PatchVerdict, VerificationReport]:
+def verify_patch(
+    loaded: LoadedSpec, diff: str, *, handle_sigterm: bool = False
+) -> tuple[PatchVerdict, VerificationReport]:
     """Verify one patch with the spec's checks (no model): its verdict, and the baselines."""
-    verdicts, report = verify_patches(loaded, [diff])
+    verdicts, report = verify_patches(loaded, [diff], handle_sigterm=handle_sigterm)
     return verdicts[0], report
 
 
-def verify_patches(loaded: LoadedSpec, diffs: list[str]) -> tuple[list[PatchVerdict], VerificationReport]:
+def verify_patches(
+    loaded: LoadedSpec, diffs: list[str], *, handle_sigterm: bool = False
+) -> tuple[list[PatchVerdict], VerificationReport]:
     """Verify patches with the spec's checks (no model), as a run does: the baseline once, the
-    patches in parallel up to `limits.check_concurrency`, each on a copy of its own."""
+    patches in parallel up to `limits.check_concurrency`, each on a copy of its own. With
+    `handle_sigterm`, SIGTERM stops it as Ctrl-C does (Interrupted, exit 143): the checks are
+    killed and the scratch copies removed."""
+    remove_leftovers()
     verifier = make_verifier(loaded)
     if verifier is None:
         raise SpecError(f"{loaded.path}: the spec declares no checks: add `checks:` to verify patches")
     refuse_without_sandbox(verifier)
 
     async def go() -> list[PatchVerdict]:
+        if handle_sigterm:
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return list(
             await asyncio.gather(
                 *(verifier.verify(f"patch-{i}", "patch", None, 0, diff) for i, diff in enumerate(diffs, 1))
@@ -138,6 +180,8 @@ def verify_patches(loaded: LoadedSpec, diffs: list[str]) -> tuple[list[PatchVerd
     try:
         verdicts = asyncio.run(go())
         report = verifier.report(verdicts, None)
+    except asyncio.CancelledError:
+        raise Interrupted("verification was stopped by SIGTERM", signal_name="SIGTERM") from None
     finally:
         verifier.close()
     return verdicts, report

@@ -349,6 +349,8 @@ def _verify_plan(workflow: Workflow) -> dict[str, Any] | None:
     spec = workflow.loaded.spec
     if not spec.checks:
         return None
-    sandbox = find_sandbox(sandbox_mode(spec.verify.sandbox), shared_paths(workflow.loaded.workspace))
+    policy, mode = workflow.operator.policy, sandbox_mode(spec.verify.sandbox)
+    shared = shared_paths(workflow.loaded.workspace)
+    sandbox = find_sandbox(mode, shared, limits=policy.checks_limits, env=policy.checks_env)
     judged = spec.verify.checks if spec.verify.checks is not None else list(spec.checks)
     return {"checks": judged, "reflections": spec.verify.reflections, **sandbox.info().model_dump()}
