@@ -66,8 +66,10 @@ netns:
 	@command -v ip >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 	  $(call apt,iproute2,for the Ray cluster test)
 
+# two workers on a 2-core machine: the suite waits on subprocesses and servers as much as it computes
+TEST_WORKERS ?= 2
 check: lint types
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint:
 	$(BIN)/ruff check orchestrator tests bench

@@ -25,6 +25,16 @@ def pytest_configure(config: pytest.Config) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The embedded model's tests go first, as one group: on several workers (`make test`:
+    pytest-xdist, --dist loadgroup) one worker runs them one after another from the start while
+    the others share the rest, and two of them never compete for the cores."""
+    embedded = [item for item in items if item.get_closest_marker("embedded")]
+    for item in embedded:
+        item.add_marker(pytest.mark.xdist_group("embedded"))
+    items[:] = embedded + [item for item in items if not item.get_closest_marker("embedded")]
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test that needs what this machine lacks is skipped; in CI it fails with the reason: a
     silent skip there would hide a missing install step (`make test` installs what tests need)."""
@@ -35,7 +45,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop every process the tests left behind (children, and orphans adopted as their reaper)."""
+    """Stop every process the tests left behind (children, and orphans adopted as their reaper);
+    on several workers each worker stops its own (the controller's children are the workers)."""
+    if getattr(session.config.option, "numprocesses", None) and not hasattr(session.config, "workerinput"):
+        return
     left = _children(os.getpid())
     for pid in left:
         with contextlib.suppress(ProcessLookupError, PermissionError):

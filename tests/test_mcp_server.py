@@ -266,6 +266,7 @@ def test_a_client_that_goes_away_mid_run_leaves_it_interrupted_and_resumable(tmp
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_the_quickstart_runs_on_the_embedded_model_with_progress(tmp_path: Path) -> None:
     project = quickstart(tmp_path)
     progress: list[tuple[float, str]] = []
