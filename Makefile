@@ -19,7 +19,7 @@ LLAMA_CHECK = $(BIN)/python -m orchestrator.providers._llama || { \
 	$(BIN)/pip install --quiet --force-reinstall --no-deps "llama-cpp-python>=0.3.7" && \
 	$(BIN)/python -m orchestrator.providers._llama; }
 
-.PHONY: quickstart test check lint types unit bench postgres chromium sandbox
+.PHONY: quickstart test check lint types unit bench postgres chromium sandbox netns
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,31 +36,43 @@ quickstart: $(BIN)/python sandbox
 	  $(BIN)/orchestrator run examples/quickstart/spec.yaml --output-dir out; \
 	  code=$$?; [ $$code -le 1 ] || exit $$code
 
-test: $(BIN)/python postgres chromium sandbox
+test: $(BIN)/python postgres chromium sandbox netns
 	$(BIN)/pip install --quiet -e ".[test]"
 	@$(LLAMA_CHECK)
 	$(MAKE) check
 
+# Debian packages the tests need, installed when missing (a stale package list is refreshed once)
+APT_INSTALL = apt-get install -y -q --no-install-recommends
+define apt
+{ echo "installing $(1) $(2)"; $(APT_INSTALL) $(1) >/dev/null 2>&1 || \
+  { apt-get update -q >/dev/null && $(APT_INSTALL) $(1) >/dev/null; }; }
+endef
+
 # the Postgres checkpoint tests start their own server from the machine's PostgreSQL binaries
 postgres:
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  { echo "installing PostgreSQL for the checkpoint tests"; \
-	    apt-get install -y -q --no-install-recommends postgresql >/dev/null; }
+	  $(call apt,postgresql,for the checkpoint tests)
 
 # the HTML report tests render report.html in a real headless Chromium (Debian's package)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  { echo "installing Chromium for the HTML report tests"; \
-	    apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
-# checks of proposed patches run in a bubblewrap sandbox (verify.sandbox: required in CI)
+	  $(call apt,chromium fonts-dejavu-core,for the HTML report tests)
+
+# checks of proposed patches run in a bubblewrap sandbox (verify.sandbox: required in CI); the Ray
+# cluster test puts its nodes in a network namespace of their own (unshare, and ip from iproute2)
 sandbox:
 	@command -v bwrap >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
-	  { echo "installing bubblewrap for the sandboxed checks"; \
-	    apt-get install -y -q --no-install-recommends bubblewrap >/dev/null; }
+	  $(call apt,bubblewrap,for the sandboxed checks)
 	@command -v bwrap >/dev/null 2>&1 || echo "no bubblewrap here: checks run unsandboxed (verify.sandbox: preferred)"
 
+netns:
+	@command -v ip >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  $(call apt,iproute2,for the Ray cluster test)
+
+# two workers on a 2-core machine: the suite waits on subprocesses and servers as much as it computes
+TEST_WORKERS ?= 2
 check: lint types
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint:
 	$(BIN)/ruff check orchestrator tests bench

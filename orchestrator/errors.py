@@ -13,6 +13,7 @@ next. Only the CLI prints and exits; library code raises these and returns ExitS
     │   ├── ProviderConfigError       3    401/403, unknown model, missing API key
     │   ├── StructuredOutputError     3    the model's output did not validate
     │   ├── ResponseTooLarge          3    the answer was larger than limits.max_response_bytes
+    │   ├── ResidencyRefused          5    the answer reports it was served where the policy forbids
     │   └── NotRecorded               3    a replayed call is not in the recording
     ├── CheckpointError               3    the checkpoint database cannot be opened
     ├── BudgetExceeded                4    max_cost_usd or max_tokens reached
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
-RunStatus = Literal["ok", "quality_gate", "provider_failure", "budget_exceeded", "interrupted"]
+RunStatus = Literal["ok", "quality_gate", "provider_failure", "policy_refused", "budget_exceeded", "interrupted"]
 
 
 class ExitStatus(IntEnum):
@@ -38,7 +39,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # usage or spec error: nothing was sent to any model
     PROVIDER_FAILURE = 3  # a subtask failed on every model of its chain (or the checkpoint store is down)
     BUDGET_EXCEEDED = 4  # the budget would have been overrun; the run is paused and resumable
-    POLICY = 5  # the policy leaves no allowed model for a role the run needs
+    POLICY = 5  # the policy leaves no allowed model for a role, or refused every answer of a call
     INTERRUPTED = 130  # Ctrl-C (SIGINT); the run is checkpointed
     TERMINATED = 143  # SIGTERM (128 + 15, as shells report it); the run is checkpointed
 
@@ -68,6 +69,7 @@ _BY_STATUS: dict[str, ExitStatus] = {
     "ok": ExitStatus.OK,
     "quality_gate": ExitStatus.QUALITY_GATE,
     "provider_failure": ExitStatus.PROVIDER_FAILURE,
+    "policy_refused": ExitStatus.POLICY,
     "budget_exceeded": ExitStatus.BUDGET_EXCEEDED,
 }
 
@@ -190,6 +192,16 @@ class StructuredOutputError(ProviderError):
 class ResponseTooLarge(ProviderError):
     kind = "too_large"
     hint = "the provider answered more than limits.max_response_bytes; another model is tried"
+
+
+class ResidencyRefused(ProviderError):
+    """The answer reports a provider or geography outside the serving rules it was pinned to: it
+    is discarded (never used, never retried elsewhere in silence), and `served` says what it reported."""
+
+    kind = "policy"
+    exit_code = ExitStatus.POLICY
+    hint = "the answer was served outside the serving rules and discarded; another model of the chain may answer"
+    served: dict[str, Any] | None = None
 
 
 class NotRecorded(ProviderError):

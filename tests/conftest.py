@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -9,6 +12,77 @@ from pathlib import Path
 import pytest
 
 from orchestrator.testing import FakeProvider, forbid_real_models, registry
+from tests.machine import unavailable
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(problem): skip when `problem` is not empty; fail instead when CI is set")
+    # processes whose parent dies (a command killed at its timeout leaves its workers) become ours,
+    # so that the session can stop them at its end instead of leaving them running
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The embedded model's tests go first, as one group: on several workers (`make test`:
+    pytest-xdist, --dist loadgroup) one worker runs them one after another from the start while
+    the others share the rest, and two of them never compete for the cores."""
+    embedded = [item for item in items if item.get_closest_marker("embedded")]
+    for item in embedded:
+        item.add_marker(pytest.mark.xdist_group("embedded"))
+    items[:] = embedded + [item for item in items if not item.get_closest_marker("embedded")]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that needs what this machine lacks is skipped; in CI it fails with the reason: a
+    silent skip there would hide a missing install step (`make test` installs what tests need)."""
+    for marker in item.iter_markers("needs"):
+        problem = str(marker.args[0]) if marker.args else ""
+        if problem:
+            unavailable(problem)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop every process the tests left behind (children, and orphans adopted as their reaper);
+    on several workers each worker stops its own (the controller's children are the workers)."""
+    if getattr(session.config.option, "numprocesses", None) and not hasattr(session.config, "workerinput"):
+        return
+    left = _children(os.getpid())
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in left:  # ours to reap now (a grandchild is its own parent's, when that one lives)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    if left:
+        session.config.stash[LEFT_BEHIND] = len(left)
+
+
+LEFT_BEHIND = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if count := config.stash.get(LEFT_BEHIND, 0):
+        terminalreporter.write_line(f"stopped {count} process(es) the tests left running", yellow=True)
+
+
+def _children(parent: int) -> list[int]:
+    """Every live descendant of `parent` (from /proc; nothing elsewhere)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # the field after the command's closing parenthesis: state, then the parent's pid
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [parent]
+    while frontier:
+        current = frontier.pop()
+        kids = [pid for pid, ppid in parents.items() if ppid == current]
+        found += kids
+        frontier += kids
+    return found
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +17,47 @@ def orchestrator(
     *args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """`python -m orchestrator ARGS` with CI=1 (plain progress lines), output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *map(str, args)],
-        capture_output=True,
+    argv = [sys.executable, "-m", "orchestrator", *map(str, args)]
+    return run(argv, env={**os.environ, "CI": "1", **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run` (text, output captured) in a process group of its own: at its timeout,
+    or when the test stops, the whole group is killed (the command's model worker, its checks,
+    whatever it started), not only the command, and TimeoutExpired is raised as usual."""
+    process = subprocess.Popen(
+        [str(a) for a in argv],
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CI": "1", **(env or {})},
+        env=env,
         cwd=cwd,
-        timeout=timeout,
+        start_new_session=True,
     )
+    try:
+        out, err = process.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process.pid)
+        out, err = process.communicate()
+        raise subprocess.TimeoutExpired(process.args, timeout, out, err) from None
+    finally:
+        kill_group(process.pid)
+        process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL to a process group (nothing when it is gone)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 # what a replay's result.json may differ in from the recorded run's (README, "Record and replay"):
@@ -59,12 +95,6 @@ def modules_imported_by(argv: list[str], env: dict[str, str] | None = None) -> s
         "    pass\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CI": "1", **(env or {})},
-    )
+    done = run([sys.executable, "-c", code], timeout=300, env={**os.environ, "CI": "1", **(env or {})})
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -12,7 +12,7 @@ import pytest
 
 from tests.process import orchestrator
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = """

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.integration  # it runs the embedded model once
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]  # it runs the embedded model once
 
 
 def test_the_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:

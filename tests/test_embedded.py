@@ -18,7 +18,7 @@ from orchestrator.spec import builtin_roles
 from orchestrator.spec.kinds import OUTPUT_MODELS
 from tests.process import comparable, orchestrator
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart"

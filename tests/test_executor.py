@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from orchestrator.runtime.executor import choose_executor, needed_labels, run_ne
 from orchestrator.spec import load_spec
 from orchestrator.spec.operator import PlacementSpec, load_operator
 from orchestrator.workflow import prepare_workflow
-from tests.process import modules_imported_by
+from tests.process import modules_imported_by, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "tests" / "servers" / "ray_scenario.py"
@@ -118,10 +117,12 @@ def test_the_cli_does_not_import_ray_unless_it_is_the_executor() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip")
+@pytest.mark.needs(
+    "" if shutil.which("unshare") and shutil.which("ip") else "needs unshare (util-linux) and ip (iproute2)"
+)
 def test_a_ray_cluster_places_work_by_policy_and_loses_nothing_when_a_node_dies(tmp_path: Path) -> None:
     command = f"ip link set lo up && exec {sys.executable} {SCENARIO} {tmp_path}"
-    done = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    done = run(["unshare", "-n", "sh", "-c", command], timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads((tmp_path / "scenario.json").read_text())
     nodes = report["nodes"]

@@ -78,7 +78,7 @@ def test_no_closed_weights_model_can_be_served_from_this_machine(catalog: Catalo
         assert entry.routes, entry.id
         for route in entry.routes:
             provider = catalog.providers[route.provider]
-            assert provider.kind == "openai" and provider.base_url, (entry.id, route.provider)
+            assert provider.kind in ("openai", "anthropic") and provider.base_url, (entry.id, route.provider)
             assert provider.base_url.startswith("https://") and provider.api_key_env, (entry.id, route.provider)
 
 
@@ -160,10 +160,16 @@ def test_the_sovereign_mix_example_validates_without_keys_and_routes_review_to_c
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     chains = report["chains"]
-    claude = ["anthropic/claude-sonnet-4-5", "openrouter/anthropic/claude-sonnet-4.5"]
-    assert chains["architecture_review"][:2] == claude  # Anthropic's own API first, then OpenRouter
+    # Anthropic's own API first, pinned to its US geography, then OpenRouter's European endpoint
+    claude = ["claude/claude-opus-4-6", "openrouter/anthropic/claude-sonnet-4.5"]
+    assert chains["architecture_review"][:2] == claude
+    pinned = report["pinned"]["architecture_review"]
+    assert pinned["claude/claude-opus-4-6"]["request"] == {"inference_geo": "us"}
+    assert pinned["openrouter/anthropic/claude-sonnet-4.5"]["base_url"] == "https://eu.openrouter.ai/api/v1"
     assert chains["refactor"][0].startswith("ollama/qwen3-coder")
-    assert chains["debug"][0].startswith("ollama/deepseek-r1")
+    assert chains["debug"] == ["ollama/deepseek-r1:14b"]  # DeepSeek's API does not say where it serves
+    (deepseek,) = report["excluded_by_policy"]["debug"]
+    assert deepseek["model"] == "deepseek/deepseek-v4-pro" and deepseek["reason"].startswith("serving_regions europe")
     assert chains["arabic_docs"][0] == "ollama/jais"
     # at the confidential class (the pricing rules) Claude and every other API route is refused
     refused = {e["model"]: e["reason"] for e in report["excluded_by_policy"]["architecture_review [confidential]"]}
@@ -193,7 +199,7 @@ def test_the_sovereign_mix_example_keeps_confidential_work_on_local_open_weights
         entries = [catalog.entry_for(route) for route in chain]
         if role == "architecture_review":
             first = entries[0]
-            assert first is not None and first.id == "claude-sonnet-4.5" and not first.open_weights
+            assert first is not None and first.id == "claude-opus-4.6" and not first.open_weights
         else:  # Qwen, DeepSeek, Jais, Falcon, Devstral: open weights; at confidential, this machine only
             assert all(e is not None and e.open_weights and e.country != "US" for e in entries), role
         if data_class == "confidential":

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -25,6 +23,7 @@ from orchestrator.outputs.result import RunResult
 from orchestrator.spec import load_spec
 from orchestrator.testing import Call, FakeProvider, valid_answer
 from orchestrator.workflow import prepare_workflow
+from tests.browser import browse, page_requests
 from tests.png import ink
 from tests.process import orchestrator
 from tests.servers.proxy import RecordingProxy
@@ -180,42 +179,6 @@ def test_tool_calls_and_checks_of_a_record_reach_the_timeline(
 # ---------------------------------------------------------------- a real browser
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("Chromium is not installed: `make test` installs it (apt-get install chromium)")
-    return found
-
-
-def browse(page: Path, *args: str, proxy: str | None = None, scripts: bool = True) -> str:
-    """Run a fresh headless Chromium on a file; its stdout (e.g. --dump-dom)."""
-    profile = tempfile.mkdtemp(prefix="orchestrator-chromium-")
-    argv = [
-        chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--disable-features=NetworkTimeServiceQuerying",  # the browser's own clock check, not the page's
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=3000",  # let timers and late loads happen before the dump
-        *([f"--proxy-server={proxy}", "--proxy-bypass-list=<-loopback>"] if proxy else []),
-        *([] if scripts else ["--blink-settings=scriptEnabled=false"]),
-        *args,
-        page.as_uri(),
-    ]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def quickstart_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The quickstart's report, from a replay of its recording (the real pipeline, no model)."""
@@ -270,17 +233,41 @@ def test_without_its_script_the_report_is_whole(quickstart_report: Path, tmp_pat
 def test_the_report_makes_no_network_request(
     fake: FakeProvider, write_spec: Any, quickstart_report: Path, tmp_path: Path
 ) -> None:
+    """Neither the quickstart's report nor one full of hostile text asks the network for anything.
+    The DevTools protocol names every request the page, its frames and its workers make; the
+    browser's own (its updater, time and account checks: which ones depends on the build) belong
+    to no page. A recording proxy is the second witness: no request reached a host the pages name."""
     _, hostile_page = hostile_result(fake, write_spec, tmp_path)
-    with RecordingProxy({}) as proxy:  # every request Chromium makes, loopback included, comes here
-        for page in (quickstart_report / "report.html", tmp_path / "out" / "report.html"):
-            browse(page, "--dump-dom", proxy=proxy.url)
-        assert proxy.state.log == []
-        # the witness works: the image the hostile text tries to load, in a page of its own, is fetched
+    pages = (quickstart_report / "report.html", tmp_path / "out" / "report.html")
+    named = {host for page in pages for host in HOST.findall(page.read_text())}
+    assert "evil.example" in named  # the hostile text's image is in the page, as text
+    with RecordingProxy({}) as proxy:
+        for page in pages:
+            assert page_requests(page, proxy=proxy.url) == [], page
+        assert not {host_of(e.host) for e in proxy.state.log} & named
+        # the witnesses work: a page that leaks five ways is caught by both
         leaky = tmp_path / "leaky.html"
-        leaky.write_text('<!DOCTYPE html><html><body><img src="http://evil.example/track.png"></body></html>')
-        browse(leaky, "--dump-dom", proxy=proxy.url)
-        assert {e.host for e in proxy.state.log} == {"evil.example"}
+        leaky.write_text(LEAKY)
+        caught = {urlsplit(r.url).hostname: r for r in page_requests(leaky, proxy=proxy.url)}
+        assert set(caught) == set(LEAKS), caught
+        assert caught["worker.example"].target == "worker" and caught["late.example"].kind == "Image"
+        assert set(LEAKS) <= {host_of(e.host) for e in proxy.state.log}
     del hostile_page
+
+
+HOST = re.compile(r"(?:https?|wss?)://([A-Za-z0-9.-]+)")
+LEAKS = ("evil.example", "frame.example", "fetch.example", "worker.example", "late.example")
+LEAKY = """<!DOCTYPE html><html><body>
+<img src="http://evil.example/track.png"><iframe src="https://frame.example/"></iframe>
+<script>
+fetch("http://fetch.example/x");
+new Worker(URL.createObjectURL(new Blob(["fetch('http://worker.example/')"])));
+setTimeout(() => { new Image().src = "http://late.example/"; }, 2000);
+</script></body></html>"""
+
+
+def host_of(netloc: str) -> str:
+    return netloc.rsplit(":", 1)[0] if ":" in netloc else netloc
 
 
 def test_report_rebuilds_every_output_of_a_stored_run(tmp_path: Path) -> None:

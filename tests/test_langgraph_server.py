@@ -144,6 +144,7 @@ def test_a_hostile_thread_input_is_refused_with_the_field_named(server: str) -> 
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_a_quickstart_thread_runs_to_the_end_on_the_embedded_model(server: str) -> None:
     async def main() -> tuple[list[str], dict[str, Any], dict[str, Any]]:
         client = _client(server)

@@ -33,6 +33,7 @@ from pydantic import AnyUrl
 from orchestrator.catalog import load_catalog
 from orchestrator.checks import bubblewrap_problem
 from orchestrator.spec import read_data
+from tests.machine import unavailable
 from tests.process import modules_imported_by
 from tests.process import orchestrator as cli
 from tests.servers.loopback import free_port
@@ -42,7 +43,7 @@ from tests.test_agentic import RIGHT_FIX, WRONG_FIX
 REPO = Path(__file__).resolve().parent.parent
 ORCHESTRATOR = Path(sys.executable).parent / "orchestrator"
 CALL = timedelta(seconds=120)  # one tool call (a run of canned models, a verification)
-needs_bwrap = pytest.mark.skipif(bool(bubblewrap_problem()), reason=bubblewrap_problem() or "")
+needs_bwrap = pytest.mark.needs(bubblewrap_problem())
 
 
 def quickstart(tmp_path: Path) -> Path:
@@ -265,6 +266,7 @@ def test_a_client_that_goes_away_mid_run_leaves_it_interrupted_and_resumable(tmp
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_the_quickstart_runs_on_the_embedded_model_with_progress(tmp_path: Path) -> None:
     project = quickstart(tmp_path)
     progress: list[tuple[float, str]] = []
@@ -410,7 +412,7 @@ def test_an_inline_run_is_confined_to_the_workspace_and_served_by_the_catalogs_o
     try:
         httpd = ThreadingHTTPServer(("127.0.0.1", 11434), Handler)
     except OSError:
-        pytest.skip("something already listens on the Ollama port 11434")
+        unavailable("something already listens on the Ollama port 11434")
     httpd.daemon_threads = True
     httpd.state = ServerState(models={"m:1b": "canned"})  # type: ignore[attr-defined]
     (tmp_path / "ws").mkdir()

@@ -15,7 +15,7 @@ from orchestrator.engine._patch import check_patch as check_patch_async
 from orchestrator.engine._patch import touched_paths, unsafe_path
 from orchestrator.engine.state import PatchCheck
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+pytestmark = pytest.mark.needs("" if shutil.which("git") else "git is not installed")
 
 ORIGINAL = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"
 FIXED = ORIGINAL.replace("return a - b\n\n", "return a + b\n\n", 1)

@@ -29,7 +29,7 @@ from tests.process import orchestrator
 from tests.servers.loopback import free_port
 from tests.servers.model_server import ModelServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "examples" / "quickstart" / "project"
 

@@ -30,12 +30,13 @@ from orchestrator.errors import SpecError
 from orchestrator.spec import CheckSpec, load_spec
 from orchestrator.testing import FakeProvider, valid_answer
 from orchestrator.workflow import prepare_workflow
+from tests.machine import unavailable
 from tests.process import orchestrator
 from tests.test_agentic import QUICKSTART, RIGHT_FIX, WRONG_FIX, diagnosis, project
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "examples" / "quickstart" / "spec.yaml"
-needs_bwrap = pytest.mark.skipif(bool(bubblewrap_problem()), reason=bubblewrap_problem() or "")
+needs_bwrap = pytest.mark.needs(bubblewrap_problem())
 
 
 def write(path: Path, text: str) -> Path:
@@ -114,14 +115,16 @@ def test_verdicts_of_patches_that_must_not_or_cannot_apply(tmp_path: Path, diff:
 
 
 class Listener:
-    """A loopback port of the host that counts the connections reaching it."""
+    """A loopback port of the host (or the socket given, bound) that counts the connections
+    reaching it."""
 
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
+    def __init__(self, bound: socket.socket | None = None) -> None:
+        self.socket = bound or socket.socket()
+        if bound is None:
+            self.socket.bind(("127.0.0.1", 0))
         self.socket.listen()
         self.socket.settimeout(0.2)
-        self.port = self.socket.getsockname()[1]
+        self.port = self.socket.getsockname()[1] if bound is None else 0
         self.connections = 0
         self.stop = False
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -202,7 +205,7 @@ def test_a_patched_test_cannot_write_outside_its_copy_nor_reach_the_hosts_loopba
 @pytest.mark.parametrize("mode", ["required", "off"])
 def test_a_hanging_check_is_killed_with_its_process_group_at_its_timeout(tmp_path: Path, mode: str) -> None:
     if mode == "required" and bubblewrap_problem():
-        pytest.skip(bubblewrap_problem())
+        unavailable(bubblewrap_problem())
     workspace = tmp_path / "ws"
     workspace.mkdir()
     script = (

@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator import RunOptions, run_workflow, verify_patches
 from orchestrator.checks import Protection, Verifier, _ignored, bubblewrap_problem, find_interpreter, find_sandbox
-from orchestrator.checks._scratch import copy_workspace
+from orchestrator.checks._scratch import copy_workspace, shared_paths
 from orchestrator.errors import PolicyError
 from orchestrator.outputs.github import step_summary
 from orchestrator.outputs.sarif import build_sarif
@@ -88,7 +88,8 @@ def test_verify_runs_a_pull_requests_checks_under_the_operators_floor(active_env
     done = orchestrator("verify", spec, "--patch", patch, "--json", env=env)
     payload = json.loads(done.stdout)
     # the spec's `sandbox: off` is raised to the operator's `required`: the check ran sandboxed
-    assert payload["sandbox"] == {"mode": "required", "runner": "bubblewrap", "reason": ""}, done.stderr
+    sandbox = payload["sandbox"]
+    assert (sandbox["mode"], sandbox["runner"], sandbox["reason"]) == ("required", "bubblewrap", ""), done.stderr
     assert payload["verdict"] == "verified" and done.returncode == 0
     assert not (tmp_path / "home" / "escaped").exists() and not Path(f"/var/tmp/escaped-{tmp_path.name}").exists()
     assert not (spec.parent / "escaped").exists()  # it wrote into its copy, at the workspace's path
@@ -269,3 +270,21 @@ def test_a_sandboxed_check_sees_the_copy_at_the_workspaces_path_and_never_the_or
     # the secret the copy leaves out is not there, the original's own copy of it is hidden under
     # the copy; the generated file and the workspace's environment are
     assert f"env: False version: __version__ = '1.0' venv: True cwd: {workspace}" in run.output
+
+
+@needs_bwrap
+def test_a_workspaces_environment_that_links_out_is_not_bound_into_the_sandbox(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "app.py").write_text("X = 1\n")
+    (tmp_path / "secret.txt").write_text("the original's neighbour\n")
+    (workspace / ".venv").symlink_to("/")  # a pull request's environment: the whole host
+    (workspace / "node_modules").symlink_to("..")  # the folder holding the original workspace
+    assert shared_paths(workspace) == [] and find_interpreter(workspace, {"PATH": "/usr/bin"}).source == "PATH"
+    look = "import os; print('host:', os.path.exists('.venv/etc/passwd'), os.path.exists('node_modules/secret.txt'))"
+    verifier = Verifier(workspace, {"look": CheckSpec(run=["python", "-c", look])}, ["look"], find_sandbox("required"))
+    try:
+        run = asyncio.run(verifier.run("look", None, "t"))
+    finally:
+        verifier.close()
+    assert "host: False False" in run.output, run.output

@@ -52,6 +52,7 @@ def test_a_lost_worker_is_an_unavailable_failure() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_a_timed_out_call_stops_the_generation_and_the_worker_serves_on() -> None:
     chat = model(max_tokens=4000)
     worker = chat.worker()
@@ -76,6 +77,7 @@ def test_a_timed_out_call_stops_the_generation_and_the_worker_serves_on() -> Non
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_a_worker_that_does_not_stop_is_killed_and_replaced() -> None:
     chat = model(max_tokens=4000)
     stuck = chat.worker()
@@ -98,6 +100,7 @@ def test_a_worker_that_does_not_stop_is_killed_and_replaced() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_a_killed_worker_is_replaced_and_the_run_finishes(tmp_path: Path) -> None:
     from bench.model import quick_spec
     from orchestrator import RunOptions, load_spec, prepare_workflow, run_workflow
@@ -160,6 +163,7 @@ SYSTEM = "You review Python code. " + "def add(a, b):\n    return a - b\n" * 20
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 @pytest.mark.parametrize("method", ["llguidance", "grammar"])
 def test_constrained_answers_parse_and_follow_their_schema(engine: Any, method: str) -> None:
     from jsonschema import Draft202012Validator
@@ -184,6 +188,7 @@ def test_constrained_answers_parse_and_follow_their_schema(engine: Any, method: 
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_a_schema_llguidance_cannot_compile_falls_back_to_the_grammar(engine: Any) -> None:
     from orchestrator.providers._constraint import GrammarCheck
 
@@ -196,6 +201,7 @@ def test_a_schema_llguidance_cannot_compile_falls_back_to_the_grammar(engine: An
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_calls_sharing_a_prefix_reuse_the_cache(engine: Any) -> None:
     system = "You document Python code. " + "def sub(a, b):\n    return a + b\n" * 20
     first = run_all(engine, [request(20, system, "Name one function.", None, max_tokens=8)])[20]
@@ -205,6 +211,7 @@ def test_calls_sharing_a_prefix_reuse_the_cache(engine: Any) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_a_cancelled_call_leaves_the_others_running(engine: Any) -> None:
     calls = [engine.submit(request(i, SYSTEM, f"Story {i}.", None, max_tokens=60)) for i in (30, 31)]
     engine.step()
@@ -216,6 +223,7 @@ def test_a_cancelled_call_leaves_the_others_running(engine: Any) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.embedded
 def test_a_schema_no_constraint_can_compile_fails_that_call_only() -> None:
     chat = model(max_tokens=8)
     hostile = {"type": "object", "properties": {"a": {"$ref": 1}}}  # llama-cpp-python's converter raises

@@ -14,9 +14,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.catalog.serving import Gateway, Pinning, Serving, serving_of
 from orchestrator.spec import close_match
+from orchestrator.spec._serving import ServingFacts, ServingSpec
 
-BuiltinKind = Literal["local", "ollama", "openai"]  # the kinds the catalog's own providers use
+BuiltinKind = Literal["local", "ollama", "openai", "anthropic"]  # the kinds the catalog's own providers use
 DEFAULT_CONTEXT_WINDOW = 8192  # assumed for models the catalog does not know
 
 
@@ -35,6 +37,7 @@ class RouteEntry(_Strict):
     provider: str
     model: str
     price: Price | None = None
+    serving: ServingFacts | None = None  # where this route serves, when it differs from its provider's
 
 
 class ModelEntry(_Strict):
@@ -51,6 +54,26 @@ class ModelEntry(_Strict):
     edit_format: Literal["diff", "replace"] | None = None  # how it writes patches best (default: diff)
 
 
+class GatewayEntry(_Strict):
+    """A provider that routes requests on (to upstream providers, or to regions), with the hook
+    that pins a request where a rule allows and the page that documents it."""
+
+    hook: str
+    source: str
+    upstreams: dict[str, ServingFacts] = Field(default_factory=dict)
+    regional: dict[str, str] = Field(default_factory=dict)  # region -> base URL that stays in it
+    models: tuple[str, ...] = ()  # globs of the models that accept the pin (empty: every model)
+
+    def record(self) -> Gateway:
+        return Gateway(
+            hook=self.hook,
+            source=self.source,
+            upstreams=tuple((name, serving_of(facts, "catalog")) for name, facts in sorted(self.upstreams.items())),
+            regional=tuple(sorted(self.regional.items())),
+            models=self.models,
+        )
+
+
 class ProviderEntry(_Strict):
     kind: BuiltinKind
     base_url: str | None = None
@@ -59,6 +82,8 @@ class ProviderEntry(_Strict):
     max_concurrency: int | None = Field(default=None, ge=1)
     compact_output: bool = False
     structured_output: Literal["json_schema", "grammar", "json_object"] | None = None  # an endpoint's one mode
+    serving: ServingSpec | None = None  # where it serves inference, as the vendor documents it
+    gateway: GatewayEntry | None = None  # it routes on: a hook may pin each request
 
 
 class CatalogFile(_Strict):
@@ -77,6 +102,8 @@ class Route:
     context_window: int = DEFAULT_CONTEXT_WINDOW
     price: Price | None = None
     edit_format: str | None = None  # the catalog's edit format for this model (roles may override it)
+    serving: Serving | None = None  # the catalog's serving facts of this route, when not its provider's
+    pin: Pinning | None = None  # what its requests carry to be served where the policy allows
 
     @property
     def ref(self) -> str:
@@ -143,6 +170,7 @@ class Catalog:
             context_window=entry.context_window or DEFAULT_CONTEXT_WINDOW,
             price=route.price,
             edit_format=entry.edit_format,
+            serving=serving_of(route.serving, "catalog") if route.serving is not None else None,
         )
 
     def filter(

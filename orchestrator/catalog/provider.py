@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from orchestrator.catalog.serving import Gateway, Serving
+
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 HOST_COOLDOWN_S = 60.0  # how long a host of a pool that keeps failing gets no calls, by default
 
@@ -46,6 +48,9 @@ class ProviderConfig:
     self_hosted: bool = False  # declared by the kind: the user's own host (Ollama), whatever its address
     native_tools: bool = False  # tools as the endpoint's own tool calls (the kind's trait, or tool_calling)
     host_cooldown_s: float = HOST_COOLDOWN_S  # a pool: how long a host that keeps failing gets no calls
+    serving: Serving | None = None  # where it serves inference (the operator's, the spec's or the catalog's)
+    host_serving: tuple[tuple[str, Serving], ...] = ()  # a pool: where each host serves, when declared
+    gateway: Gateway | None = None  # it routes requests on; its hook pins them (catalog.serving)
 
     @property
     def host(self) -> str | None:

@@ -26,7 +26,7 @@ from orchestrator.checks._records import (
     VerificationReport,
 )
 from orchestrator.checks._sandbox import Sandbox, bubblewrap_problem, find_sandbox, sandbox_mode
-from orchestrator.checks._scratch import shared_paths
+from orchestrator.checks._scratch import leftovers, remove_leftovers, shared_paths
 from orchestrator.checks._verifier import ChecksRefused, Memo, Verifier
 
 __all__ = [
@@ -62,8 +62,10 @@ __all__ = [
     "find_sandbox",
     "git",
     "header_paths",
+    "leftovers",
     "named_tests",
     "rejection",
+    "remove_leftovers",
     "sandbox_mode",
     "shared_paths",
     "unified_diff",

@@ -4,8 +4,9 @@ The orchestrator's own virtual environment is never found on PATH (its `click` o
 shadow a project of that name); a check that names an interpreter by its path runs that one.
 
 The environment found goes first on the check's PATH (its `python`, `pytest` and scripts win)
-and is the check's VIRTUAL_ENV; its base installation (pyvenv.cfg's `home`) stays readable in
-the sandbox, so a virtual environment made from a pyenv or uv Python still starts there.
+and is the check's VIRTUAL_ENV; it and its base installation (pyvenv.cfg's `home`) stay readable
+in the sandbox, so a virtual environment made from a pyenv or uv Python still starts there. A
+workspace's `.venv` that links to `/`, to the workspace or above it is not an environment.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from orchestrator.checks._scratch import environment_folder
 
 WORKSPACE_ENVIRONMENTS = (".venv", "venv")
 
@@ -65,7 +68,7 @@ def find_interpreter(workspace: Path, environ: Mapping[str, str] | None = None) 
 
 def _environment(workspace: Path, environ: Mapping[str, str]) -> tuple[Path | None, str]:
     for name in WORKSPACE_ENVIRONMENTS:
-        if _is_environment(workspace / name):
+        if environment_folder(workspace, workspace / name) and _is_environment(workspace / name):
             return workspace / name, f"the workspace's {name}"
     active = environ.get("VIRTUAL_ENV", "")
     if active and _is_environment(Path(active)):
@@ -74,6 +77,12 @@ def _environment(workspace: Path, environ: Mapping[str, str]) -> tuple[Path | No
 
 
 def _is_environment(folder: Path) -> bool:
+    """A Python environment: its own `bin/python` (never `/` or a system folder's `bin`)."""
+    try:
+        if len(folder.resolve().parts) < 3:
+            return False
+    except (OSError, RuntimeError):
+        return False
     return (folder / "bin" / "python").exists() or (folder / "bin" / "python3").exists()
 
 
@@ -85,20 +94,6 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _readable(prefix: Path) -> list[Path]:
-    """What a sandboxed check must read to start the environment's Python: the environment and
-    the installation it was made from."""
-    found = [prefix, prefix.resolve()]
-    config = prefix / "pyvenv.cfg"
-    try:
-        lines = config.read_text(encoding="utf-8", errors="replace").splitlines()[:50]
-    except OSError:
-        lines = []
-    for line in lines:
-        key, _, value = line.partition("=")
-        if key.strip() == "home" and value.strip():
-            home = Path(value.strip())
-            found += [home.parent, home.resolve().parent]
-    python = prefix / "bin" / "python"
-    if python.exists():
-        found.append(python.resolve().parent.parent)
-    return sorted(set(found))
+    """What a sandboxed check must read to start the environment's Python: the environment (the
+    sandbox adds the installation it was made from, its pyvenv.cfg's `home`)."""
+    return sorted({prefix, prefix.resolve()})

@@ -1,6 +1,7 @@
 """Running one check command: in its own process group (or the sandbox's PID namespace), killed
 whole at its timeout, with stdout and stderr kept up to a bound (the head and the tail, where test
-runners put their summary), and without the environment variables that hold secrets."""
+runners put their summary), and with an allow-list environment: the variables a tool needs to
+run (BASE_ENV) and those the operator names (`checks_env`), never one that holds a secret."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ HEAD_BYTES = 4_000
 TAIL_BYTES = 28_000
 DRAIN_S = 2.0  # after a kill, how long to wait for the pipe to close (a stray process may hold it)
 NOT_RUNNABLE = (126, 127)  # the shell's "not executable" and "not found"
+# what a check receives of the environment, besides what the operator names (`PREFIX_*`: a prefix)
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_*", "TERM", "TMPDIR", "TZ")
 
 
 @dataclass
@@ -56,17 +59,28 @@ class Bounded:
         return f"{head}\n... ({self.dropped} bytes of output not kept) ...\n{tail}"
 
 
-def check_environment(secrets: Sequence[str], tmp: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a check: ours, without any variable that holds a secret, TMPDIR private."""
+def check_environment(
+    secrets: Sequence[str], tmp: str, environ: Mapping[str, str] | None = None, *, passed: Sequence[str] = ()
+) -> dict[str, str]:
+    """The environment of a check: only BASE_ENV's variables and those `passed` names (the
+    operator's checks_env), none that holds a secret, and a private TMPDIR."""
     environ = os.environ if environ is None else environ
     hidden = set(secrets)
-    env = {key: value for key, value in environ.items() if value not in hidden}
+    names = (*BASE_ENV, *passed)
+    env = {key: value for key, value in environ.items() if _named(key, names) and value not in hidden}
     env.update(TMPDIR=tmp, TMP=tmp, TEMP=tmp)
     return env
 
 
-async def run_command(argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float) -> Finished:
-    """Run `argv` to its end or its timeout (then its whole process group is killed)."""
+def _named(key: str, names: Sequence[str]) -> bool:
+    return any(key == name or (name.endswith("*") and key.startswith(name[:-1])) for name in names)
+
+
+async def run_command(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float, *, pass_fds: Sequence[int] = ()
+) -> Finished:
+    """Run `argv` to its end or its timeout (then its whole process group is killed); `pass_fds`
+    are the descriptors it inherits."""
     started = time.perf_counter()
     try:
         process = await asyncio.create_subprocess_exec(
@@ -77,6 +91,7 @@ async def run_command(argv: Sequence[str], cwd: Path, env: Mapping[str, str], ti
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group: killed together
+            pass_fds=tuple(pass_fds),
         )
     except OSError as exc:
         return Finished(None, False, "", False, _ms(started), error=f"cannot start {argv[0]}: {exc}")

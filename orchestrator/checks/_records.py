@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CheckStatus = Literal["pass", "fail", "timeout", "error"]
+from orchestrator.spec.operator import ChecksLimits
+
+CheckStatus = Literal["pass", "fail", "timeout", "error", "limit"]
 Verdict = Literal["verified", "unverified", "inconclusive", "not_applied", "rejected"]
 TestStatus = Literal["passed", "failed", "skipped"]
 Judgement = Literal["pass", "fail", "inconclusive"]
@@ -24,13 +26,16 @@ class CheckRun(_Record):
     """One run of one check on one scratch copy."""
 
     name: str
-    status: CheckStatus = Field(description="pass (exit 0) | fail | timeout (killed at timeout_s) | error (not run)")
+    status: CheckStatus = Field(
+        description="pass (exit 0) | fail | timeout (killed at timeout_s) | error (not run) | limit (stopped by one)"
+    )
     exit_code: int | None = None
     duration_ms: int = 0
     started_ms: int = Field(default=0, description="start, in ms since the run started")
     output: str = Field(default="", description="stdout and stderr, bounded (head and tail kept), secrets masked")
     truncated: bool = False
     sandbox: str = Field(default="none", description="bubblewrap | none")
+    limit: str | None = Field(default=None, description="status limit: the one hit (a field of checks_limits)")
     tests: dict[str, TestStatus] | None = Field(
         default=None, description="per test, from the JUnit XML report the check wrote (null: none)"
     )
@@ -61,6 +66,7 @@ class CheckOutcome(_Record):
     duration_ms: int = 0
     started_ms: int = 0
     output: str = Field(default="", description="the output with the patch (bounded)")
+    limit: str | None = Field(default=None, description="after is limit: the one hit (a field of checks_limits)")
     judged: Judgement | None = Field(
         default=None, description="what this check says of the patch (null in records older than it: after == pass)"
     )
@@ -164,6 +170,8 @@ class SandboxInfo(_Record):
     mode: Literal["required", "preferred", "off"]
     runner: Literal["bubblewrap", "none"]
     reason: str = Field(default="", description="why there is no sandbox, when there is none")
+    limits: ChecksLimits = Field(default_factory=ChecksLimits, description="the resource limits of each check")
+    unbounded: list[str] = Field(default_factory=list, description="the limits that cannot hold here")
 
 
 class VerificationReport(_Record):

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from orchestrator.checks._interpreter import Interpreter
 from orchestrator.checks._junit import read_report, read_reports
+from orchestrator.checks._limits import described, grouped, launcher, limit_hit, pids_group
 from orchestrator.checks._probe import PROBE_TIMEOUT_S, probe_argv, read_probe
-from orchestrator.checks._process import NOT_RUNNABLE, check_environment, run_command
+from orchestrator.checks._process import NOT_RUNNABLE, Finished, check_environment, run_command
 from orchestrator.checks._records import CheckRun, CheckStatus, Environment, TestStatus
 from orchestrator.checks._sandbox import Sandbox
 from orchestrator.checks._verdict import runs_pytest, unusable
@@ -42,7 +43,7 @@ class Runner:
 
     def environment(self, tmp: Path) -> dict[str, str]:
         inside_tmp = "/tmp" if self.sandbox.isolated else str(tmp)
-        env = check_environment(self.secrets, inside_tmp)
+        env = check_environment(self.secrets, inside_tmp, passed=self.sandbox.env)
         for key, value in self.interpreter.environment().items():
             if value is None:
                 env.pop(key, None)
@@ -54,6 +55,26 @@ class Runner:
         if not self.sandbox.isolated:
             return list(argv)
         return self.sandbox.command(argv, copy, tmp, at=self.workspace, keep=self.keep)
+
+    async def limited(
+        self, argv: Sequence[str], copy: Path, tmp: Path, env: dict[str, str], timeout_s: float
+    ) -> tuple[Finished, str | None]:
+        """Run `argv` under the operator's limits (the launcher's rlimits, and a pids cgroup of
+        its own where one can be made), tied to this process by a lifeline (a pipe whose write
+        end only this process holds): what it did, and the limit it hit (None: none)."""
+        limits, isolated = self.sandbox.limits, self.sandbox.isolated
+        lifeline, held = os.pipe()
+        inner = launcher(list(argv), limits, sandboxed=isolated, lifeline=lifeline)
+        group = pids_group(limits.processes)
+        try:
+            command = grouped(self.command(inner, copy, tmp), group)
+            done = await run_command(command, copy, env, timeout_s, pass_fds=[lifeline])
+            return done, limit_hit(done.exit_code, done.output, group)
+        finally:
+            os.close(lifeline)
+            os.close(held)
+            if group is not None:
+                await asyncio.to_thread(group.remove)
 
     async def run(self, name: str, spec: CheckSpec, copy: Path, tmp: Path) -> CheckRun:
         """Run check `name` in `copy`: its status, output, per-test results and usability."""
@@ -70,10 +91,10 @@ class Runner:
             env["PYTEST_ADDOPTS"] = f"--junitxml={inside} {env.get('PYTEST_ADDOPTS', '')}".strip()
         async with self.slots:
             started_ms = self.offset_ms()
-            done = await run_command(self.command(argv, copy, tmp), copy, env, spec.timeout_s)
+            done, limit = await self.limited(argv, copy, tmp, env, spec.timeout_s)
             if env != plain and done.exit_code == 4 and "junitxml" in done.output:
                 # a project that turns the junitxml plugin off: judged by its exit code, as asked
-                done = await run_command(self.command(argv, copy, tmp), copy, plain, spec.timeout_s)
+                done, limit = await self.limited(argv, copy, tmp, plain, spec.timeout_s)
         output = redact(done.output, self.secrets).replace(str(copy), str(self.workspace))
         status: CheckStatus
         if done.error:
@@ -84,6 +105,9 @@ class Runner:
             status = "pass"
         elif done.exit_code in NOT_RUNNABLE or (self.sandbox.isolated and output.startswith("bwrap:")):
             status = "error"
+        elif limit is not None:
+            status = "limit"
+            output = f"{output}\n(stopped by a limit: {described(limit, self.sandbox.limits)}, checks_limits)".lstrip()
         else:
             status = "fail"
         tests: dict[str, TestStatus] | None = None
@@ -102,6 +126,7 @@ class Runner:
             output=output,
             truncated=done.truncated,
             sandbox=self.sandbox.runner,
+            limit=limit if status == "limit" else None,
             tests=tests,
         )
         run.unusable = problem or unusable(run, pytest)
@@ -115,9 +140,8 @@ class Runner:
             environment.notes.append("no python on the checks' PATH: the environment probe did not run")
             return environment
         async with self.slots:
-            done = await run_command(
-                self.command(probe_argv(python, packages), copy, tmp), copy, self.environment(tmp), PROBE_TIMEOUT_S
-            )
+            argv = probe_argv(python, packages)
+            done, _ = await self.limited(argv, copy, tmp, self.environment(tmp), PROBE_TIMEOUT_S)
         output = redact(done.error or done.output, self.secrets)
         return read_probe(output, done.exit_code, self.interpreter, packages, self.sandbox.isolated)
 

@@ -1,10 +1,12 @@
 """The sandbox a check runs in: bubblewrap (Linux namespaces), failing closed.
 
-Inside it a check may write only its scratch copy and a private /tmp; the rest of the file system
-is read-only, and the home folder is absent except for the toolchains on PATH (a pyenv, ~/.local),
-read-only, so `~/.ssh` or `~/.aws` cannot end up in a check's output; there is no network at all,
-the host's loopback included (its own network namespace); all capabilities are dropped; and its
-processes live in their own PID namespace, so killing the sandbox at `timeout_s` kills them all.
+Inside it a check sees only what it needs (`_mounts`): its scratch copy, the only place it may
+write besides a private /tmp and home of a bounded size; the system's folders and the
+toolchains on PATH, read-only; no host socket file (/run, /var/run, /tmp and the home are empty
+ones), none of the orchestrator's state, keys or caches, no other workspace. There is no network
+at all, the host's loopback included (its own network namespace); all capabilities are dropped;
+its processes live in their own PID namespace, so killing the sandbox at `timeout_s` kills them
+all; and it runs under the operator's resource limits (`_limits`).
 
 `sandbox_mode` is the one decision of the mode in force (an operator's policy can force it there):
 `required` (the default when CI is set) refuses to run checks without a sandbox, and the run
@@ -19,11 +21,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
+from orchestrator.checks._limits import MIB, pids_hierarchy
+from orchestrator.checks._mounts import private_mounts, system_mounts, toolchain_mounts, toolchains
 from orchestrator.checks._records import SandboxInfo
+from orchestrator.spec.operator import ChecksLimits
 
 BWRAP = "bwrap"
 PROBE_TIMEOUT_S = 20
@@ -45,7 +50,10 @@ class Sandbox:
     runner: str  # "bubblewrap" | "none"
     reason: str = ""
     home: Path = field(default_factory=Path.home)
-    read_only: tuple[Path, ...] = ()  # paths bound read-only inside a hidden home or /tmp
+    read_only: tuple[Path, ...] = ()  # the toolchains bound read-only (_mounts.toolchains)
+    limits: ChecksLimits = field(default_factory=ChecksLimits)  # the operator policy's checks_limits
+    env: tuple[str, ...] = ()  # the variables checks receive besides the base ones (checks_env)
+    hidden: tuple[Path, ...] = ()  # the orchestrator's own folders: never visible inside
 
     @property
     def isolated(self) -> bool:
@@ -56,8 +64,24 @@ class Sandbox:
         """Checks may not run: a sandbox is required and there is none."""
         return self.mode == "required" and not self.isolated
 
+    @property
+    def unbounded(self) -> list[str]:
+        """The limits that do not hold here: a processes limit needs the sandbox's user namespace
+        (root: a pids cgroup), the size of /tmp a sandbox and a bubblewrap that can bound it."""
+        counted = pids_hierarchy() is not None or (self.isolated and os.geteuid() != 0)
+        sized = self.isolated and "--size" in bubblewrap_options()
+        return [name for name, holds in (("processes", counted), ("tmp_mb", sized)) if not holds]
+
     def info(self) -> SandboxInfo:
-        return SandboxInfo.model_validate({"mode": self.mode, "runner": self.runner, "reason": self.reason})
+        return SandboxInfo.model_validate(
+            {
+                "mode": self.mode,
+                "runner": self.runner,
+                "reason": self.reason,
+                "limits": self.limits,
+                "unbounded": self.unbounded,
+            }
+        )
 
     def command(
         self, argv: Sequence[str], copy: Path, private_tmp: Path, at: Path | None = None, keep: Sequence[Path] = ()
@@ -73,45 +97,48 @@ class Sandbox:
             "--new-session",
             "--cap-drop",
             "ALL",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
         ]
-        if self.home.is_dir() and self.home != Path("/"):
-            args += ["--tmpfs", str(self.home)]
-        args += ["--bind", str(private_tmp), "/tmp"]  # the host's /tmp is not there: a private one is
-        for path in self.read_only:
-            args += ["--ro-bind-try", str(path), str(path)]
-        args += workspace_binds(copy, at or copy, keep)
-        return [*args, "--", *argv]
+        args += self.mounts()
+        args += [*workspace_binds(copy, at or copy, keep), "--remount-ro", "/", "--chdir", str(at or copy), "--"]
+        return args + list(argv)
+
+    def mounts(self) -> list[str]:
+        """The sandbox's file system but the copy: see `_mounts`."""
+        size = self.limits.tmp_mb * MIB if "--size" in bubblewrap_options() else None
+        return [*system_mounts(), *private_mounts(self.home, size), *toolchain_mounts(self.read_only, self.hidden)]
 
 
 def workspace_binds(copy: Path, at: Path, keep: Sequence[Path]) -> list[str]:
     """bubblewrap arguments that put the scratch copy at the workspace's own path `at` (editable
     installs, .pth files and absolute paths of the project's environment then lead to the
-    patched copy, and the original workspace is hidden under it), bind the workspace's
-    environments `keep` read-only at their place in it, and start the check there. Last, so
-    nothing bound before shows the original through the copy."""
+    patched copy; the original workspace is not in the sandbox at all) and bind the workspace's
+    environments `keep` read-only at their place in it. After every other mount, so nothing
+    bound before shows through the copy."""
     args = ["--bind", str(copy), str(at)]
     for path in keep:
         args += ["--ro-bind-try", str(path), str(path)]
-    return [*args, "--chdir", str(at)]
+    return args
 
 
-def find_sandbox(mode: str, shared: Sequence[Path] = ()) -> Sandbox:
-    """The sandbox available here for `mode` ("off": none is looked for). `shared` are paths a
-    check may read even when they are under the hidden home or /tmp (a workspace's .venv)."""
+def find_sandbox(
+    mode: str,
+    shared: Sequence[Path] = (),
+    *,
+    limits: ChecksLimits | None = None,
+    env: Sequence[str] = (),
+    hidden: Sequence[Path] = (),
+) -> Sandbox:
+    """The sandbox available here for `mode` ("off": none is looked for). `shared` are the
+    workspace's environments a check may read (its .venv); `limits` and `env` the operator's
+    checks_limits and checks_env; `hidden` the orchestrator's own folders."""
     home = Path.home()
+    none = Sandbox(mode, "none", "verify.sandbox is off", home, (), limits or ChecksLimits(), tuple(env), tuple(hidden))
     if mode == "off":
-        return Sandbox(mode, "none", "verify.sandbox is off", home)
+        return none
     why = bubblewrap_problem()
     if why:
-        return Sandbox(mode, "none", why, home)
-    return Sandbox(mode, "bubblewrap", "", home, tuple(_read_only(home, shared)))
+        return replace(none, reason=why)
+    return replace(none, runner="bubblewrap", reason="", read_only=tuple(toolchains(home, shared)))
 
 
 @cache
@@ -132,23 +159,11 @@ def bubblewrap_problem() -> str:
     return ""
 
 
-def _read_only(home: Path, shared: Sequence[Path]) -> list[Path]:
-    """What stays visible, read-only, in a sandbox whose home and /tmp are hidden: the folder of
-    home holding each toolchain on PATH (~/.pyenv for ~/.pyenv/shims), this interpreter's
-    prefixes, and the shared paths that live under home or /tmp."""
-    candidates = [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-    candidates += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
-    found: list[Path] = []
-    for path in candidates:
-        for root in (home, Path("/tmp")):
-            try:
-                relative = path.resolve().relative_to(root.resolve())
-            except (ValueError, OSError):
-                continue
-            if relative.parts:
-                found.append(root.resolve() / relative.parts[0])
-    for path in shared:
-        resolved = path.resolve()
-        if any(resolved.is_relative_to(root.resolve()) for root in (home, Path("/tmp"))):
-            found.append(resolved)
-    return sorted(set(found))
+@cache
+def bubblewrap_options() -> frozenset[str]:
+    """The options this bubblewrap knows (`--size` came with 0.8): read once from its --help."""
+    try:
+        done = subprocess.run([BWRAP, "--help"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(word for word in (done.stdout + done.stderr).split() if word.startswith("--"))

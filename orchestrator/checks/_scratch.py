@@ -10,19 +10,31 @@ environments a check may need (`.venv`, `venv`, `node_modules`) are linked (the 
 them read-only at their own path instead) rather than copied. The files git ignores that the
 project needs (a generated `_version.py`, build outputs) are added to the copy (`_ignored`). One
 pristine copy is made per run; each check run gets its own copy of it, removed afterwards.
+
+Every path removes them: the end of a run or a `verify` (a SIGTERM too, which stops either like
+Ctrl-C), and for a process that could not (SIGKILL, a crash) the next start of a run, a resume or a
+verify, or `orchestrator gc`: each scratch folder names its owner process (`_owner`), and one
+whose owner is gone is a leftover.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from orchestrator.checks._ignored import Overlay, ignored_entries, overlay_ignored
+from orchestrator.checks._limits import CGROUP, PidsGroup, stale_groups
+from orchestrator.checks._owner import owner_alive, owner_token
 
+PREFIX = "orchestrator-checks-"
+OWNER = ".owner"  # in a scratch folder: the token of the process that made it
+CLOSE_TRIES = 20
 SHARED = (".venv", "venv", "node_modules")  # linked into each copy, never copied
 NEVER_COPIED = frozenset({".git", ".orchestrator", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
@@ -32,7 +44,8 @@ class Scratch:
 
     def __init__(self, workspace: Path, link_shared: bool = True) -> None:
         self.workspace = workspace.resolve()
-        self.root = Path(tempfile.mkdtemp(prefix="orchestrator-checks-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / OWNER).write_text(owner_token(), encoding="ascii")
         # a sandbox binds the shared environments at their own path: no link in its copies
         self.link_shared = link_shared
         self.overlay = Overlay()
@@ -72,12 +85,66 @@ class Scratch:
         shutil.rmtree(copy.parent, ignore_errors=True)
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Remove the folder; what a dying check still writes into may outlive a few tries, and
+        keeps its owner's mark so that it is a leftover once this process has ended."""
+        for _ in range(CLOSE_TRIES):
+            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.root.exists():
+                return
+            time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            (self.root / OWNER).write_text(owner_token(), encoding="ascii")
+
+
+def leftovers() -> list[Path]:
+    """What killed processes left behind: their scratch folders (in this process's temporary
+    folder) and their checks' pids cgroups."""
+    found = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            token = (folder / OWNER).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            continue  # being made, or not ours to read: never taken for a leftover
+        if not owner_alive(token):
+            found.append(folder)
+    return found + stale_groups()
+
+
+def remove_leftovers() -> list[Path]:
+    """Remove what `leftovers` finds; the paths removed."""
+    removed = []
+    for path in leftovers():
+        if path.is_relative_to(CGROUP):
+            PidsGroup(path).remove(kill=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
 
 
 def shared_paths(workspace: Path) -> list[Path]:
-    """The workspace's environments that copies link to instead of copying."""
-    return [workspace / name for name in SHARED if (workspace / name).is_dir()]
+    """The workspace's environments that copies link to instead of copying (those that are what
+    they say: see `environment_folder`)."""
+    return [workspace / name for name in SHARED if environment_folder(workspace, workspace / name)]
+
+
+def environment_folder(workspace: Path, path: Path) -> bool:
+    """Whether `path`, a workspace's `.venv`, `venv` or `node_modules`, may be bound into the
+    sandbox: a folder of the workspace, or a link to a Python environment elsewhere (a
+    `pyvenv.cfg` there), never to `/`, the workspace or a folder holding it. A pull request's
+    `.venv -> /` or `-> ..` would otherwise show the host, or the original workspace, to a check."""
+    try:
+        if not path.is_dir():
+            return False
+        target, root = path.resolve(), workspace.resolve()
+    except (OSError, RuntimeError):
+        return False
+    if target.is_relative_to(root) and target != root:
+        return True
+    if root.is_relative_to(target) or len(target.parts) < 3:
+        return False
+    return path.name != "node_modules" and (target / "pyvenv.cfg").is_file()
 
 
 def copy_workspace(workspace: Path, target: Path) -> Overlay:

@@ -1,11 +1,11 @@
 """What a check run can tell, and what the checks say of a patch.
 
 A run cannot judge (`unusable`) when the check did not run (not found, not executable), timed
-out, reported no test, pytest ended without judging (exit 2: interrupted, collection errors; 3:
-internal error; 4: usage error; 5: no tests collected), or unittest could not import a test
-module. A baseline that cannot judge makes the verdict `inconclusive`: "fail -> fail" would say
-nothing. A patched run that cannot judge where
-the baseline could (the patch broke collection, or made the suite hang) fails the patch.
+out or was stopped by a limit, reported no test, pytest ended without judging (exit 2:
+interrupted, collection errors; 3: internal error; 4: usage error; 5: no tests collected), or
+unittest could not import a test module. A baseline that cannot judge makes the verdict
+`inconclusive`: "fail -> fail" would say nothing. A patched run that cannot judge where the
+baseline could (the patch broke collection, or made the suite hang) fails the patch.
 
 With per-test reports (JUnit XML) a patch is `unverified` when a test that passed before fails
 with it, whatever the exit code says; a check that exits 0 while its report lists failed tests
@@ -46,6 +46,8 @@ def unusable(run: CheckRun, pytest: bool) -> str:
         return f"the check could not run: {run.output.strip().splitlines()[-1][:300] if run.output.strip() else ''}"
     if run.status == "timeout":
         return "the check timed out"
+    if run.status == "limit":
+        return f"the check was stopped by a limit ({run.limit}, checks_limits)"
     if pytest and run.exit_code in PYTEST_EXITS:
         return f"{PYTEST_EXITS[run.exit_code]} (exit {run.exit_code})"
     if run.status == "fail" and UNITTEST_IMPORT in run.output:
@@ -79,6 +81,7 @@ def judge(before: CheckRun, after: CheckRun, targets: Sequence[str]) -> CheckOut
         duration_ms=after.duration_ms,
         started_ms=after.started_ms,
         output=after.output,
+        limit=after.limit,
     )
     if before.tests is not None and after.tests is not None:
         outcome.tests = changes(before.tests, after.tests)

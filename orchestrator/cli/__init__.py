@@ -1,7 +1,7 @@
 """The `orchestrator` command. The only place that prints, configures logging and exits.
 
 `run.py` holds run, resume and runs; `inspect.py` validate, models, graph and schema; `patches.py`
-verify and apply. The group
+verify and apply; `cleanup.py` gc. The group
 is the one error boundary: an OrchestratorError raised by any command becomes its message, its
 hint and its exit status (errors.ExitStatus).
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli import inspect, mcp, patches, run, studio, sweep
+from orchestrator.cli import cleanup, inspect, mcp, patches, run, studio, sweep
 from orchestrator.cli._common import fail
 from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError
 
@@ -42,5 +42,13 @@ def main() -> None:
     models suited to them, and the planner aggregates one report."""
 
 
-for _command in (*inspect.COMMANDS, *run.COMMANDS, *patches.COMMANDS, *mcp.COMMANDS, *studio.COMMANDS, *sweep.COMMANDS):
+for _command in (
+    *inspect.COMMANDS,
+    *run.COMMANDS,
+    *patches.COMMANDS,
+    *mcp.COMMANDS,
+    *studio.COMMANDS,
+    *sweep.COMMANDS,
+    *cleanup.COMMANDS,
+):
     main.add_command(_command)

@@ -36,6 +36,12 @@ def validate(
     echo(f"ok: {spec} is valid (graph {info['graph']}, {len(info['files'])} files)")
     for role, chain in info["chains"].items():
         echo(f"  {role}: {' -> '.join(chain) or '(no allowed model)'}")
+        for ref, pin in info["pinned"].get(role, {}).items():
+            endpoint = f" at {pin['base_url']}" if pin["base_url"] else ""
+            echo(f"    pinned {ref}: {json.dumps(pin['request'], sort_keys=True)}{endpoint} ({pin['rule']})")
+    for owner, removed in info["excluded_by_policy"].items():
+        for item in removed:
+            echo(f"  removed from {owner}: {item['model']} ({item['reason']})")
     if info["policy"]:
         echo("effective policy:")
         for line in info["policy"]:
@@ -44,6 +50,9 @@ def validate(
     if plan:
         where = "bubblewrap sandbox" if plan["runner"] == "bubblewrap" else f"no sandbox: {plan['reason']}"
         echo(f"  patches judged by {', '.join(plan['checks'])} (sandbox {plan['mode']}, {where})")
+        limits = ", ".join(f"{name} {value}" for name, value in plan["limits"].items())
+        unbounded = f" (cannot hold here: {', '.join(plan['unbounded'])})" if plan["unbounded"] else ""
+        echo(f"  check limits: {limits}{unbounded}")
     for warning in workflow.warnings:
         echo(f"warning: {warning}", err=True)
     if plan and plan["mode"] == "required" and plan["runner"] != "bubblewrap":

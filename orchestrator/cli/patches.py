@@ -47,7 +47,7 @@ def verify(
         diff = patch_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the patch {patch_file}: {exc}") from None
-    verdicts, report = verify_patches(workflow, [diff])
+    verdicts, report = verify_patches(workflow, [diff], handle_sigterm=True)
     verdict = verdicts[0]
     if warning := unsandboxed_warning(report.sandbox):
         click.echo(warning, err=True)

@@ -167,4 +167,5 @@ def keep_answer(total: ChainResult, outcome: ChainResult) -> None:
     loop's `attempts` are the most any of its turns took (a retried turn shows as 2)."""
     total.output, total.route, total.mode = outcome.output, outcome.route, outcome.mode
     total.host = outcome.host
+    total.served = outcome.served
     total.attempts = max(total.attempts, outcome.attempts)

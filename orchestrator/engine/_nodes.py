@@ -35,6 +35,7 @@ from orchestrator.engine.state import (
     PatchCheck,
     PlanRecord,
     RunState,
+    Served,
     Subtask,
     SubtaskInput,
 )
@@ -101,6 +102,7 @@ def record(subtask: Subtask, outcome: ChainResult, checks: list[PatchCheck] | No
         checks=checks or [],
         timing=call_timing(outcome),
         host=outcome.host,
+        served=Served.model_validate(outcome.served) if outcome.served else None,
         **extra,
     )
 

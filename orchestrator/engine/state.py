@@ -25,16 +25,30 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Served(Record):
+    """Who served a call and where (policy/serving.py): what the answer reported, else the
+    route's serving facts, else its host; and what the request carried to pin it."""
+
+    served_by: str
+    region: str = Field(description="countries or region where inference ran, as reported or documented")
+    host: str | None = None
+    pinned: dict[str, Any] | None = Field(default=None, description="the request's pinning: hook, rule, fields")
+    reported: dict[str, Any] = Field(default_factory=dict, description="what the answer said of who served it")
+
+
 class Hop(Record):
     """A model that was tried and left: why, after how many attempts and how long a wait."""
 
     model: str
-    error_kind: str = Field(description="unavailable | config | invalid_output | cooldown | budget | provider | ...")
+    error_kind: str = Field(
+        description="unavailable | config | invalid_output | cooldown | budget | policy | provider | ..."
+    )
     message: str
     status: int | None = Field(default=None, description="the HTTP status, when there was one")
     attempts: int = 1
     waited_s: float = 0.0
     latency_ms: int = 0
+    served: Served | None = Field(default=None, description="policy: what the discarded answer reported")
 
 
 class CallError(Record):
@@ -140,6 +154,7 @@ class CallRecord(Record):
     data_class: str | None = Field(default=None, description="public | internal | confidential: what the call saw")
     timing: CallTiming | None = Field(default=None, description="when it ran, its model attempts, waits and checks")
     host: str | None = Field(default=None, description="the host of the provider's base_urls that answered")
+    served: Served | None = Field(default=None, description="who served the answer, where, and the request's pinning")
     worker: Worker | None = Field(default=None, description="the executor's node that did it (null: here)")
     # agentic roles: the tool loop and the verification of the patches it proposed
     turns: int = Field(default=0, description="model turns of the tool loop (0: one structured call)")

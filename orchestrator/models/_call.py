@@ -11,11 +11,12 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from orchestrator.errors import StructuredOutputError
+from orchestrator.errors import ResidencyRefused, StructuredOutputError
 from orchestrator.models.budget import Budget
 from orchestrator.models.cost import price_call
 from orchestrator.models.pool import BoundModel
 from orchestrator.models.registry import ToolOffer
+from orchestrator.policy.serving import verify
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Usage:
     tokens_out: int = 0
     calls: int = 0
     cached: int = 0  # calls answered from the result cache
+    served: dict[str, Any] | None = None  # who the last answer says served it (a gateway's report)
 
     def add(self, message: AIMessage) -> None:
         meta: dict[str, Any] = dict(message.usage_metadata or {})
@@ -31,6 +33,8 @@ class Usage:
         self.tokens_out += int(meta.get("output_tokens", 0) or 0)
         self.calls += 1
         self.cached += 1 if message.response_metadata.get("cached") else 0
+        served = message.response_metadata.get("served")
+        self.served = dict(served) if isinstance(served, dict) else self.served
 
 
 @dataclass
@@ -72,7 +76,22 @@ async def budgeted_call(
             budget.settle(reservation, used.tokens_in + used.tokens_out, cost)
     if not isinstance(answer, AIMessage):
         raise StructuredOutputError(f"{bound.route.ref}: unexpected answer type", model=bound.route.ref)
+    check_served(bound, answer)
     return answer
+
+
+def check_served(bound: BoundModel, answer: AIMessage) -> None:
+    """A pinned route's answer must report that it was served where it was pinned: otherwise it
+    is discarded (ResidencyRefused, error kind `policy`), before anything reads it."""
+    pin = bound.route.pin
+    if pin is None:
+        return
+    served = answer.response_metadata.get("served")
+    why = verify(pin, served if isinstance(served, dict) else None)
+    if why:
+        error = ResidencyRefused(f"{bound.route.ref}: answer discarded: {why}", model=bound.route.ref)
+        error.served = dict(served) if isinstance(served, dict) else {}
+        raise error
 
 
 async def tool_turn(

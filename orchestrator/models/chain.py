@@ -23,7 +23,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from structlog import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
+from orchestrator.errors import (
+    BudgetExceeded,
+    ProviderCooledDown,
+    ProviderError,
+    ResidencyRefused,
+    StructuredOutputError,
+)
 from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
 from orchestrator.models.budget import Budget
 from orchestrator.models.contract import Contract, ContractError, compact_schema
@@ -32,6 +38,7 @@ from orchestrator.models.failure import classify
 from orchestrator.models.pool import BoundModel, ModelPool
 from orchestrator.models.registry import CallSettings, ToolOffer
 from orchestrator.models.timing import Attempts, RunClock, SpanLog
+from orchestrator.policy.serving import served_record
 
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
@@ -60,6 +67,7 @@ class ChainResult:
     spans: list[dict[str, Any]] = field(default_factory=list)  # model attempts and waits (timing.py)
     clock: RunClock | None = None  # the run's clock, and when (epoch s) the node started calling
     started_at: float = 0.0
+    served: dict[str, Any] | None = None  # who served the answer and where, and the request's pinning
 
     @property
     def ok(self) -> bool:
@@ -333,6 +341,11 @@ async def call_chain(
                     "latency_ms": int((time.perf_counter() - started) * 1000),
                 }
             )
+            if isinstance(error, ResidencyRefused):  # what the discarded answer reported, and the pinning
+                host = attempts.hosts[-1] if attempts.hosts else None
+                record = served_record(route, pool.providers[route.provider], host, error.served)
+                result.hops[-1]["served"] = record
+                _account(pool, route.ref, record, "refused", error.message)
             log.warning("model.failed", model=route.ref, error_kind=error.kind, error=error.message)
             spans.model(
                 route.ref, wall, error.kind, attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts
@@ -351,6 +364,12 @@ async def call_chain(
         result.cached = usage.calls > 0 and usage.cached == usage.calls
         result.cost_basis = cost_basis(bound)
         result.cost_usd = price_call(bound, result.usage.tokens_in, result.usage.tokens_out, result.latency_ms / 1000)
+        served = served_record(route, pool.providers[route.provider], result.host, usage.served)
+        _account(pool, route.ref, served, "used", "")
+        # the call's record says where it ran when that is known or was asked for (this machine's
+        # calls and routes of unknown place are in the egress report's calls only)
+        known = served["pinned"] or served["reported"] or served["region"] not in ("this machine", "unknown")
+        result.served = served if known else None
         return result
     last = result.hops[-1] if result.hops else {"error_kind": "config", "message": "no model in the chain"}
     result.error = {
@@ -358,6 +377,12 @@ async def call_chain(
         "message": f"every model failed; last: {last['message']}",
     }
     return result
+
+
+def _account(pool: ModelPool, model: str, record: dict[str, Any], verdict: str, reason: str) -> None:
+    """One answer in the egress report's calls: who served it, where, and whether it was used."""
+    if pool.egress is not None:
+        pool.egress.served({"model": model, **record, "verdict": verdict, "reason": reason})
 
 
 def _is_graph_signal(exc: BaseException) -> bool:

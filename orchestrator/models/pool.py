@@ -95,6 +95,8 @@ class ModelPool:
         config = self.providers[route.provider]
         url = url or (config.base_urls[0] if config.is_pool else None)
         key = (route.ref if not variant else f"{route.ref}#{variant}") + (f"@{url}" if url else "")
+        if route.pin is not None:  # a pinned request is another model (its body, maybe its endpoint)
+            key += f"|{route.pin.body}|{route.pin.base_url or ''}"
         if key not in self._models:
             self._models[key] = self._build(route, variant, url)
         return self._models[key]
@@ -114,6 +116,9 @@ class ModelPool:
         }
         if config.base_url:  # the same model name on another host is another model (cache, recordings)
             params["endpoint"] = " ".join(config.endpoints)  # a pool is one service, whichever host answers
+        if route.pin is not None:  # an answer to an unpinned request is not one to a pinned request
+            params["pinning"] = route.pin.as_dict()
+            settings = replace(settings, pinning=route.pin)
         recorder = self.recorder
         if recorder is not None and recorder.mode == "replay":  # nothing is built, loaded or contacted
             kind = registry.get(config.kind, calling=False)

@@ -184,6 +184,9 @@ def response_of(answer: AIMessage) -> dict[str, Any]:
     }
     if answer.tool_calls:
         response["tool_calls"] = [{"name": c["name"], "args": c["args"], "id": c.get("id")} for c in answer.tool_calls]
+    served = answer.response_metadata.get("served")
+    if isinstance(served, dict):  # who served it: checked again on replay and on a cache hit
+        response["served"] = served
     return response
 
 
@@ -199,7 +202,10 @@ def chat_result(message: dict[str, Any], cached: bool = False) -> ChatResult:
             output_tokens=usage.get("output_tokens", 0),
             total_tokens=usage.get("input_tokens", 0) + usage.get("output_tokens", 0),
         ),
-        response_metadata={"cached": True} if cached else {},
+        response_metadata={
+            **({"cached": True} if cached else {}),
+            **({"served": message["served"]} if isinstance(message.get("served"), dict) else {}),
+        },
     )
     return ChatResult(generations=[ChatGeneration(message=ai)])
 

@@ -43,6 +43,7 @@ class CallSettings:
     max_wait_s: float = 30.0  # a longer Retry-After falls back at once instead of waiting
     cooldown_after: int = 3  # consecutive failed attempts that cool a provider down
     http_hooks: Any = field(default=None, compare=False)  # (sync, async) httpx event hooks: egress accounting
+    pinning: Any = field(default=None, compare=False)  # the route's Pinning (catalog.serving): sent with each request
 
 
 @dataclass(frozen=True)

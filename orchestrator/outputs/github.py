@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from orchestrator.outputs._escape import cell, prose
+from orchestrator.outputs.residency import refusals
 from orchestrator.outputs.result import RunResult
 from orchestrator.outputs.verification import summary_lines
 from orchestrator.spec.kinds import at_or_above
@@ -53,6 +54,19 @@ def step_summary(result: RunResult) -> str:
         model = cell(sub.model or "-")
         lines.append(f"| {cell(sub.id)} | {cell(sub.role)} | {model} | {sub.status} | {len(sub.findings())} |")
     lines += summary_lines(result)
+    refused = refusals(result)
+    if refused:
+        lines += [
+            "",
+            "**Refused for residency** (the answer was served outside the serving rules and discarded):",
+            "",
+            "| subtask | model | served by | region | why |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {cell(r.subtask)} | {cell(r.model)} | {cell(r.served_by)} | {cell(r.region)} | {cell(r.reason)} |"
+            for r in refused
+        ]
     summary = (result.aggregate.output or {}).get("summary") if result.aggregate else None
     if summary:
         lines += ["", prose(summary)]

@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.engine.state import CallRecord, PatchCheck
 from orchestrator.outputs._escape import cell, fenced, markdown, prose
+from orchestrator.outputs.residency import pinning_text
 from orchestrator.outputs.result import RoleInfo, RunResult
 from orchestrator.outputs.verification import markdown_tools, markdown_verification
 from orchestrator.spec.kinds import Patch
@@ -215,6 +216,7 @@ def _egress(result: RunResult, add: Add) -> None:
     if egress.in_process:
         names = ", ".join(f"`{m}`" for m in egress.in_process)
         add(f"Models run on this machine by the run itself (nothing sent): {names}.\n")
+    _served(result, add)
     if not egress.hosts:
         add("No data left this machine over the network.\n")
         return
@@ -224,6 +226,22 @@ def _egress(result: RunResult, add: Add) -> None:
         models = ", ".join(f"`{m}`" for m in h.models)
         add(
             f"| {h.host} | {models} | {h.requests} | {h.bytes_sent} | {h.bytes_received} | {cell('; '.join(h.rules))} |"
+        )
+    add("")
+
+
+def _served(result: RunResult, add: Add) -> None:
+    """Every answer: who served it, where, the request's pinning, and whether it was used."""
+    calls = result.egress.calls
+    if not calls:
+        return
+    add("| model | served by | region | host | pinned | answer |")
+    add("| --- | --- | --- | --- | --- | --- |")
+    for c in calls:
+        verdict = "used" if c.verdict == "used" else f"**refused**: {c.reason}"
+        add(
+            f"| `{cell(c.model)}` | {cell(c.served_by)} | {cell(c.region)} | {cell(c.host or '-')} "
+            f"| {cell(pinning_text(c))} | {cell(verdict)} |"
         )
     add("")
 

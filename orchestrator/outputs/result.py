@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from orchestrator.checks import VerificationReport
-from orchestrator.engine.state import CallRecord, PlanRecord, Record
+from orchestrator.engine.state import CallRecord, PlanRecord, Record, Served
 from orchestrator.errors import RunStatus
 
 RESULT_SCHEMA_VERSION = 1
@@ -98,12 +98,22 @@ class HostReport(Record):
     nodes: list[str] = Field(default_factory=list, description="the executor's nodes that contacted it (none: here)")
 
 
+class ServedCall(Served):
+    """One answer in the egress report: who served it, where, and whether the policy let it be used."""
+
+    model: str
+    verdict: Literal["used", "refused"] = Field(description="refused: served outside the serving rules, discarded")
+    reason: str = ""
+    node: str | None = Field(default=None, description="the executor's node that made the call (none: here)")
+
+
 class EgressReport(Record):
     hosts: list[HostReport] = Field(default_factory=list)
     in_process: list[str] = Field(
         default_factory=list,
         description="models the run itself runs (in its process or its model worker): nothing sent",
     )
+    calls: list[ServedCall] = Field(default_factory=list, description="every answer: served by, region, verdict")
 
 
 class CheckpointReport(Record):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.engine.state import CallRecord
+from orchestrator.outputs.residency import refusals
 from orchestrator.outputs.result import RunResult
 from orchestrator.outputs.verification import sarif_fixes
 from orchestrator.spec.kinds import Finding
@@ -96,6 +97,7 @@ def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) ->
                 "automationDetails": {"id": f"{result.spec.name}/{result.run_id}"},
                 "results": results,
                 "properties": {"status": result.status, "exitCode": result.exit_code},
+                **_residency(result),
             }
         ],
     }
@@ -106,6 +108,28 @@ def _patch_rule(rule: str) -> str:
         return "a patch the project's checks verified"
     verdict = rule.rsplit("/", 1)[-1].removesuffix("-patch").replace("-", " ")
     return f"a proposed patch the project's checks did not verify ({verdict})"
+
+
+def _residency(result: RunResult) -> dict[str, Any]:
+    """The answers refused for residency, as notifications of the run's invocation (they are
+    not findings about the code): which call, which model, who served it, where, and why."""
+    refused = refusals(result)
+    if not refused:
+        return {}
+    notifications = [
+        {
+            "descriptor": {"id": "residency/refused"},
+            "level": "error",
+            "message": {
+                "text": f"{r.subtask} ({r.role}): the answer of {r.model}, served by {r.served_by} in {r.region}, "
+                f"was refused for residency: {r.reason}"
+            },
+            "properties": {"subtask": r.subtask, "model": r.model, "servedBy": r.served_by, "region": r.region},
+        }
+        for r in refused
+    ]
+    successful = result.status not in ("provider_failure", "policy_refused")
+    return {"invocations": [{"executionSuccessful": successful, "toolExecutionNotifications": notifications}]}
 
 
 def _result(

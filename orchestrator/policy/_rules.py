@@ -11,6 +11,7 @@ goes only to models served from this machine (the embedded model, a loopback hos
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,18 +38,31 @@ class Rules:
     allow_licenses: frozenset[str] | None
     local_only: bool
     allow_hosts: frozenset[str] | None
+    # where inference runs (policy/serving.py), not where the lab is
+    serving_countries: frozenset[str] | None = None
+    serving_regions: frozenset[str] | None = None
+    retention_days: int | None = None  # the longest a server may keep prompts (0: zero retention)
+    no_training: bool = False  # trains_on_data: false
 
 
 def rules_for(
     policy: PolicySpec, role: str, data_class: str | None = None, floor: OperatorPolicy | None = None
 ) -> Rules:
-    """The run's rules, overridden by the role's, at the given data class (or the role's own);
-    tightened by the operator's `floor`, which the spec's own role entries cannot undo."""
-    found = _layered([policy, *([policy.roles[role]] if role in policy.roles else [])], data_class, "internal")
+    """The run's rules, overridden by the role's, at the given data class (or the role's own),
+    held to the rules of that data class (`classes`); tightened by the operator's `floor`, which
+    the spec's own role and class entries cannot undo."""
+    layers: list[RulesSpec] = [policy, *([policy.roles[role]] if role in policy.roles else [])]
+    found = _with_class(policy.classes, _layered(layers, data_class, "internal"))
     if floor is None:
         return found
-    layers: list[RulesSpec] = [floor, *([floor.roles[role]] if role in floor.roles else [])]
-    return tighter(found, _layered(layers, data_class, CLASSES[0]))
+    layers = [floor, *([floor.roles[role]] if role in floor.roles else [])]
+    return tighter(found, _with_class(floor.classes, _layered(layers, data_class, CLASSES[0])))
+
+
+def _with_class(classes: Mapping[Any, RulesSpec], rules: Rules) -> Rules:
+    """The rules tightened by those of their data class, when there are any."""
+    extra = classes.get(rules.data_class)
+    return rules if extra is None else tighter(rules, _layered([extra], rules.data_class, rules.data_class))
 
 
 def _layered(layers: list[RulesSpec], data_class: str | None, default: str) -> Rules:
@@ -73,7 +87,20 @@ def _layered(layers: list[RulesSpec], data_class: str | None, default: str) -> R
         allow_licenses=None if licenses is None else frozenset(str(v) for v in licenses),
         local_only=bool(pick("local_only")),
         allow_hosts=None if hosts is None else frozenset(str(h).lower() for h in hosts),
+        serving_countries=codes(pick("serving_countries")),
+        serving_regions=None if pick("serving_regions") is None else frozenset(pick("serving_regions")),
+        retention_days=_days(pick("retention")),
+        no_training=pick("trains_on_data") is False,
     )
+
+
+def _days(retention: Any) -> int | None:
+    """A retention rule in days (none: 0; no rule: None)."""
+    return None if retention is None else (0 if retention == "none" else int(retention))
+
+
+def _least(a: int | None, b: int | None) -> int | None:
+    return a if b is None else (b if a is None else min(a, b))
 
 
 def _both(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
@@ -94,6 +121,10 @@ def tighter(a: Rules, b: Rules) -> Rules:
         allow_licenses=_both(a.allow_licenses, b.allow_licenses),
         local_only=a.local_only or b.local_only,
         allow_hosts=_both(a.allow_hosts, b.allow_hosts),
+        serving_countries=_both(a.serving_countries, b.serving_countries),
+        serving_regions=_both(a.serving_regions, b.serving_regions),
+        retention_days=_least(a.retention_days, b.retention_days),
+        no_training=a.no_training or b.no_training,
     )
 
 

@@ -60,6 +60,8 @@ class Egress:
         self.hosts: dict[str, HostTraffic] = {}
         self.in_process: set[str] = set()
         self.drained: dict[str, dict[str, int]] = {}  # host -> its counts at the last drain
+        self.calls: list[dict[str, Any]] = []  # each answer: who served it, where, used or refused
+        self.calls_drained = 0  # calls already sent by the last drain
 
     def _traffic(self, host: str, model: str, rule: str) -> HostTraffic:
         with self.lock:
@@ -78,6 +80,11 @@ class Egress:
         """A host the run sends to outside the model clients (a tracing endpoint)."""
         traffic = self._traffic(host, what, rule)
         traffic.note = note
+
+    def served(self, call: dict[str, Any]) -> None:
+        """One answer's serving report (model, served_by, region, host, pinned, verdict, reason)."""
+        with self.lock:
+            self.calls.append(call)
 
     def hooks(self, model: str, rule: str) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
         """httpx event hooks (sync, async) that account one model's traffic."""
@@ -125,6 +132,7 @@ class Egress:
                 traffic.note = traffic.note or host.get("note", "")
         with self.lock:
             self.in_process.update(report.get("in_process", []))
+            self.calls.extend({**call, "node": node} for call in report.get("calls", []))
 
     def drain(self) -> dict[str, Any]:
         """The report of what was counted since the last drain, and counting starts again (a node
@@ -139,12 +147,14 @@ class Egress:
                 self.drained[traffic.host] = {key: now[key] for key in counted}
                 if any(delta[key] for key in counted):
                     hosts.append(delta)
-        return {"hosts": hosts, "in_process": sorted(self.in_process)}
+            calls, self.calls_drained = self.calls[self.calls_drained :], len(self.calls)
+        return {"hosts": hosts, "in_process": sorted(self.in_process), "calls": calls}
 
     def report(self) -> dict[str, Any]:
         with self.lock:
             hosts = [traffic.as_dict() for traffic in sorted(self.hosts.values(), key=lambda t: t.host)]
-        return {"hosts": hosts, "in_process": sorted(self.in_process)}
+            calls = list(self.calls)
+        return {"hosts": hosts, "in_process": sorted(self.in_process), "calls": calls}
 
 
 def _counted(stream: Any, add: Callable[[int], None]) -> Any:

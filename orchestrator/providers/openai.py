@@ -31,8 +31,9 @@ class OpenAICompatibleProvider(ProviderKind):
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
         import httpx
-        from langchain_openai import ChatOpenAI
         from pydantic import SecretStr
+
+        from orchestrator.providers._served import served_chat_openai
 
         if not config.base_url:
             raise ValueError(f"provider '{config.name}' needs a base_url")
@@ -40,21 +41,24 @@ class OpenAICompatibleProvider(ProviderKind):
         if config.api_key_env and not key:
             raise PermissionError(f"environment variable {config.api_key_env} is not set")
         sync_hooks, async_hooks = settings.http_hooks or ({}, {})
-        return ChatOpenAI(
+        # a serving policy's pinning: fields of the request body, and a regional endpoint
+        pin = settings.pinning
+        model: BaseChatModel = served_chat_openai()(
             model=route.model,
-            base_url=config.base_url,
+            base_url=(pin.base_url if pin is not None and pin.base_url else None) or config.base_url,
             api_key=SecretStr(key or "not-needed"),
             temperature=settings.temperature,
             # `max_tokens`, not `max_completion_tokens`: every OpenAI-compatible server knows it
             # (llama.cpp's ignores the newer name and would generate to the end of its context);
             # OpenAI's own API refuses it for its reasoning models (GPT-5, o-series)
-            extra_body={_token_field(config): settings.max_output_tokens},
+            extra_body={_token_field(config): settings.max_output_tokens, **(pin.fields if pin is not None else {})},
             seed=settings.seed,
             timeout=settings.timeout_s,
             max_retries=0,
             http_client=httpx.Client(timeout=settings.timeout_s, event_hooks=sync_hooks),
             http_async_client=httpx.AsyncClient(timeout=settings.timeout_s, event_hooks=async_hooks),
         )
+        return model
 
     def structured_modes(self, config: ProviderConfig) -> list[str]:
         """json_schema (OpenAI structured outputs), then grammar (JSON mode with the schema

@@ -60,7 +60,9 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         checks=dict(spec.checks),
         agent=agent,
     )
-    context.verifier = make_verifier(workflow.loaded, secrets, recorder, context.offset_ms)
+    context.verifier = make_verifier(
+        workflow.loaded, secrets, recorder, context.offset_ms, policy=workflow.operator.policy
+    )
     return context
 
 

@@ -6,6 +6,7 @@ to exit codes in one table (orchestrator.errors.ExitStatus):
     quality_gate      1     finished; a finding at or above fail_on, or (verify.require) a proposed
                             patch that is not verified
     provider_failure  3     a subtask or the aggregation failed on every model of its chain
+    policy_refused    5     ... and one of its answers was discarded for the serving rules
     budget_exceeded   4     limits.max_cost_usd or limits.max_tokens stopped the run
     interrupted       130   Ctrl-C (SIGINT), 143 for SIGTERM; what finished is kept
 """
@@ -54,9 +55,12 @@ def run_status(
     worst = max_severity(f.severity for s in subtasks if not s.proposal_of for f in s.findings())
     if interrupted:
         return "interrupted"
+    failed = [s for s in [*subtasks, *([aggregate] if aggregate else [])] if not s.ok]
+    if any(hop.error_kind == "policy" for s in failed for hop in s.fallbacks):
+        return "policy_refused"  # no conforming model answered where an answer was refused for residency
     if budget is not None and budget.exhausted:
         return "budget_exceeded"
-    if any(not s.ok for s in [*subtasks, *([aggregate] if aggregate else [])]):
+    if failed:
         return "provider_failure"
     if (worst is not None and at_or_above(worst, fail_on)) or gate:
         return "quality_gate"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from orchestrator.checks import remove_leftovers
 from orchestrator.engine.context import RunContext
 from orchestrator.models.timing import RunClock
 from orchestrator.runtime._context import build_context
@@ -56,6 +57,8 @@ def set_up_run(
     """The run context of `workflow` and its keepers. Raises PolicyError (tracing the policy
     refuses) or SpecError (checks that need a missing sandbox) before any model is called.
     `location` is the checkpoint's: "off" means no node may pause (budget) and nothing is kept."""
+    # what a killed run (SIGKILL, a crash) could not remove: its scratch copies, its checks' cgroups
+    remove_leftovers()
     cache = cache_for(options, workflow, recorder)
     context = build_context(workflow, run_id, options.progress, recorder, cache)
     context.pool.clock = RunClock(origin.timestamp())

@@ -8,7 +8,10 @@ goes through the same preparation as a run: the operator's policy and pull-reque
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.checks import (
@@ -23,11 +26,14 @@ from orchestrator.checks import (
     command_files,
     find_interpreter,
     find_sandbox,
+    remove_leftovers,
     sandbox_mode,
     shared_paths,
 )
-from orchestrator.errors import ExitStatus, SpecError
+from orchestrator.errors import ExitStatus, Interrupted, SpecError
 from orchestrator.policy import secret_values
+from orchestrator.runtime import checkpoints, ledger
+from orchestrator.spec.operator import OperatorPolicy, load_operator
 from orchestrator.workflow import Workflow, prepare_workflow
 
 if TYPE_CHECKING:
@@ -43,19 +49,27 @@ def make_verifier(
     secrets: list[str] | None = None,
     recorder: Any = None,
     clock: Callable[[], int] | None = None,
+    *,
+    policy: OperatorPolicy | None = None,
 ) -> Verifier | None:
     """The verifier of the spec's checks (None when it declares none); `clock` gives the run's
-    milliseconds, on which check runs are timed. `loaded` has been through `prepare_workflow`
-    (the operator's floor is in its `verify.sandbox`)."""
+    milliseconds, on which check runs are timed; `policy` is the operator's (its checks_limits
+    and checks_env; by default the one this process's environment names). `loaded` has been
+    through `prepare_workflow` (the operator's floor is in its `verify.sandbox`)."""
     spec = loaded.spec
     if not spec.checks:
         return None
     judged = list(spec.verify.checks) if spec.verify.checks is not None else list(spec.checks)
     mode = sandbox_mode(spec.verify.sandbox)
     replaying = recorder is not None and recorder.mode == "replay"
+    policy = policy if policy is not None else load_operator().policy
     interpreter = find_interpreter(loaded.workspace)
     readable = [*shared_paths(loaded.workspace), *interpreter.readable]
-    sandbox = Sandbox(mode, "none", REPLAYED) if replaying else find_sandbox(mode, readable)
+    sandbox = (
+        Sandbox(mode, "none", REPLAYED)
+        if replaying
+        else find_sandbox(mode, readable, limits=policy.checks_limits, env=policy.checks_env, hidden=own_folders())
+    )
     memo = recorder.tool if recorder is not None else None
     secrets = secret_values() if secrets is None else secrets
     checks = dict(spec.checks)
@@ -94,6 +108,17 @@ def quality_gate(verdicts: list[PatchVerdict]) -> str:
     shown = ", ".join(f"{v.id} {v.verdict}" for v in failing[:5])
     more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
     return f"verify.require: {len(failing)} proposed patch(es) not verified ({shown}{more})"
+
+
+def own_folders() -> list[Path]:
+    """The orchestrator's own folders, which no check may see: its state (the machine key, the
+    run ledger, pull-request mode's data of every repository), the operator's data folder and
+    the user's configuration (the operator's policy)."""
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "sovereign-orchestrator"
+    folders = [ledger.state_home(), config]
+    if os.environ.get(checkpoints.DATA_DIR_ENV):
+        folders.append(Path(os.environ[checkpoints.DATA_DIR_ENV]))
+    return folders
 
 
 def refuse_without_sandbox(verifier: Verifier | None) -> None:
@@ -178,29 +203,40 @@ def gated(report: VerificationReport, require: bool) -> VerificationReport:
 
 
 def verify_patch(
-    spec: LoadedSpec | Workflow, diff: str, *, operator: Operator | None = None
+    spec: LoadedSpec | Workflow, diff: str, *, operator: Operator | None = None, handle_sigterm: bool = False
 ) -> tuple[PatchVerdict, VerificationReport]:
     """Verify one patch with the spec's checks (no model): its verdict, and the baselines."""
-    verdicts, report = verify_patches(spec, [diff], operator=operator)
+    verdicts, report = verify_patches(spec, [diff], operator=operator, handle_sigterm=handle_sigterm)
     return verdicts[0], report
 
 
 def verify_patches(
-    spec: LoadedSpec | Workflow, diffs: list[str], *, operator: Operator | None = None
+    spec: LoadedSpec | Workflow,
+    diffs: list[str],
+    *,
+    operator: Operator | None = None,
+    handle_sigterm: bool = False,
 ) -> tuple[list[PatchVerdict], VerificationReport]:
     """Verify patches with the spec's checks (no model), as a run does: the spec prepared under
     the operator's policy and pull-request rules (`operator`, by default this process's: a
     check the operator does not admit is refused, a sandbox it requires is required), the
     baseline once, the patches in parallel up to `limits.check_concurrency`, each on a copy of
-    its own. Raises SpecError (exit 2) or PolicyError (exit 5) before any check runs."""
+    its own. Raises SpecError (exit 2) or PolicyError (exit 5) before any check runs. With
+    `handle_sigterm`, SIGTERM stops it as Ctrl-C does (Interrupted, exit 143): the checks are
+    killed and the scratch copies removed."""
     workflow = spec if isinstance(spec, Workflow) else prepare_workflow(spec, operator)
     loaded = workflow.loaded
-    verifier = make_verifier(loaded)
+    remove_leftovers()
+    verifier = make_verifier(loaded, policy=workflow.operator.policy)
     if verifier is None:
         raise SpecError(f"{loaded.path}: the spec declares no checks: add `checks:` to verify patches")
     refuse_without_sandbox(verifier)
 
     async def go() -> list[PatchVerdict]:
+        if handle_sigterm:
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return list(
             await asyncio.gather(
                 *(verifier.verify(f"patch-{i}", "patch", None, 0, diff) for i, diff in enumerate(diffs, 1))
@@ -210,6 +246,8 @@ def verify_patches(
     try:
         verdicts = asyncio.run(go())
         report = gated(verifier.report(verdicts, None), required(loaded))
+    except asyncio.CancelledError:
+        raise Interrupted("verification was stopped by SIGTERM", signal_name="SIGTERM") from None
     finally:
         verifier.close()
     return verdicts, report

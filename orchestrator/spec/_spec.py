@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from orchestrator.errors import Problem, SpecError
 from orchestrator.spec._agentic import CheckSpec, McpServerSpec, VerifySpec, check_agentic
 from orchestrator.spec._document import Document, Strict, apply_overrides, load_yaml, validate_document
+from orchestrator.spec._serving import CountryCode, RegionName, ServingSpec
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
 
@@ -104,6 +105,9 @@ class ProviderSpec(Strict):
     tool_calling: Literal["native", "grammar"] | None = Field(
         default=None, description="tools as the endpoint's own tool calls, or one JSON action per turn"
     )
+    serving: ServingSpec | None = Field(
+        default=None, description="where this provider serves inference (the operator's own declaration wins)"
+    )
 
     @model_validator(mode="after")
     def _one_endpoint_field(self) -> ProviderSpec:
@@ -124,6 +128,19 @@ class RulesSpec(Strict):
     allow_hosts: list[str] | None = Field(
         default=None, description="hosts besides this machine that may receive data (your own servers)"
     )
+    # where inference runs (the route's serving facts), not where the lab is (allow_countries)
+    serving_countries: list[CountryCode] | None = Field(
+        default=None, description="ISO 3166 codes of the countries where inference may run"
+    )
+    serving_regions: list[RegionName] | None = Field(
+        default=None, description="regions where inference may run (eu: EU/EEA; europe: with GB and CH; us)"
+    )
+    retention: Literal["none"] | Annotated[int, Field(ge=0, le=36_500)] | None = Field(
+        default=None, description="the longest a server may keep prompts: none (zero retention) or days"
+    )
+    trains_on_data: bool | None = Field(
+        default=None, description="false: only routes documented not to train on prompts"
+    )
 
 
 class PolicySpec(RulesSpec):
@@ -131,6 +148,9 @@ class PolicySpec(RulesSpec):
 
     data_class: DataClass | None = "internal"
     roles: dict[str, RulesSpec] = Field(default_factory=dict, description="role -> rules overriding the run's")
+    classes: dict[DataClass, RulesSpec] = Field(
+        default_factory=dict, description="data class -> rules for the calls that see data of that class"
+    )
     files: dict[str, DataClass] = Field(
         default_factory=dict, description="glob -> data class; a subtask that sees the file is held to it"
     )

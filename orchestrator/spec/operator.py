@@ -24,6 +24,7 @@ from pydantic import Field
 
 from orchestrator.spec._agentic import SandboxMode
 from orchestrator.spec._document import Document, Strict, load_yaml, validate_document
+from orchestrator.spec._serving import ServingSpec
 from orchestrator.spec._spec import DataClass, RulesSpec
 
 POLICY_ENV = "ORCHESTRATOR_POLICY"
@@ -55,12 +56,40 @@ class PlacementSpec(Strict):
     )
 
 
+class OperatorProvider(Strict):
+    """What the operator declares about a provider: where it serves (wins over the spec's and the catalog's)."""
+
+    serving: ServingSpec
+
+
+# a variable name a check may receive (`PYTEST_ADDOPTS`), or a prefix of names (`PYTEST_*`)
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}\*?$")]
+
+
+class ChecksLimits(Strict):
+    """The resources of one check process (operator policy `checks_limits`): a check that hits one
+    is stopped and reported with status `limit`. Defaults fit a test suite on a small machine."""
+
+    memory_mb: int = Field(default=4096, ge=16, le=1_048_576, description="per process: allocated memory (RLIMIT_DATA)")
+    processes: int = Field(default=1024, ge=8, le=1_000_000, description="processes and threads of the check in all")
+    open_files: int = Field(default=4096, ge=16, le=1_048_576, description="per process: open files (RLIMIT_NOFILE)")
+    file_size_mb: int = Field(default=1024, ge=1, le=1_048_576, description="the largest file a check may write")
+    tmp_mb: int = Field(default=512, ge=1, le=1_048_576, description="the size of the private /tmp, and of the home")
+    cpu_s: int = Field(default=1800, ge=1, le=1_000_000, description="per process: CPU seconds (RLIMIT_CPU)")
+
+
 class OperatorPolicy(RulesSpec):
     """What an operator's policy file holds: the rules of a spec's `policy` (a floor: the stricter
     of the two applies, field by field) and what only an operator may decide."""
 
     roles: dict[str, RulesSpec] = Field(default_factory=dict, description="role -> rules (a floor for that role)")
     files: dict[str, DataClass] = Field(default_factory=dict, description="glob -> data class (added to the spec's)")
+    classes: dict[DataClass, RulesSpec] = Field(
+        default_factory=dict, description="data class -> rules (a floor for the calls that see data of that class)"
+    )
+    providers: dict[str, OperatorProvider] = Field(
+        default_factory=dict, description="provider -> where it serves inference (your own hosts, your contracts)"
+    )
     trusted_hosts: list[str] = Field(
         default_factory=list, description="hosts a spec may point providers (and their keys) at, even in PR mode"
     )
@@ -74,6 +103,11 @@ class OperatorPolicy(RulesSpec):
         default=None, description="command patterns (globs) of the stdio MCP servers a spec may start; PR mode no other"
     )
     sandbox: SandboxMode | None = Field(default=None, description="a floor: `required` runs checks only sandboxed")
+    checks_env: list[EnvName] = Field(
+        default_factory=list,
+        description="variables checks receive besides PATH, HOME, LANG, LC_*, TERM, TMPDIR, TZ (`NAME` or `PREFIX_*`)",
+    )
+    checks_limits: ChecksLimits = Field(default_factory=ChecksLimits, description="the resources of a check process")
     max_cost_usd: float | None = Field(default=None, ge=0, description="a ceiling on any spec's limits.max_cost_usd")
     max_tokens: int | None = Field(default=None, ge=1, description="a ceiling on any spec's limits.max_tokens")
     python_graphs: bool = Field(default=True, description="false: no spec may name a Python graph (it is code)")

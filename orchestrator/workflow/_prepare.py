@@ -32,7 +32,7 @@ from orchestrator.spec.operator import Operator, OperatorPolicy, load_operator
 from orchestrator.spec.roles import configure_role, make_role
 from orchestrator.workflow._mcp import graph_tool_problems, mcp_egress_refusals, mcp_plan, mcp_refusals
 from orchestrator.workflow._prices import check_prices
-from orchestrator.workflow._providers import merge_providers
+from orchestrator.workflow._providers import declare_serving, merge_providers
 from orchestrator.workflow._trust import PolicyLine, apply_ceilings, confine, describe_policy, operator_floor, refusals
 from orchestrator.workflow.chains import (
     DEFAULT_KEY,
@@ -100,6 +100,7 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     roles = _roles(loaded, graph, problems)
     _check_model_keys(loaded, roles, problems)
     providers = merge_providers(loaded, catalog, problems, operator.trusted_hosts, operator.trusted_keys)
+    declare_serving(providers, loaded, operator)
     refused = refusals(loaded, operator, providers, catalog)
     refused += mcp_refusals(loaded, operator, f"pull-request mode ({operator.why_untrusted})")
     if refused and not problems:
@@ -328,6 +329,11 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "chains": {role: [r.ref for r in chain] for role, chain in workflow.chains.base_chains().items()},
         "node_chains": {node: [r.ref for r in chain] for node, chain in workflow.chains.node_chains().items()},
         "excluded_by_policy": workflow.chains.excluded_report(),
+        "pinned": {
+            role: {r.ref: r.pin.as_dict() for r in chain if r.pin is not None}
+            for role, chain in workflow.chains.base_chains().items()
+            if any(r.pin is not None for r in chain)
+        },
         "policy": [line.as_dict() for line in workflow.policy_lines],
         "warnings": workflow.warnings,
         "checks": {name: check.run for name, check in spec.checks.items()},
@@ -343,6 +349,8 @@ def _verify_plan(workflow: Workflow) -> dict[str, Any] | None:
     spec = workflow.loaded.spec
     if not spec.checks:
         return None
-    sandbox = find_sandbox(sandbox_mode(spec.verify.sandbox), shared_paths(workflow.loaded.workspace))
+    policy, mode = workflow.operator.policy, sandbox_mode(spec.verify.sandbox)
+    shared = shared_paths(workflow.loaded.workspace)
+    sandbox = find_sandbox(mode, shared, limits=policy.checks_limits, env=policy.checks_env)
     judged = spec.verify.checks if spec.verify.checks is not None else list(spec.checks)
     return {"checks": judged, "reflections": spec.verify.reflections, **sandbox.info().model_dump()}

@@ -3,12 +3,17 @@ kind declares (in-process, self-hosted), and with the key-host rule applied (pol
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from orchestrator.catalog import Catalog, ProviderConfig, load_catalog
-from orchestrator.catalog.provider import HOST_COOLDOWN_S
+from orchestrator.catalog.provider import HOST_COOLDOWN_S, hosts_of
+from orchestrator.catalog.serving import host_servings, serving_of
 from orchestrator.errors import PluginError, Problem
 from orchestrator.models.registry import DISABLE_ENV, ProviderTraits, registry
 from orchestrator.policy import untrusted
 from orchestrator.spec import LoadedSpec, close_match
+from orchestrator.spec._serving import ServingSpec
+from orchestrator.spec.operator import Operator
 
 
 def _traits(kind: str) -> ProviderTraits:
@@ -34,6 +39,9 @@ def default_providers() -> dict[str, ProviderConfig]:
             in_process=_traits(e.kind).in_process,
             self_hosted=_traits(e.kind).self_hosted,
             native_tools=_traits(e.kind).native_tools,
+            serving=serving_of(e.serving, "catalog") if e.serving is not None else None,
+            host_serving=host_servings(e.serving, "catalog") if e.serving is not None else (),
+            gateway=e.gateway.record() if e.gateway is not None else None,
         )
         for name, e in load_catalog().providers.items()
     }
@@ -86,12 +94,40 @@ def merge_providers(
             in_process=_traits(kind).in_process,
             self_hosted=_traits(kind).self_hosted,
             native_tools=_native_tools(kind, override.tool_calling),
+            serving=base.serving if base else None,
+            host_serving=base.host_serving if base else (),
+            gateway=base.gateway if base and base.kind == kind else None,
         )
+        if config.serving is not None and not set(hosts_of(config)) <= set(config.hosts):
+            # the catalog's facts are those of its hosts: another host serves from where it says
+            config = replace(config, serving=None, host_serving=())
         refused = untrusted(config, catalog, trusted, trusted_keys)
         if refused:
             problems.append(loaded.problem(("providers", name, refused[0]), refused[1]))
         providers[name] = config
     return providers
+
+
+def declare_serving(providers: dict[str, ProviderConfig], loaded: LoadedSpec, operator: Operator) -> None:
+    """Where each provider serves: the operator's declaration, else the spec's (not in pull-request
+    mode, where the spec's word about where its data goes is not taken), else the catalog's."""
+    for name, config in providers.items():
+        declared: tuple[ServingSpec, str] | None = None
+        spec_side = loaded.spec.providers.get(name)
+        if spec_side is not None and spec_side.serving is not None and not operator.untrusted:
+            declared = (spec_side.serving, "spec")
+        if name in operator.policy.providers:
+            declared = (operator.policy.providers[name].serving, "operator")
+        if declared is None:
+            continue
+        facts, origin = declared
+        config = replace(config, host_serving=host_servings(facts, origin) or config.host_serving)
+        if facts.has_facts:
+            config = replace(config, serving=serving_of(facts, origin))
+        if facts.upstreams and config.gateway is not None:
+            upstreams = tuple((up, serving_of(f, origin)) for up, f in sorted(facts.upstreams.items()))
+            config = replace(config, gateway=replace(config.gateway, upstreams=upstreams))
+        providers[name] = config
 
 
 def _native_tools(kind: str, tool_calling: str | None) -> bool:

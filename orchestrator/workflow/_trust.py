@@ -37,6 +37,10 @@ RULE_FIELDS = (
     "allow_licenses",
     "local_only",
     "allow_hosts",
+    "serving_countries",
+    "serving_regions",
+    "retention",
+    "trains_on_data",
 )
 SANDBOX_ORDER = ("off", "preferred", "required")
 SHELL_CONTROL = ";&|`$<>()\n"  # a pattern's wildcards never match these: no command chained on
@@ -222,7 +226,12 @@ def _stricter(a: OperatorPolicy, b: OperatorPolicy) -> OperatorPolicy:
         mine = merged.roles.setdefault(role, type(rules)())
         for key in RULE_FIELDS:
             setattr(mine, key, _pick(key, getattr(mine, key), getattr(rules, key)))
+    for data_class, rules in b.classes.items():
+        mine = merged.classes.setdefault(data_class, type(rules)())
+        for key in RULE_FIELDS:
+            setattr(mine, key, _pick(key, getattr(mine, key), getattr(rules, key)))
     merged.files = {**a.files, **b.files}
+    merged.providers = {**b.providers, **a.providers}  # the policy file's declarations win
     return merged
 
 
@@ -237,6 +246,10 @@ def _pick(key: str, a: Any, b: Any) -> Any:
         return a or b
     if key == "deny_countries":
         return sorted({*a, *b})
+    if key == "retention":  # the shorter: none (zero retention) is the shortest
+        return min(a, b, key=lambda days: 0 if days == "none" else int(days))
+    if key == "trains_on_data":  # false (no training) wins
+        return a and b
     return [v for v in a if v in set(b)]  # allow-lists: what both allow
 
 
@@ -281,7 +294,7 @@ def describe_policy(loaded: LoadedSpec, floor: OperatorPolicy | None, operator: 
         mine = getattr(spec, key)
         theirs = getattr(floor, key) if floor is not None else None
         value = _pick(key, mine, theirs)
-        if value is None or (value is False and not mine and not theirs):
+        if value is None or (value is False and key != "trains_on_data" and not mine and not theirs):
             continue
         lines.append(PolicyLine(key, value, _source(loaded, operator, key, mine, theirs, value)))
     for key in ("max_cost_usd", "max_tokens"):

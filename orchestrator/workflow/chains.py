@@ -11,6 +11,7 @@ from orchestrator.catalog import Catalog, Price, ProviderConfig, Route, UnknownM
 from orchestrator.errors import PolicyError, Problem
 from orchestrator.policy import CLASSES, Rules, allowed_by, refusal, rules_for
 from orchestrator.policy.chains import ByClass, ChainTable
+from orchestrator.policy.serving import decide
 from orchestrator.spec import AGGREGATE, PLANNER, Document, Loc, PolicySpec, PriceSpec, Role
 
 if TYPE_CHECKING:
@@ -58,11 +59,18 @@ class Resolver:
                 route = replace(route, price=Price(input=price.input, output=price.output))
             entry, provider = self.catalog.entry_for(route), self.providers[route.provider]
             reason = refusal(route, entry, provider, rules)
-            if reason:
-                self.table.exclude(self.label(owner, rules.data_class), route.ref, reason)
-            else:
-                self.table.allowed.setdefault(route.ref, allowed_by(route, entry, provider, rules))
-                chain.append(route)
+            serving = decide(route, provider, rules) if reason is None else None
+            reason = reason or (serving.refusal if serving is not None else None)
+            if reason or serving is None:
+                self.table.exclude(self.label(owner, rules.data_class), route.ref, reason or "refused")
+                continue
+            rule = allowed_by(route, entry, provider, rules)
+            if serving.pin is not None:
+                rule += f"; pinned by {serving.pin.hook} to {serving.pin.rule}"
+            elif serving.facts is not None:
+                rule += f"; served in {serving.facts.where()}"
+            self.table.allowed.setdefault(route.ref, rule)
+            chain.append(replace(route, pin=serving.pin))
         return chain
 
     def label(self, owner: str, data_class: str) -> str:

@@ -1,6 +1,13 @@
 """A model server for tests only: speaks the Ollama API (`/api/chat` with streaming and
-`format`, `/api/tags`, `/api/show`, `/api/version`) and the OpenAI chat API
-(`/v1/chat/completions`, `/v1/models`) on a loopback port.
+`format`, `/api/tags`, `/api/show`, `/api/version`), the OpenAI chat API
+(`/v1/chat/completions`, `/v1/models`) and Anthropic's Messages API (`/v1/messages`) on a
+loopback port.
+
+Serving reports, as the vendors document them: a completion names the upstream provider that
+served it in a top-level `provider` field when `served_by` has the model (OpenRouter,
+https://openrouter.ai/docs/api-reference/overview), and a Messages answer reports where inference
+ran in `usage.inference_geo` (`geo`; Anthropic,
+https://platform.claude.com/docs/en/build-with-claude/data-residency).
 
 Backends per model name: `embedded` (the real SmolLM2 through llama.cpp, grammar-constrained by
 the request's schema) or `canned` (a minimal valid instance of the requested schema, instantly).
@@ -82,6 +89,8 @@ class ServerState:
     faults: list[Fault] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     tool_plans: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)  # model -> calls to make
+    served_by: dict[str, str] = field(default_factory=dict)  # model -> the `provider` its completions report
+    geo: dict[str, str] = field(default_factory=dict)  # model -> the `usage.inference_geo` its answers report
     loaded: str | None = None
     loads: int = 0
     in_flight: int = 0  # chat requests being answered now
@@ -276,6 +285,9 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path in ("/v1/chat/completions", "/chat/completions"):
             with self._answering():
                 self._openai_chat(body)
+        elif self.path == "/v1/messages":
+            with self._answering():
+                self._messages(body)
         else:
             self._json(404, {"error": "not found"})
 
@@ -390,9 +402,11 @@ class Handler(BaseHTTPRequestHandler):
                 "content": None,
                 "tool_calls": [{"id": f"call_{chosen[0]}", "type": "function", "function": function}],
             }
+        served = self.state.served_by.get(model)
         self._json(
             200,
             {
+                **({"provider": served} if served else {}),
                 "id": "chatcmpl-test",
                 "object": "chat.completion",
                 "created": 0,
@@ -409,6 +423,34 @@ class Handler(BaseHTTPRequestHandler):
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
+            },
+        )
+
+    def _messages(self, body: dict[str, Any]) -> None:
+        """Anthropic's Messages API: the schema the client wrote into the prompt is answered with
+        a minimal instance of it; `usage.inference_geo` reports where it ran."""
+        model = body.get("model", "")
+        if model not in self.state.models:
+            self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": model}})
+            return
+        turns = body.get("messages") or []
+        last = str(turns[-1].get("content") if turns else "")
+        marker = "The JSON must follow this JSON Schema:\n"
+        schema = json.loads(last.split(marker, 1)[1]) if marker in last else None
+        text, prompt_tokens, completion_tokens = generate(self.state, model, turns, schema, {})
+        usage: dict[str, Any] = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens}
+        if model in self.state.geo:
+            usage["inference_geo"] = self.state.geo[model]
+        self._json(
+            200,
+            {
+                "id": "msg_test",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "usage": usage,
             },
         )
 

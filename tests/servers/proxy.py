@@ -62,6 +62,15 @@ class Handler(QuietHandler):
         self.wfile.write(data)
         connection.close()
 
+    def do_CONNECT(self) -> None:
+        """A tunnel (https, wss): recorded, never opened (no host here plays one)."""
+        state: ProxyState = self.server.state
+        with state.lock:
+            state.log.append(Exchange(self.path, "CONNECT", "", b"", 502, 0))
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     do_GET = _forward
     do_POST = _forward
 

@@ -28,7 +28,13 @@ SECTIONS = (
     ("usage", "Usage"),
     ("notes", "Notes"),
 )
-STATUS_KIND = {"ok": "ok", "quality_gate": "bad", "provider_failure": "failed", "budget_exceeded": "partial"}
+STATUS_KIND = {
+    "ok": "ok",
+    "quality_gate": "bad",
+    "provider_failure": "failed",
+    "policy_refused": "failed",
+    "budget_exceeded": "partial",
+}
 
 
 def render_html(result: RunResult) -> str:

@@ -5,6 +5,7 @@ bar charts (SVG, with the numbers written beside the bars so they read printed).
 from __future__ import annotations
 
 from orchestrator.outputs.html._base import badge, esc, fmt_bytes, fmt_cost, fmt_ms, table
+from orchestrator.outputs.residency import pinning_text
 from orchestrator.outputs.result import RunResult, UsageTotals
 
 BAR_W, LABEL_W, ROW_H = 220, 170, 18
@@ -45,6 +46,7 @@ def render_egress(result: RunResult) -> str:
     if egress.in_process:
         names = ", ".join(f"<code>{esc(m)}</code>" for m in egress.in_process)
         parts.append(f"<p>Run on this machine by the run itself, nothing sent: {names}.</p>")
+    parts.append(render_served(result))
     if not egress.hosts:
         parts.append(f"<p>{badge('no egress', 'good')} No data left this machine over the network.</p>")
         return "".join(parts)
@@ -65,6 +67,26 @@ def render_egress(result: RunResult) -> str:
     header = ["host", "models", "model countries", "requests", "sent", "received", "allowed by"]
     parts.append(table(header, rows, "egress"))
     return "".join(parts)
+
+
+def render_served(result: RunResult) -> str:
+    """Every answer: served by, region, host, the request's pinning, used or refused."""
+    rows = []
+    for call in result.egress.calls:
+        verdict = badge("used", "good") if call.verdict == "used" else f"{badge('refused', 'bad')} {esc(call.reason)}"
+        rows.append(
+            [
+                f"<code>{esc(call.model)}</code>",
+                esc(call.served_by),
+                esc(call.region),
+                f"<code>{esc(call.host)}</code>" if call.host else "-",
+                esc(pinning_text(call)),
+                verdict,
+            ]
+        )
+    if not rows:
+        return ""
+    return table(["model", "served by", "region", "host", "pinned", "answer"], rows, "served")
 
 
 def _country(result: RunResult, model: str) -> str | None:

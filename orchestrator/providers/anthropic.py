@@ -1,0 +1,59 @@
+"""Anthropic's own Messages API (`POST /v1/messages`), over httpx: the one Claude endpoint where a
+request can pin where inference runs (`inference_geo`) and the answer reports where it ran
+(`usage.inference_geo`), https://platform.claude.com/docs/en/build-with-claude/data-residency.
+The OpenAI-compatible endpoint (the `anthropic` provider of kind openai) has neither.
+
+Structured output: the schema goes into the prompt and the answer is validated (and repaired
+once) like any JSON-mode answer. Tools: one JSON action per turn (no native tool calls here).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from orchestrator.models.registry import CallSettings, ProviderKind, ProviderTraits
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from orchestrator.catalog import ProviderConfig, Route
+
+
+class AnthropicProvider(ProviderKind):
+    traits: ClassVar[ProviderTraits] = ProviderTraits()
+
+    def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
+        from pydantic import SecretStr
+
+        from orchestrator.providers._anthropic_messages import AnthropicMessages
+
+        if not config.base_url:
+            raise ValueError(f"provider '{config.name}' needs a base_url")
+        key = config.api_key()
+        if config.api_key_env and not key:
+            raise PermissionError(f"environment variable {config.api_key_env} is not set")
+        sync_hooks, async_hooks = settings.http_hooks or ({}, {})
+        pin = settings.pinning
+        return AnthropicMessages(
+            model=route.model,
+            base_url=(pin.base_url if pin is not None and pin.base_url else None) or config.base_url,
+            api_key=SecretStr(key or ""),
+            max_tokens=settings.max_output_tokens,
+            temperature=settings.temperature,
+            timeout_s=settings.timeout_s,
+            extra_body=pin.fields if pin is not None else {},
+            sync_hooks=sync_hooks,
+            async_hooks=async_hooks,
+        )
+
+    def structured_modes(self, config: ProviderConfig) -> list[str]:
+        return ["prompt"]
+
+    def structured_kwargs(self, schema: dict[str, Any], name: str, config: ProviderConfig, mode: str) -> dict[str, Any]:
+        return {}
+
+    def schema_in_prompt(self, mode: str) -> bool:
+        return True
+
+
+provider = AnthropicProvider()
