@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from orchestrator import RunOptions, run_workflow
-from orchestrator.checks import bubblewrap_problem
+from orchestrator.checks import bubblewrap_problem, unified_diff
 from orchestrator.diff import place_patch
 from orchestrator.errors import SpecError
 from orchestrator.outputs.review._documents import GithubReview, GitlabReview
@@ -28,7 +28,9 @@ from tests.process import orchestrator as cli
 from tests.review_repo import (
     ADD_LINE,
     BUG_LINE,
+    CALC_HEAD,
     RIGHT,
+    RIGHT_FIX,
     WRONG,
     Repo,
     diagnosis_answer,
@@ -84,6 +86,11 @@ def test_the_diff_scope_names_every_changed_file_and_what_became_of_it(fake: Fak
     assert calc.right_lines() == {line for hunk in shown["calc.py"].hunks for line in hunk}
     assert calc.added() == {14, 15, 16, BUG_LINE} and ADD_LINE not in calc.right_lines()
     assert report.file("notes/new_name.md").old_path == "notes/old_name.md"
+    # a fix of the added line may be a suggestion there; a change to an untouched line may not
+    texts = {"calc.py": CALC_HEAD}
+    assert [report.span_in_diff(span) for span in place_patch(RIGHT_FIX, texts)] == [True]
+    elsewhere = unified_diff("calc.py", CALC_HEAD, CALC_HEAD.replace("return a + b", "return b + a"))
+    assert [(s.line, report.span_in_diff(s)) for s in place_patch(elsewhere, texts)] == [(ADD_LINE, False)]
     # the run still sees every included file (its tools may read them), the subtasks get the changed one
     assert {f.path for f in workflow.files.files} >= {"calc.py", "tests/test_calc.py", "notes/new_name.md"}
     assert workflow.diff.paths == ["calc.py"]
@@ -145,11 +152,47 @@ def test_a_review_comments_on_the_diff_and_suggests_only_the_verified_fix(fake: 
     assert "&lt;img src=x" in page and "<img src=x" not in page
 
 
-def test_a_verified_patch_off_the_diff_is_not_a_suggestion_and_spans_are_exact() -> None:
+PLANNED_SPEC = """
+version: 1
+name: planned-review
+goal: Review the pull request.
+include: ["**/*.py", "**/*.md"]
+providers: {fake: {kind: fake}}
+models: {planner: fake/planner, architecture_review: fake/reviewer}
+fail_on: critical
+"""
+
+
+def test_the_planner_plans_over_the_changed_files_and_the_summary_shows_the_review(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", PLANNED_SPEC)
+    plan = {"subtasks": [{"id": "r", "role": "architecture_review", "instruction": "review", "files": []}]}
+    summary = {"summary": "one bug", "decisions": [], "disagreements": [], "next_steps": []}
+    fake.script("planner", in_order(json.dumps(plan), json.dumps(summary)))
+    fake.script("reviewer", in_order(findings_answer()))
+    workflow = prepare_workflow(load_spec(repo.spec, ["diff_base=main"]))
+    outcome = run_workflow(workflow, RunOptions(output_dir=tmp_path / "out", checkpoint="memory", formats=["json"]))
+    planning = fake.calls_to("planner")[0]
+    # the planner chooses among the changed files and sees their hunks
+    assert planning.schema["properties"]["subtasks"]["items"]["properties"]["files"]["items"]["enum"] == ["calc.py"]
+    assert '<diff path="calc.py">' in planning.task and "- calc.py\n" in planning.task
+    (reviewing,) = fake.calls_to("reviewer")
+    assert (
+        '<file path="calc.py">' in reviewing.messages[0].text and '<file path="tests/' not in reviewing.messages[0].text
+    )
+    from orchestrator.outputs.github import step_summary
+
+    text = step_summary(outcome.result)
+    assert "### Review (comment): 1 comment(s) on the diff" in text  # the gate passes (fail_on: critical)
+    assert f"| high: mean is off by one | `calc.py:{BUG_LINE}` | comment |" in text
+    assert f"| medium: add accepts anything | `calc.py:{ADD_LINE}` | body: outside the diff |" in text
+    assert "`legacy.py` (deleted)" in text
+
+
+def test_a_patch_is_placed_on_the_lines_it_changes() -> None:
     text = "a\nb\nc\nd\ne\n"
     new = "a\nB\nc\nd\ne\nf\n"
-    from orchestrator.checks import unified_diff
-
     spans = place_patch(unified_diff("x.py", text, new), {"x.py": text})
     assert [(s.start_line, s.line, s.replacement) for s in spans] == [(2, 2, ["B"]), (5, 5, ["e", "f"])]
     # a hunk whose header is off by some lines is found by its lines, as git apply finds it
