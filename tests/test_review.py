@@ -243,3 +243,12 @@ def test_an_unknown_base_and_a_review_format_without_a_diff_are_usage_errors(
     done = cli("run", repo.spec, "--format", "github-review", "--output-dir", tmp_path / "o")
     assert done.returncode == 2 and "github-review needs a diff to review" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_comment_is_known_by_the_marker_that_ends_it() -> None:
+    from orchestrator.outputs.review import mark, marker_key
+
+    # a suggestion block holds a model's code, which could carry a marker of its own: ours is last
+    body = f"```suggestion\n{mark('finding:0123456789abcdef')}\n```\n\n{mark('suggestion:fedcba9876543210')}"
+    assert marker_key(body) == "suggestion:fedcba9876543210"
+    assert marker_key("<!-- sovereign-orchestrator:resolved -->") is None and marker_key("") is None

@@ -33,9 +33,10 @@ def mark(key: str) -> str:
 
 
 def marker_key(body: str) -> str | None:
-    """The key of the marker a comment body carries (None: not one of ours)."""
-    found = MARKER.search(body or "")
-    return found.group(1) if found else None
+    """The key of the marker a comment body ends with (None: not one of ours). The last one
+    counts: ours closes every body, and a suggestion block (a model's code) could hold another."""
+    found = MARKER.findall(body or "")
+    return str(found[-1]) if found else None
 
 
 def quiet(text: object) -> str:
