@@ -48,7 +48,8 @@ def render_html(result: RunResult) -> str:
         "usage": render_usage(result),
         "notes": _notes(result),
     }
-    nav = "".join(f'<a href="#{key}">{label}</a>' for key, label in SECTIONS)
+    # a section with nothing to show (the review of a run that reviewed no diff) has no link either
+    nav = "".join(f'<a href="#{key}">{label}</a>' for key, label in SECTIONS if bodies[key])
     sections = "".join(
         f'<section id="{key}"><h2>{label}</h2>{bodies[key]}</section>' for key, label in SECTIONS if bodies[key]
     )
