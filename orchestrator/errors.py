@@ -16,6 +16,7 @@ next. Only the CLI prints and exits; library code raises these and returns ExitS
     │   ├── ResidencyRefused          5    the answer reports it was served where the policy forbids
     │   └── NotRecorded               3    a replayed call is not in the recording
     ├── CheckpointError               3    the checkpoint database cannot be opened
+    ├── PublishError                  3    `publish`: the forge's API refused or failed a request
     ├── BudgetExceeded                4    max_cost_usd or max_tokens reached
     ├── PolicyError                   5    the policy leaves a role without a model
     └── Interrupted                   130 (SIGINT) or 143 (SIGTERM); what finished is kept
@@ -214,6 +215,17 @@ class CheckpointError(OrchestratorError):
 
     exit_code = ExitStatus.PROVIDER_FAILURE
     hint = "check the --checkpoint location; a Postgres password comes from the URL, PGPASSWORD or ~/.pgpass"
+
+
+class PublishError(OrchestratorError):
+    """`orchestrator publish`: the forge (GitHub, GitLab) refused or failed a request."""
+
+    exit_code = ExitStatus.PROVIDER_FAILURE
+    hint = "check the token's permissions (pull-requests: write; GitLab: api scope) and the API URL"
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
 
 
 class BudgetExceeded(OrchestratorError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli import cleanup, inspect, mcp, patches, run, studio, sweep
+from orchestrator.cli import cleanup, inspect, mcp, patches, publish, run, studio, sweep
 from orchestrator.cli._common import fail
 from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError
 
@@ -42,13 +42,6 @@ def main() -> None:
     models suited to them, and the planner aggregates one report."""
 
 
-for _command in (
-    *inspect.COMMANDS,
-    *run.COMMANDS,
-    *patches.COMMANDS,
-    *mcp.COMMANDS,
-    *studio.COMMANDS,
-    *sweep.COMMANDS,
-    *cleanup.COMMANDS,
-):
+_GROUPS = (inspect, run, patches, publish, mcp, studio, sweep, cleanup)
+for _command in (command for group in _GROUPS for command in group.COMMANDS):
     main.add_command(_command)

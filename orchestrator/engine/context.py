@@ -15,6 +15,7 @@ from orchestrator.policy import CLASSES
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
     from orchestrator.checks import Verifier
+    from orchestrator.diff import DiffScope
     from orchestrator.engine.state import CallRecord, Subtask
     from orchestrator.mcp_tools import McpHub
     from orchestrator.models import ModelPool
@@ -115,6 +116,7 @@ class RunContext:
     agent: AgentLimits = field(default_factory=AgentLimits)
     mcp: McpHub | None = None  # the granted tools of the spec's MCP servers, while the run lasts
     executor: Executor | None = None  # where role nodes' work runs (None: in this process)
+    diff: DiffScope | None = None  # the changes under review (diff_base); None: every file is reviewed
 
     @property
     def base_class(self) -> str:

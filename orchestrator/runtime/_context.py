@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.engine.context import AgentLimits, Progress, RunContext
@@ -63,6 +64,9 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
     context.verifier = make_verifier(
         workflow.loaded, secrets, recorder, context.offset_ms, policy=workflow.operator.policy
     )
+    if workflow.diff is not None:  # the hunks the models see, with the same secrets masked as the files
+        patches = {path: redact(text, secrets) for path, text in workflow.diff.patches.items()}
+        context.diff = replace(workflow.diff, patches=patches)
     return context
 
 

@@ -26,7 +26,7 @@ from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
 from orchestrator.runtime._context import Tracker, initial_state, mcp_tools
-from orchestrator.runtime._report import output_target, store_result
+from orchestrator.runtime._report import check_formats, output_target, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
 from orchestrator.runtime._shape import graph_shape
@@ -77,6 +77,7 @@ def new_run_id() -> str:
 async def run_workflow_async(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, finish) the workflow; the run id is the checkpoint's thread."""
     options = options or RunOptions()
+    check_formats(workflow, options)
     run_id = options.run_id or new_run_id()
     location = checkpoint_location(options.checkpoint, workflow)
     recorder = recorder_for(options, workflow)

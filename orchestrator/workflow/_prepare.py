@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from orchestrator.catalog import load_catalog
+from orchestrator.diff import DiffScope
 from orchestrator.errors import PolicyError, Problem, SpecError
 from orchestrator.policy import CLASSES, file_class
 from orchestrator.policy.chains import ChainTable
@@ -30,6 +31,7 @@ from orchestrator.spec import (
 from orchestrator.spec.graphfile import GraphDefinition, check_graph, is_python_graph, load_graph
 from orchestrator.spec.operator import Operator, OperatorPolicy, load_operator
 from orchestrator.spec.roles import configure_role, make_role
+from orchestrator.workflow._diff import review_scope
 from orchestrator.workflow._mcp import graph_tool_problems, mcp_egress_refusals, mcp_plan, mcp_refusals
 from orchestrator.workflow._prices import check_prices
 from orchestrator.workflow._providers import declare_serving, merge_providers
@@ -62,6 +64,7 @@ class Workflow:
     operator: Operator = field(default_factory=Operator)  # their policy floor; whether the spec is trusted
     floor: OperatorPolicy | None = None  # the rules the spec cannot relax
     policy_lines: list[PolicyLine] = field(default_factory=list)  # the effective rules and their sources
+    diff: DiffScope | None = None  # the files changed since diff_base, which the run reviews (None: every file)
 
     @property
     def base_class(self) -> str:
@@ -108,6 +111,8 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     floor = operator_floor(loaded, operator)
     apply_ceilings(loaded, operator)
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
+    diff_warnings: list[str] = []
+    scope = review_scope(loaded, files, diff_warnings)
     file_classes = {f.path: file_class(spec.policy, f.path, floor) for f in files.files}
     resolver = Resolver(catalog, providers, spec.policy, spec.prices, list(file_classes.values()), floor)
     raw_models = loaded.document.data.get("models") or {}
@@ -126,6 +131,8 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     workflow = Workflow(loaded, graph, roles, providers, table, files, file_classes=file_classes)
     workflow.operator, workflow.floor = operator, floor
     workflow.policy_lines = describe_policy(loaded, floor, operator)
+    workflow.diff = scope
+    workflow.warnings += diff_warnings
     if is_python_graph(spec.graph):
         _build_python_graph(workflow, resolver)
     if not files.files:
@@ -339,7 +346,20 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "checks": {name: check.run for name, check in spec.checks.items()},
         "verify": _verify_plan(workflow),
         "mcp_servers": mcp_plan(workflow.loaded, workflow.roles),
+        "diff": _diff_plan(workflow),
     }
+
+
+def _diff_plan(workflow: Workflow) -> dict[str, Any] | None:
+    """What a diff-scoped run reviews: the revisions, and each changed file (reviewed or why not)."""
+    if workflow.diff is None:
+        return None
+    report = workflow.diff.report
+    files = [
+        {"path": f.path, "status": f.status, "reviewed": f.reviewed, **({"reason": f.reason} if f.reason else {})}
+        for f in report.files
+    ]
+    return {"base": report.base_ref, "merge_base": report.base_sha, "head": report.head_sha, "files": files}
 
 
 def _verify_plan(workflow: Workflow) -> dict[str, Any] | None:
