@@ -4,6 +4,8 @@ and the tracker that keeps the latest state while the graph streams."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,10 +59,13 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         fallback_roles=named or sorted(worker_roles(roles)),
         progress=progress,
         file_classes=workflow.file_classes,
+        check_class=workflow.check_class,
         checks=dict(spec.checks),
         agent=agent,
     )
     context.verifier = make_verifier(workflow.loaded, secrets, recorder, context.offset_ms)
+    if cache is not None:  # an unchanged tool result keeps its fence's boundary: the cache keeps answering
+        context.fence_key = hmac.new(cache.secret, b"tool-result-fence", hashlib.sha256).digest()
     return context
 
 

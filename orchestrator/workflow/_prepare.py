@@ -62,6 +62,9 @@ class Workflow:
     operator: Operator = field(default_factory=Operator)  # their policy floor; whether the spec is trusted
     floor: OperatorPolicy | None = None  # the rules the spec cannot relax
     policy_lines: list[PolicyLine] = field(default_factory=list)  # the effective rules and their sources
+    # the highest class of what a check's scratch copy holds (every file, selected or not):
+    # a check's output is withheld from a model that may not see it ("": no checks)
+    check_class: str = ""
 
     @property
     def base_class(self) -> str:
@@ -108,7 +111,9 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     apply_ceilings(loaded, operator)
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
     file_classes = {f.path: file_class(spec.policy, f.path, floor) for f in files.files}
-    resolver = Resolver(catalog, providers, spec.policy, spec.prices, list(file_classes.values()), floor)
+    unselected = _unselected_classes(loaded, floor, file_classes)
+    classes = [*file_classes.values(), *unselected.values()]
+    resolver = Resolver(catalog, providers, spec.policy, spec.prices, classes, floor)
     raw_models = loaded.document.data.get("models") or {}
     resolve_role_chains(resolver, dict(spec.models), raw_models, loaded.document, roles, problems)
     if graph is not None:
@@ -124,6 +129,16 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
         raise PolicyError("\n".join(refused))
     workflow = Workflow(loaded, graph, roles, providers, table, files, file_classes=file_classes)
     workflow.operator, workflow.floor = operator, floor
+    if spec.checks:
+        selected = max([table.base_class, *file_classes.values()], key=CLASSES.index)
+        workflow.check_class = max([selected, *unselected.values()], key=CLASSES.index)
+        above = [p for p, c in unselected.items() if CLASSES.index(c) > CLASSES.index(selected)]
+        if above:
+            top = workflow.check_class
+            workflow.warnings.append(
+                f"checks run on a copy of the whole workspace, which holds {len(above)} {top} file(s) the "
+                f"selection leaves out: check output is withheld from every model that may not see {top} data"
+            )
     workflow.policy_lines = describe_policy(loaded, floor, operator)
     if is_python_graph(spec.graph):
         _build_python_graph(workflow, resolver)
@@ -212,6 +227,21 @@ def _build_python_graph(workflow: Workflow, resolver: Resolver) -> None:
         workflow.python_graph = build_python_graph(ref, builder, kit)
     except SpecError as exc:
         raise SpecError([_at_graph(loaded, p) for p in exc.problems]) from None
+
+
+def _unselected_classes(
+    loaded: LoadedSpec, floor: OperatorPolicy | None, file_classes: dict[str, str]
+) -> dict[str, str]:
+    """The data class of each file a check's scratch copy holds that the selection leaves out (a
+    check reads the whole workspace); none without checks, or without file rules (then every
+    file is of the run's class)."""
+    from orchestrator.checks import copied_paths
+
+    spec = loaded.spec
+    if not spec.checks or not (spec.policy.files or (floor is not None and floor.files)):
+        return {}
+    copied = copied_paths(loaded.workspace)
+    return {p: file_class(spec.policy, p, floor) for p in copied if p not in file_classes}
 
 
 def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, problems: list[Problem]) -> None:
