@@ -350,3 +350,121 @@ def test_an_unselected_confidential_file_printed_by_a_check_never_reaches_a_non_
     assert check["tool"] == "run_check" and check["detail"].startswith("fail; output withheld")
     assert b"run_check" in sent and b"output withheld" in sent  # the model got the check's status
     assert SECRET.encode() not in sent and SECRET_NAME.encode() not in sent
+
+
+# ---------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MB tmpfs (root may mount one here; elsewhere the file-size limit test stands in)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _fill(path: Path) -> None:
+    """Write zeros into `path` until the disk holding it is full."""
+    try:
+        with path.open("wb") as handle:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+    except OSError:
+        pass
+
+
+def _review_spec(tmp_path: Path, url: str) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "app.py").write_text("def add(a, b):\n    return a - b\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"""version: 1
+name: disk
+goal: Review the code.
+workspace: ws
+providers:
+  here: {{kind: ollama, base_url: '{url}'}}
+models:
+  planner: here/p
+  architecture_review: here/m
+tasks:
+  - {{role: architecture_review, instruction: look}}
+fail_on: none
+"""
+    )
+    return spec
+
+
+def test_a_disk_that_fills_during_a_run_is_a_clear_exit_3_and_resume_loses_nothing(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    filler = small_disk / "filler"
+    with ModelServer({"m": "canned", "p": "canned"}) as server:
+        # the disk fills while the aggregation is being answered, after the review subtask finished
+        server.state.on_request = lambda model, total: _fill(filler) if total == 2 else None
+        spec = _review_spec(tmp_path, server.url)
+        env = {"ORCHESTRATOR_DATA_DIR": str(small_disk / "data"), "XDG_STATE_HOME": str(small_disk / "state")}
+        done = orchestrator("run", spec, "--output-dir", tmp_path / "out", env=env)
+        assert done.returncode == 3, done.stderr
+        assert "Traceback" not in done.stderr and "database or disk is full" in done.stderr
+        stopped = re.search(r"`orchestrator resume (\S+)`: what finished is checkpointed", done.stderr)
+        assert stopped is not None, done.stderr
+        assert dict(server.state.requests) == {"m": 1, "p": 1}
+        filler.unlink()
+        resumed = orchestrator("resume", stopped.group(1), env=env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert server.state.requests["m"] == 1  # the subtask that finished before the disk filled did not run again
+        result = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert result["run_id"] == stopped.group(1) and result["status"] == "ok"
+        assert [s["status"] for s in result["subtasks"]] == ["ok"] and result["aggregate"]["status"] == "ok"
+
+
+def test_a_full_disk_for_the_outputs_keeps_the_result_and_report_writes_them_later(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    with ModelServer({"m": "canned", "p": "canned"}) as server:
+        spec = _review_spec(tmp_path, server.url)
+        _fill(small_disk / "filler")
+        done = orchestrator("run", spec, "--output-dir", small_disk / "out")
+        assert done.returncode == 3, done.stderr
+        assert "Traceback" not in done.stderr and "finished (ok) but could not write its outputs" in done.stderr
+        later = re.search(r"`orchestrator report (\S+)` writes them", done.stderr)
+        assert later is not None, done.stderr
+        (small_disk / "filler").unlink()
+        report = orchestrator("report", later.group(1))
+        assert report.returncode == 0, report.stderr
+        assert json.loads((small_disk / "out" / "result.json").read_text())["status"] == "ok"
+        assert sum(server.state.requests.values()) == 2  # nothing was asked of a model again
+
+
+def test_a_file_size_limit_is_the_same_clear_error(tmp_path: Path) -> None:
+    """Where no tmpfs can be mounted: RLIMIT_FSIZE makes every write past 4 KB fail (EFBIG)."""
+    import os
+    import resource
+    import sys
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    with ModelServer({"m": "canned", "p": "canned"}) as server:
+        spec = _review_spec(tmp_path, server.url)
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "run", str(spec), "--output-dir", str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CI": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+            preexec_fn=limited,
+            timeout=600,
+        )
+        assert done.returncode == 3, done.stderr
+        assert "Traceback" not in done.stderr and done.stderr.count("error: ") == 1
+        assert "could not list the run in the run ledger (no run was started)" in done.stderr
+        assert sum(server.state.requests.values()) == 0

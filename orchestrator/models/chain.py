@@ -23,7 +23,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from structlog import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
+from orchestrator.errors import (
+    BudgetExceeded,
+    ProviderCooledDown,
+    ProviderError,
+    StructuredOutputError,
+    storage_failure,
+)
 from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
 from orchestrator.models.budget import Budget
 from orchestrator.models.contract import Contract, ContractError, compact_schema
@@ -197,7 +203,7 @@ async def call_route(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # classified in one table (failure.py)
-                if _is_graph_signal(exc):
+                if _is_graph_signal(exc) or storage_failure(exc):
                     raise
                 classified = classify(exc, route.ref)
                 pool.failed(route, host, classified)
@@ -317,7 +323,8 @@ async def call_chain(
             result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
             break
         except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
-            if _is_graph_signal(exc):
+            # our own storage failing (a recording on a full disk) is not the model's failure
+            if _is_graph_signal(exc) or storage_failure(exc):
                 raise
             error = classify(exc, route.ref)
             result.usage.tokens_in += usage.tokens_in

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,6 +82,8 @@ class ServerState:
     faults: list[Fault] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     tool_plans: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)  # model -> calls to make
+    # called with (model, chat requests so far) before a chat request is answered (a test's witness or trigger)
+    on_request: Callable[[str, int], None] | None = None
     loaded: str | None = None
     loads: int = 0
     in_flight: int = 0  # chat requests being answered now
@@ -303,6 +305,9 @@ class Handler(BaseHTTPRequestHandler):
         """Count the request, apply a queued fault, refuse unknown models; True to go on."""
         with self.state.lock:
             self.state.requests[model] += 1
+            total = sum(self.state.requests.values())
+        if self.state.on_request is not None:
+            self.state.on_request(model, total)
         if self._fault(model, openai=openai):
             return False
         if model not in self.state.models:
