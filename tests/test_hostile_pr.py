@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import socket
 import subprocess
+import sys
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.testing import FakeProvider
 from tests.process import orchestrator
 from tests.servers.model_server import ModelServer
 from tests.servers.proxy import RecordingProxy
@@ -468,3 +474,192 @@ def test_a_file_size_limit_is_the_same_clear_error(tmp_path: Path) -> None:
         assert "Traceback" not in done.stderr and done.stderr.count("error: ") == 1
         assert "could not list the run in the run ledger (no run was started)" in done.stderr
         assert sum(server.state.requests.values()) == 0
+
+
+# ---------------------------------------------------------------- apply, traces, MCP servers
+
+
+def test_apply_refuses_a_result_json_whose_patches_or_verdicts_were_edited(fake: FakeProvider, tmp_path: Path) -> None:
+    from orchestrator import RunOptions, run_workflow
+    from orchestrator.spec import load_spec
+    from orchestrator.testing import valid_answer
+    from orchestrator.workflow import prepare_workflow
+    from tests.test_agentic import RIGHT_FIX, WRONG_FIX, diagnosis, project
+
+    fake.script("planner", valid_answer)
+    fake.script("debugger", lambda call: diagnosis(RIGHT_FIX))
+    spec = project(tmp_path)
+    spec.write_text(spec.read_text().replace("[fake/debugger, fake/second]", "fake/debugger"))
+    spec.write_text(spec.read_text().replace("reflections: 1, sandbox: required", "reflections: 0, sandbox: off"))
+    outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out"))
+    assert outcome.result.subtasks[0].verification[0].verdict == "verified" and outcome.result.signature
+    store = tmp_path / "project" / "inventory" / "store.py"
+    before = store.read_text()
+    signed = (tmp_path / "out" / "result.json").read_text()
+    # the verified patch swapped for another in result.json: apply would have written it as verified
+    edited = tmp_path / "edited.json"
+    edited.write_text(signed.replace(json.dumps(RIGHT_FIX)[1:-1], json.dumps(WRONG_FIX)[1:-1]))
+    assert edited.read_text() != signed
+    refused = orchestrator("apply", edited)
+    assert refused.returncode == 2 and "cannot be authenticated" in refused.stderr, refused.stderr
+    forced = orchestrator("apply", edited, "--force")  # forced, its verdicts still count for nothing
+    assert forced.returncode == 2 and "--patch ID --force" in forced.stderr
+    assert store.read_text() == before
+    # a result signed by another machine's key is refused the same way
+    elsewhere = orchestrator("apply", tmp_path / "out" / "result.json", env={"XDG_STATE_HOME": str(tmp_path / "else")})
+    assert elsewhere.returncode == 2 and "cannot be authenticated" in elsewhere.stderr
+    assert store.read_text() == before
+    # the result as the run wrote it is applied
+    done = orchestrator("apply", tmp_path / "out" / "result.json")
+    assert done.returncode == 0, done.stderr
+    assert store.read_text() != before and "shared on purpose" not in store.read_text()
+
+
+PROBE = Path(__file__).resolve().parent / "servers" / "mcp_probe.py"
+
+
+class Listener:
+    """A TCP listener on loopback that counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.2)
+        self.port = self.socket.getsockname()[1]
+        self.accepted = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.socket.close()
+
+
+def _mcp_spec(tmp_path: Path, app: str, server: str, command: list[str], tools: str) -> Path:
+    """A workspace with app.py and a spec whose reviewer (a scripted model) is granted `tools`."""
+    ws = tmp_path / "ws"
+    ws.mkdir(parents=True)
+    (ws / "app.py").write_text(app)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"""version: 1
+name: mcp
+goal: Review.
+workspace: ws
+providers: {{fake: {{kind: fake}}}}
+tasks:
+  - {{role: architecture_review, instruction: Review app.py., files: [app.py]}}
+models: {{planner: fake/planner, architecture_review: fake/reviewer}}
+mcp_servers:
+  {server}: {{command: {json.dumps(command)}}}
+roles:
+  architecture_review: {{tools: {tools}}}
+"""
+    )
+    return spec
+
+
+def _probe_run(fake: FakeProvider, tmp_path: Path, untrusted: bool, own: bool = False) -> tuple[dict[str, str], Path]:
+    """A run whose reviewer calls the probe server's tool once; what the server said, and the workspace."""
+    from orchestrator import RunOptions, run_workflow
+    from orchestrator.spec import load_spec
+    from orchestrator.spec.operator import load_operator
+    from orchestrator.testing import in_order, tool_call, valid_answer
+    from orchestrator.workflow import prepare_workflow
+
+    spec = _mcp_spec(tmp_path, "x = 1\n", "probe", [sys.executable, str(PROBE)], "[probe.probe]")
+    ws = tmp_path / "ws"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    policy = tmp_path / "operator.yaml"
+    pattern = f"{sys.executable} *"
+    policy.write_text(f"allow_mcp_servers: ['{pattern}']\n" + (f"trusted_mcp_servers: ['{pattern}']\n" if own else ""))
+    outside = Path("/var/tmp") / f"orchestrator-probe-{uuid.uuid4().hex}.txt"
+    listener = Listener()
+    try:
+        fake.script("planner", valid_answer)
+        probe = tool_call("probe__probe", outside=str(outside), port=listener.port)
+        fake.script("reviewer", in_order(probe, valid_answer))
+        operator = load_operator(policy, untrusted=untrusted)
+        workflow = prepare_workflow(load_spec(spec), operator)
+        options = RunOptions(output_dir=tmp_path / "out", checkpoint="memory", cache=False)
+        outcome = run_workflow(workflow, options)
+        assert [c.status for c in outcome.result.subtasks[0].tool_calls] == ["ok"]
+        shown = fake.calls_to("reviewer")[1].messages[-1].text
+        found = re.search(r"\n(\{.*\})\n</tool_result", shown)
+        assert found is not None, shown
+        said = json.loads(found.group(1))
+        said["outside_exists"] = str(outside.exists())
+        said["accepted"] = str(listener.accepted)
+        return said, ws
+    finally:
+        listener.close()
+        outside.unlink(missing_ok=True)
+
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+
+@needs_bwrap
+def test_a_specs_stdio_mcp_server_runs_in_the_sandbox_in_pull_request_mode(fake: FakeProvider, tmp_path: Path) -> None:
+    said, ws = _probe_run(fake, tmp_path, untrusted=True)
+    assert said["cwd"] == str(ws)  # it reads the workspace, as its working folder
+    assert said["workspace_write"].startswith("refused") and not (ws / "written-by-server.txt").exists()
+    assert said["outside_write"].startswith("refused") and said["outside_exists"] == "False"
+    assert said["connect"].startswith("refused") and said["accepted"] == "0"  # no network, loopback included
+
+
+@needs_bwrap
+def test_outside_pull_request_mode_and_for_the_operators_own_servers_the_probe_can_do_it_all(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    """The witness works: unsandboxed, the same probe writes both files and connects."""
+    said, ws = _probe_run(fake, tmp_path / "trusted", untrusted=False)
+    assert said["workspace_write"] == "done: wrote" and (ws / "written-by-server.txt").exists()
+    assert said["outside_write"] == "done: wrote" and said["outside_exists"] == "True"
+    assert said["connect"] == "done: connected" and said["accepted"] == "1"
+    fake.calls.clear()
+    own, _ = _probe_run(fake, tmp_path / "own", untrusted=True, own=True)  # trusted_mcp_servers: outside the sandbox
+    assert own["outside_write"] == "done: wrote" and own["connect"] == "done: connected"
+
+
+def test_traces_carry_no_tool_output_with_or_without_content_capture(
+    fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import RunOptions, run_workflow
+    from orchestrator.spec import load_spec
+    from orchestrator.testing import in_order, tool_call, valid_answer
+    from orchestrator.workflow import prepare_workflow
+    from tests.servers.otlp import OtlpReceiver
+
+    pytest.importorskip("opentelemetry.sdk.trace")
+    server = Path(__file__).resolve().parent / "servers" / "mcp_tools.py"
+    command = [sys.executable, str(server), "--log", str(tmp_path / "calls.jsonl")]
+    spec = _mcp_spec(tmp_path, "MARKER = 'file-content-3e1d'\n", "kb", command, "[read_file, kb.shout]")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for capture in ("false", "true"):
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", capture)
+        fake.calls.clear()
+        fake.script("planner", valid_answer)
+        calls = (tool_call("kb__shout", text="tool-output-9f2c"), tool_call("read_file", path="app.py"))
+        fake.script("reviewer", in_order(*calls, valid_answer))
+        with OtlpReceiver() as receiver:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+            options = RunOptions(output_dir=tmp_path / capture, checkpoint="memory", cache=False, otel=True)
+            outcome = run_workflow(prepare_workflow(load_spec(spec)), options)
+        shout, _ = outcome.result.subtasks[0].tool_calls
+        assert "TOOL-OUTPUT-9F2C" in shout.detail  # the run's own record has what the server answered
+        names = {span.name for span in receiver.state.spans}
+        assert {"execute_tool kb.shout", "execute_tool read_file"} <= names, names
+        sent = b"".join(receiver.state.bodies)
+        assert b"TOOL-OUTPUT-9F2C" not in sent and b"file-content-3e1d" not in sent
+        assert (b"gen_ai.input.messages" in sent) == (capture == "true")  # content capture is what it says

@@ -196,6 +196,11 @@ class RunResult(Record):
     verification: VerificationReport | None = Field(
         default=None, description="patches judged by the spec's checks: baselines, verdicts, all verified together"
     )
+    signature: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 of the patches and their verdicts with the machine key of the run's user: "
+        "`orchestrator apply` refuses a result it cannot authenticate",
+    )
 
     def calls(self) -> list[CallRecord]:
         """Every model call: the subtasks, the aggregation and the planner's call."""

@@ -16,9 +16,10 @@ from orchestrator.mcp_tools import McpHub, open_servers
 from orchestrator.models import Budget, CallSettings, ModelPool
 from orchestrator.policy import Egress, redact, secret_values
 from orchestrator.policy.secrets import remember
+from orchestrator.runtime._mcp_sandbox import sandboxed_launch
 from orchestrator.runtime.verify import make_verifier
 from orchestrator.spec import AGGREGATE, PLANNER, mcp_server_of, worker_roles
-from orchestrator.workflow import DEFAULT_KEY, Workflow
+from orchestrator.workflow import DEFAULT_KEY, Workflow, sandboxed_servers
 from orchestrator.workspace import FileSet, SourceFile
 
 
@@ -78,12 +79,15 @@ async def mcp_tools(workflow: Workflow, context: RunContext) -> AsyncIterator[Mc
         yield None
         return
     servers = workflow.loaded.spec.mcp_servers
-    async with open_servers(servers, granted, workflow.loaded.workspace, context.pool.egress) as hub:
-        context.mcp = hub
-        try:
-            yield hub
-        finally:
-            context.mcp = None
+    workspace = workflow.loaded.workspace
+    sandboxed = sandboxed_servers(workflow.loaded, workflow.operator)
+    with sandboxed_launch(sandboxed, workspace) as launch:
+        async with open_servers(servers, granted, workspace, context.pool.egress, launch) as hub:
+            context.mcp = hub
+            try:
+                yield hub
+            finally:
+                context.mcp = None
 
 
 def initial_state(workflow: Workflow) -> RunState:

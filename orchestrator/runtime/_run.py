@@ -31,6 +31,7 @@ from orchestrator.runtime._report import output_target, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
 from orchestrator.runtime._shape import graph_shape
+from orchestrator.runtime._signature import signature
 from orchestrator.runtime._stores import DEFAULT, OFF, backend_name, checkpoint_location, open_saver, recorder_for
 from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.otel import prepare_export
@@ -237,6 +238,8 @@ async def _run(
     result = RunResult.model_validate(redact_tree(result.model_dump(mode="json"), context.pool.secrets))
     if exporter is not None:  # the spans leave after the run (secrets masked), and the collector is egress too
         result = exporter.export(result)
+    # `apply` writes only patches whose verdicts this machine's key signed
+    result.signature = signature(result, ledger.machine_key())
     try:
         written = _write(workflow, options, result)
     except STATE_ERRORS as exc:

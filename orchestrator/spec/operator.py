@@ -75,6 +75,11 @@ class OperatorPolicy(RulesSpec):
     allow_mcp_servers: list[str] | None = Field(
         default=None, description="command patterns (globs) of the stdio MCP servers a spec may start; PR mode no other"
     )
+    trusted_mcp_servers: list[str] = Field(
+        default_factory=list,
+        description="command patterns of stdio MCP servers that are the operator's own: in PR mode they run outside "
+        "the sandbox (a spec's other servers run in it)",
+    )
     sandbox: SandboxMode | None = Field(default=None, description="a floor: `required` runs checks only sandboxed")
     max_cost_usd: float | None = Field(default=None, ge=0, description="a ceiling on any spec's limits.max_cost_usd")
     max_tokens: int | None = Field(default=None, ge=1, description="a ceiling on any spec's limits.max_tokens")

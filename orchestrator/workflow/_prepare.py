@@ -30,7 +30,13 @@ from orchestrator.spec import (
 from orchestrator.spec.graphfile import GraphDefinition, check_graph, is_python_graph, load_graph
 from orchestrator.spec.operator import Operator, OperatorPolicy, load_operator
 from orchestrator.spec.roles import configure_role, make_role
-from orchestrator.workflow._mcp import graph_tool_problems, mcp_egress_refusals, mcp_plan, mcp_refusals
+from orchestrator.workflow._mcp import (
+    graph_tool_problems,
+    mcp_egress_refusals,
+    mcp_plan,
+    mcp_refusals,
+    sandboxed_servers,
+)
 from orchestrator.workflow._prices import check_prices
 from orchestrator.workflow._providers import merge_providers
 from orchestrator.workflow._trust import PolicyLine, apply_ceilings, confine, describe_policy, operator_floor, refusals
@@ -362,7 +368,9 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "warnings": workflow.warnings,
         "checks": {name: check.run for name, check in spec.checks.items()},
         "verify": _verify_plan(workflow),
-        "mcp_servers": mcp_plan(workflow.loaded, workflow.roles),
+        "mcp_servers": mcp_plan(
+            workflow.loaded, workflow.roles, sandboxed=sandboxed_servers(workflow.loaded, workflow.operator)
+        ),
     }
 
 
