@@ -81,6 +81,7 @@ TRUSTED_EVENTS = [
     {**AZURE, "BUILD_REASON": "IndividualCI"},
     {**AZURE, "BUILD_REASON": "Schedule"},
     {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request"},  # not in CI: a developer's shell
+    GITHUB,  # no event named: a shell that sets GITHUB_ACTIONS for the step summary, not a workflow run
 ]
 
 

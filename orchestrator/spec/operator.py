@@ -229,12 +229,11 @@ def pull_request_event(env: Mapping[str, str]) -> str:
 
 def _github(env: Mapping[str, str]) -> str:
     event = env.get("GITHUB_EVENT_NAME", "")
-    if event in GITHUB_TRUSTED_EVENTS and not env.get("GITHUB_HEAD_REF"):
+    if env.get("GITHUB_HEAD_REF"):
+        return f"GitHub Actions {event or 'run'} event with a pull request's head (GITHUB_HEAD_REF)"
+    # GitHub always names the event: without one this is no workflow run of an event
+    if not event or event in GITHUB_TRUSTED_EVENTS:
         return ""
-    if not event:
-        return "GitHub Actions run without GITHUB_EVENT_NAME"
-    if event in GITHUB_TRUSTED_EVENTS:
-        return f"GitHub Actions {event} event with a pull request's head (GITHUB_HEAD_REF)"
     return f"GitHub Actions {event} event"
 
 
@@ -245,9 +244,9 @@ def _gitlab(env: Mapping[str, str]) -> str:
         return "GitLab CI merge request pipeline"
     if named:
         return f"GitLab CI pipeline of a merge or pull request ({named[0]})"
-    if source in GITLAB_TRUSTED_SOURCES:
+    if not source or source in GITLAB_TRUSTED_SOURCES:
         return ""
-    return f"GitLab CI {source} pipeline" if source else "GitLab CI pipeline without CI_PIPELINE_SOURCE"
+    return f"GitLab CI {source} pipeline"
 
 
 def _azure(env: Mapping[str, str]) -> str:
@@ -255,6 +254,6 @@ def _azure(env: Mapping[str, str]) -> str:
     named = [name for name in AZURE_REQUEST_VARIABLES if env.get(name)]
     if reason == "PullRequest" or named:
         return "Azure Pipelines pull request build"
-    if reason in AZURE_TRUSTED_REASONS:
+    if not reason or reason in AZURE_TRUSTED_REASONS:
         return ""
-    return f"Azure Pipelines {reason} build" if reason else "Azure Pipelines build without BUILD_REASON"
+    return f"Azure Pipelines {reason} build"
