@@ -169,3 +169,9 @@ def _git_files(workspace: Path) -> list[str] | None:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40] or "copy"
+
+
+def copied_paths(workspace: Path) -> list[str]:
+    """The files a scratch copy of `workspace` holds (relative POSIX paths, a git submodule as its
+    folder): everything a check can read, whether the run's selection includes it or not."""
+    return _files(workspace.resolve())

@@ -210,6 +210,11 @@ class RunResult(Record):
     diff: DiffReport | None = Field(
         default=None, description="diff_base: the changes reviewed, and where each finding and patch falls in them"
     )
+    signature: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 of the patches and their verdicts with the machine key of the run's user: "
+        "`orchestrator apply` refuses a result it cannot authenticate",
+    )
 
     def calls(self) -> list[CallRecord]:
         """Every model call: the subtasks, the aggregation and the planner's call."""
