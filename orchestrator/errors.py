@@ -16,6 +16,8 @@ next. Only the CLI prints and exits; library code raises these and returns ExitS
     │   ├── ResidencyRefused          5    the answer reports it was served where the policy forbids
     │   └── NotRecorded               3    a replayed call is not in the recording
     ├── CheckpointError               3    the checkpoint database cannot be opened
+    ├── PublishError                  3    `publish`: the forge's API refused or failed a request
+    ├── StateError                    3    its own state cannot be written (disk full, read-only)
     ├── BudgetExceeded                4    max_cost_usd or max_tokens reached
     ├── PolicyError                   5    the policy leaves a role without a model
     └── Interrupted                   130 (SIGINT) or 143 (SIGTERM); what finished is kept
@@ -23,6 +25,7 @@ next. Only the CLI prints and exits; library code raises these and returns ExitS
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass
 from enum import IntEnum
@@ -37,7 +40,9 @@ class ExitStatus(IntEnum):
     OK = 0  # the workflow finished; no finding at or above fail_on
     QUALITY_GATE = 1  # the workflow finished; a finding at or above fail_on
     USAGE = 2  # usage or spec error: nothing was sent to any model
-    PROVIDER_FAILURE = 3  # a subtask failed on every model of its chain (or the checkpoint store is down)
+    # a subtask failed on every model of its chain (or the checkpoint store is down, or the
+    # orchestrator's own state cannot be written)
+    PROVIDER_FAILURE = 3
     BUDGET_EXCEEDED = 4  # the budget would have been overrun; the run is paused and resumable
     POLICY = 5  # the policy leaves no allowed model for a role, or refused every answer of a call
     INTERRUPTED = 130  # Ctrl-C (SIGINT); the run is checkpointed
@@ -214,6 +219,64 @@ class CheckpointError(OrchestratorError):
 
     exit_code = ExitStatus.PROVIDER_FAILURE
     hint = "check the --checkpoint location; a Postgres password comes from the URL, PGPASSWORD or ~/.pgpass"
+
+
+class PublishError(OrchestratorError):
+    """`orchestrator publish`: the forge (GitHub, GitLab) refused or failed a request."""
+
+    exit_code = ExitStatus.PROVIDER_FAILURE
+    hint = "check the token's permissions (pull-requests: write; GitLab: api scope) and the API URL"
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+# the errors of a storage that cannot take a write: full, over quota, over a file-size limit, read-only
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+# what SQLite says for the same (its errors are not OSErrors)
+_SQLITE_STORAGE = ("full", "disk i/o", "readonly", "read-only", "unable to open database file")
+
+
+class StateError(OrchestratorError):
+    """The orchestrator could not write its own state (the run ledger, a checkpoint, the result
+    cache, a recording, a scratch copy, the outputs): a full disk, a quota, a read-only folder.
+    What finished is kept (checkpointed, or the run's result stored)."""
+
+    exit_code = ExitStatus.PROVIDER_FAILURE
+    hint = (
+        "free space on that disk (or make it writable), or point ORCHESTRATOR_DATA_DIR, XDG_STATE_HOME "
+        "or --output-dir elsewhere"
+    )
+
+    def __init__(self, message: str, *, hint: str | None = None, outcome: Any = None) -> None:
+        super().__init__(message, hint=hint)
+        self.outcome = outcome  # a run that finished but whose outputs could not be written
+
+    @classmethod
+    def of(cls, exc: BaseException, doing: str, *, hint: str | None = None, outcome: Any = None) -> StateError:
+        """The error for `exc`, met while doing something (`doing`: "write the run's checkpoint")."""
+        return cls(f"could not {doing}: {storage_message(exc)}", hint=hint, outcome=outcome)
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """Whether `exc` says a storage cannot take a write (an OSError of STORAGE_ERRNOS, or SQLite's
+    "database or disk is full", "disk I/O error", "attempt to write a readonly database", ...).
+    Such an error is never a model's: it stops the run rather than count as a failed call."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_ERRNOS
+    if type(exc).__module__ == "sqlite3":
+        text = str(exc).lower()
+        return any(words in text for words in _SQLITE_STORAGE)
+    return False
+
+
+def storage_message(exc: BaseException) -> str:
+    """`exc` in a few words: what went wrong, and on which file when it is known."""
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class BudgetExceeded(OrchestratorError):

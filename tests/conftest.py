@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -14,15 +13,14 @@ import pytest
 from orchestrator.testing import FakeProvider, forbid_real_models, registry
 from tests.machine import unavailable
 
-PR_SET_CHILD_SUBREAPER = 36
+# every process the tests start carries this pytest process's pid in its environment (workers,
+# checks, servers, orphans whose parent was killed at a timeout): what is left at the end is found by it
+OWNER = "ORCHESTRATOR_TESTS_OWNER"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs(problem): skip when `problem` is not empty; fail instead when CI is set")
-    # processes whose parent dies (a command killed at its timeout leaves its workers) become ours,
-    # so that the session can stop them at its end instead of leaving them running
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    os.environ[OWNER] = str(os.getpid())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -45,17 +43,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop every process the tests left behind (children, and orphans adopted as their reaper);
-    on several workers each worker stops its own (the controller's children are the workers)."""
-    if getattr(session.config.option, "numprocesses", None) and not hasattr(session.config, "workerinput"):
-        return
-    left = _children(os.getpid())
+    """Stop every process this pytest process's tests left running, wherever its parent went (the
+    controller of several workers has none: each worker stops its own)."""
+    mine, left = str(os.getpid()), []
+    for entry in Path("/proc").glob("[0-9]*") if sys.platform == "linux" else []:
+        with contextlib.suppress(OSError, ValueError):
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            if f"{OWNER}={mine}".encode() in environ and int(entry.name) != os.getpid():
+                left.append(int(entry.name))
     for pid in left:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    for pid in left:  # ours to reap now (a grandchild is its own parent's, when that one lives)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
     if left:
         session.config.stash[LEFT_BEHIND] = len(left)
 
@@ -66,23 +64,6 @@ LEFT_BEHIND = pytest.StashKey[int]()
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     if count := config.stash.get(LEFT_BEHIND, 0):
         terminalreporter.write_line(f"stopped {count} process(es) the tests left running", yellow=True)
-
-
-def _children(parent: int) -> list[int]:
-    """Every live descendant of `parent` (from /proc; nothing elsewhere)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                # the field after the command's closing parenthesis: state, then the parent's pid
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [parent]
-    while frontier:
-        current = frontier.pop()
-        kids = [pid for pid, ppid in parents.items() if ppid == current]
-        found += kids
-        frontier += kids
-    return found
 
 
 @pytest.fixture(autouse=True)

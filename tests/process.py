@@ -66,6 +66,7 @@ REPLAY_VOLATILE = frozenset(
     {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms", "egress", "started_ms"}
     | {"timing", "clock_origin"}  # when each call ran, on the run's clock
     | {"replayed"}  # verification.replayed says the check results came from the recording
+    | {"signature"}  # signed with the run id and this machine's key
 )
 
 

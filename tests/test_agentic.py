@@ -132,7 +132,7 @@ def test_a_wrong_fix_is_reflected_on_then_the_next_model_fixes_it(fake: FakeProv
     assert hop["model"] == "fake/debugger" and hop["error_kind"] == "verify_failed" and hop["attempts"] == 2
     assert "tests (fail -> fail) still fails" in hop["message"]
     reflection = fake.calls_to("debugger")[1].messages[-1].text  # the same model, told what the checks said
-    assert "tests: fail -> fail" in reflection and '<check_output check="tests">' in reflection
+    assert "tests: fail -> fail" in reflection and '<check_output check="tests" id="' in reflection
     assert "assert 3 == 0" in reflection  # the failing test's own output
     verdicts = [(v["model"], v["attempt"], v["verdict"], v["final"]) for v in sub["verification"]]
     assert verdicts == [
@@ -202,14 +202,12 @@ def test_max_turns_and_max_tool_calls_are_bounds_the_report_names(fake: FakeProv
     assert [b["bound"] for b in sub["bounds"]] == ["max_tool_calls"]
 
 
-def test_a_confidential_file_is_refused_to_a_remote_model_and_the_refusal_recorded(
-    fake: FakeProvider, tmp_path: Path
-) -> None:
+def test_a_confidential_file_does_not_exist_for_a_remote_model(fake: FakeProvider, tmp_path: Path) -> None:
     fake.script("planner", valid_answer)
     fake.script(
         "debugger",
         in_order(
-            tool_call("read_file", path="inventory/pricing.py"),
+            tool_call("list_files"),
             tool_call("grep", pattern="PRICES"),
             tool_call("run_check", check="tests"),
             diagnosis(None),
@@ -223,11 +221,14 @@ def test_a_confidential_file_is_refused_to_a_remote_model_and_the_refusal_record
     spec_text = spec_text.replace("planner: fake/planner", "planner: [fake/planner, near/planner]")
     spec = project(tmp_path, spec_text, 'policy: {files: {"inventory/pricing.py": confidential}}\n')
     sub = only(run(spec, tmp_path))
-    read, grep, check = sub["tool_calls"]
-    assert read["status"] == "refused" and "inventory/pricing.py is confidential" in read["detail"]
-    shown = [c.messages[-1].text for c in fake.calls_to("debugger")]
-    assert "PRICES = {" not in json.dumps(shown)
-    assert grep["status"] == "ok" and "1 files not searched" in shown[2]
+    listed, grep, check = sub["tool_calls"]
+    calls = fake.calls_to("debugger")
+    shown = [c.messages[-1].text for c in calls]
+    # neither its name (in the listing, the search, read_file's paths) nor its content
+    assert "pricing" not in json.dumps([m.text for m in calls[-1].messages])
+    assert "pricing" not in json.dumps(calls[0].raw_schema) and "inventory/store.py" in json.dumps(calls[0].raw_schema)
+    assert listed["status"] == "ok" and "inventory/store.py" in shown[1]
+    assert grep["status"] == "ok" and "(no match)" in shown[2]
     # a check's output may show any file: a model that may not see confidential data gets its status only
     assert check["status"] == "ok" and "output withheld" in check["detail"] and "assert" not in shown[3]
     assert sub["data_class"] == "internal"

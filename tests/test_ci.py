@@ -333,7 +333,7 @@ def orchestrator_commands(data: Any) -> list[list[str]]:
     found = []
     for text in strings(data):
         for line in text.splitlines():
-            match = re.search(r"\borchestrator (run|validate|models|schema|graph)\b.*", line)
+            match = re.search(r"\borchestrator (run|validate|models|schema|graph|publish)\b.*", line)
             if match:
                 found.append(shlex.split(match.group(0)))
     return found
@@ -348,7 +348,9 @@ def check_documented(argv: list[str]) -> None:
             assert word.split("=")[0] in options, f"{argv[1]} has no option {word}"
 
 
-@pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml", "pre-commit-config.yaml"])
+@pytest.mark.parametrize(
+    "name", ["github-actions.yml", "github-publish.yml", "gitlab-ci.yml", "pre-commit-config.yaml"]
+)
 def test_ci_examples_are_valid_yaml_using_only_the_documented_cli(name: str) -> None:
     data = YAML(typ="safe").load((REPO / "examples" / "ci" / name).read_text())
     commands = orchestrator_commands(data)
@@ -358,6 +360,17 @@ def test_ci_examples_are_valid_yaml_using_only_the_documented_cli(name: str) -> 
     if name == "github-actions.yml":
         steps = [s for job in data["jobs"].values() for s in job["steps"]]
         assert any(s.get("uses", "").startswith("github/codeql-action/upload-sarif") for s in steps)
-        assert any("--fail-on high" in s.get("run", "") for s in steps)
+        assert any("--fail-on high" in s.get("run", "") and "github-review" in s.get("run", "") for s in steps)
+        # the untrusted half: no write token for pull requests
+        assert "pull-requests" not in json.dumps(data["permissions"])
+    if name == "github-publish.yml":
+        # the trusted half: it may write pull requests, and never checks out or runs their code
+        assert data["permissions"]["pull-requests"] == "write" and "workflow_run" in data["on"]
+        steps = [s for job in data["jobs"].values() for s in job["steps"]]
+        assert not any(s.get("uses", "").startswith("actions/checkout") for s in steps)
+        commands = [c[:5] for c in orchestrator_commands(data) if len(c) > 2]  # not the workflow's name
+        assert commands == [["orchestrator", "publish", "review/", "--to", "github"]]
     if name == "gitlab-ci.yml":
         assert data["orchestrator-review"]["artifacts"]["reports"]["junit"] == "out/junit.xml"
+        assert "GITLAB_TOKEN" not in json.dumps(data["orchestrator-review"])
+        assert data["orchestrator-publish"]["environment"]["name"] == "orchestrator-publish"

@@ -85,8 +85,8 @@ def test_no_module_level_import_cycle() -> None:
 def test_the_package_shows_its_layers_and_has_few_top_level_modules() -> None:
     packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
     assert packages == [
-        "catalog", "checks", "cli", "engine", "mcp_tools", "models", "outputs", "policy", "providers", "runtime",
-        "serve", "spec", "workflow",
+        "catalog", "checks", "cli", "diff", "engine", "mcp_tools", "models", "outputs", "policy", "providers",
+        "runtime", "serve", "spec", "workflow",
     ]  # fmt: skip
     modules = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(modules) <= 8, modules
@@ -101,7 +101,7 @@ def test_the_layer_contract_is_declared_in_layer_order() -> None:
     order = [name.removeprefix("orchestrator.") for name in layers[1:]]
     assert order == [
         "serve", "runtime", "outputs", "workflow", "engine", "checks | orchestrator.mcp_tools", "providers", "models",
-        "policy", "catalog", "spec", "workspace", "errors",
+        "policy", "catalog", "spec", "diff", "workspace", "errors",
     ]  # fmt: skip
 
 

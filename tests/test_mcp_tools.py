@@ -100,7 +100,7 @@ def test_a_role_calls_a_stdio_mcp_servers_tool_in_its_loop(
     assert turns[0].tools == ["read_file", "kb__lookup", "kb__shout"]  # only what the role is granted
     assert "Look a term of the project's glossary up." in turns[0].user  # the server's description
     shown = turns[1].messages[-1].text
-    assert '<tool_result tool="kb__lookup">' in shown and "a keyed collection of items" in shown
+    assert '<tool_result tool="kb__lookup" id="' in shown and "a keyed collection of items" in shown
     assert result["exit_code"] == 0
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator import RunOptions, run_workflow, verify_patches
 from orchestrator.checks import Protection, Verifier, _ignored, bubblewrap_problem, find_interpreter, find_sandbox
-from orchestrator.checks._scratch import copy_workspace, shared_paths
+from orchestrator.checks._scratch import copied_paths, copy_workspace, shared_paths
 from orchestrator.errors import PolicyError
 from orchestrator.outputs.github import step_summary
 from orchestrator.outputs.sarif import build_sarif
@@ -251,6 +251,8 @@ def test_the_copy_gets_the_ignored_files_a_project_needs_within_a_reported_bound
     assert len({"big/one.bin", "big/two.bin"} & copied) == 1  # smallest first, up to the bound
     assert overlay.bound.startswith("1 ignored files (2 KiB) were not copied") and "big/" in overlay.bound
     assert {".env", ".venv/", "node_modules/", "build/__pycache__/"} <= set(overlay.left_out)
+    # what decides whether a check's output is withheld counts the ignored files a copy takes too
+    assert set(copied_paths(workspace)) == copied
 
 
 @needs_bwrap

@@ -26,7 +26,7 @@ from orchestrator.checks._records import (
     VerificationReport,
 )
 from orchestrator.checks._sandbox import Sandbox, bubblewrap_problem, find_sandbox, sandbox_mode
-from orchestrator.checks._scratch import leftovers, remove_leftovers, shared_paths
+from orchestrator.checks._scratch import copied_paths, leftovers, remove_leftovers, shared_paths
 from orchestrator.checks._verifier import ChecksRefused, Memo, Verifier
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "apply_patch",
     "bubblewrap_problem",
     "command_files",
+    "copied_paths",
     "edits_to_diffs",
     "escapes",
     "find_interpreter",

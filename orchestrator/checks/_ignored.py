@@ -70,8 +70,9 @@ def ignored_entries(workspace: Path) -> list[str] | None:
     return sorted({p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p})
 
 
-def overlay_ignored(workspace: Path, target: Path, entries: list[str]) -> Overlay:
-    """Copy the ignored files of `entries` into `target`, smallest first, within the bound."""
+def plan_ignored(workspace: Path, entries: list[str]) -> tuple[list[str], Overlay]:
+    """The ignored files of `entries` a copy takes (smallest first, within the bound), and the
+    report of what it leaves out (its counts are those of the files taken)."""
     overlay = Overlay()
     found: list[tuple[int, str]] = []
     seen = 0
@@ -98,22 +99,29 @@ def overlay_ignored(workspace: Path, target: Path, entries: list[str]) -> Overla
                 overlay.bound = f"more than {MAX_SEEN} entries in ignored folders; the rest were not looked at"
                 break
     found.sort()
-    kept = 0
+    taken: list[str] = []
     for size, rel in found:
-        if overlay.files >= MAX_FILES or overlay.bytes + size > MAX_BYTES:
+        if len(taken) >= MAX_FILES or overlay.bytes + size > MAX_BYTES:
             break
-        if _copy(workspace / rel, target / rel):
-            overlay.files += 1
-            overlay.bytes += size
-        kept += 1
-    if kept < len(found):
-        rest = found[kept:]
+        taken.append(rel)
+        overlay.bytes += size
+    overlay.files = len(taken)
+    if len(taken) < len(found):
+        rest = found[len(taken) :]
         largest = ", ".join(rel for _, rel in sorted(rest, reverse=True)[:3])
         overlay.bound = (
             f"{len(rest)} ignored files ({sum(s for s, _ in rest) // 1024} KiB) were not copied: the copy takes at "
             f"most {MAX_FILES} ignored files and {MAX_BYTES // (1024 * 1024)} MiB (largest left: {largest})"
         )
     overlay.left_out = sorted(set(overlay.left_out))
+    return taken, overlay
+
+
+def overlay_ignored(workspace: Path, target: Path, entries: list[str]) -> Overlay:
+    """Copy the ignored files of `entries` into `target`, smallest first, within the bound."""
+    taken, overlay = plan_ignored(workspace, entries)
+    for rel in taken:
+        _copy(workspace / rel, target / rel)
     return overlay
 
 

@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.checks._ignored import Overlay, ignored_entries, overlay_ignored
+from orchestrator.checks._ignored import Overlay, ignored_entries, overlay_ignored, plan_ignored
 from orchestrator.checks._limits import CGROUP, PidsGroup, stale_groups
 from orchestrator.checks._owner import owner_alive, owner_token
 
@@ -196,3 +196,13 @@ def _git_files(workspace: Path) -> list[str] | None:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40] or "copy"
+
+
+def copied_paths(workspace: Path) -> list[str]:
+    """The files a scratch copy of `workspace` holds (relative POSIX paths, a git submodule as its
+    folder), the ignored ones it takes included: everything a check can read, whether the run's
+    selection includes it or not."""
+    root = workspace.resolve()
+    ignored = ignored_entries(root)
+    taken = plan_ignored(root, ignored)[0] if ignored is not None else []
+    return sorted({*_files(root), *taken})

@@ -3,7 +3,8 @@
 `run.py` holds run, resume and runs; `inspect.py` validate, models, graph and schema; `patches.py`
 verify and apply; `cleanup.py` gc. The group
 is the one error boundary: an OrchestratorError raised by any command becomes its message, its
-hint and its exit status (errors.ExitStatus).
+hint and its exit status (errors.ExitStatus); an OSError or SQLite error that reaches it (its own
+state unwritable: a full disk, a read-only folder) is a StateError, exit 3, never a traceback.
 
 Heavy modules (pydantic models, LangGraph, provider SDKs) are imported inside the commands
 that need them, so `orchestrator --help` stays fast.
@@ -11,13 +12,14 @@ that need them, so `orchestrator --help` stays fast.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import click
 
-from orchestrator.cli import cleanup, inspect, mcp, patches, run, studio, sweep
+from orchestrator.cli import cleanup, inspect, mcp, patches, publish, run, studio, sweep
 from orchestrator.cli._common import fail
-from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError
+from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError, StateError
 
 
 class Orchestrator(click.Group):
@@ -33,6 +35,9 @@ class Orchestrator(click.Group):
             fail(str(exc), exc.hint, exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", code=ExitStatus.INTERRUPTED)
+        except (OSError, sqlite3.Error) as exc:  # a file of its own it cannot write (a full disk): no traceback
+            failed = StateError.of(exc, "write the orchestrator's own state")
+            fail(str(failed), failed.hint, failed.exit_code)
 
 
 @click.group(cls=Orchestrator, context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,13 +47,6 @@ def main() -> None:
     models suited to them, and the planner aggregates one report."""
 
 
-for _command in (
-    *inspect.COMMANDS,
-    *run.COMMANDS,
-    *patches.COMMANDS,
-    *mcp.COMMANDS,
-    *studio.COMMANDS,
-    *sweep.COMMANDS,
-    *cleanup.COMMANDS,
-):
+_GROUPS = (inspect, run, patches, publish, mcp, studio, sweep, cleanup)
+for _command in (command for group in _GROUPS for command in group.COMMANDS):
     main.add_command(_command)

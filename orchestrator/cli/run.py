@@ -16,7 +16,7 @@ import click
 from orchestrator.cli._common import echo, log_options, operator, prepare, setup_logging, table, trust_options
 
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
-FORMATS = ["markdown", "html", "json", "sarif", "junit"]
+FORMATS = ["markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review"]
 
 
 @click.command()
@@ -25,6 +25,11 @@ FORMATS = ["markdown", "html", "json", "sarif", "junit"]
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="where outputs go")
 @click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="output formats (repeatable)")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), help="exit 1 on a finding at or above this severity")
+@click.option(
+    "--diff-base",
+    metavar="REF",
+    help="review what changed since the merge base of REF and HEAD ('none': every included file)",
+)
 @click.option("--record", type=click.Path(file_okay=False, path_type=Path), help="record every model call in DIR")
 @click.option("--replay", type=click.Path(file_okay=False, path_type=Path), help="answer every call from DIR")
 @click.option("--checkpoint", help="SQLite file or postgres:// URL (default: WORKSPACE/.orchestrator); 'none'")
@@ -42,6 +47,7 @@ def run(
     output_dir: Path | None,
     formats: tuple[str, ...],
     fail_on: str | None,
+    diff_base: str | None,
     record: Path | None,
     replay: Path | None,
     checkpoint: str | None,
@@ -65,6 +71,8 @@ def run(
 
     setup_logging(log_format, verbose, quiet)
     all_overrides = (*overrides, *([f"fail_on={fail_on}"] if fail_on else []))
+    # a quoted YAML string: a revision such as 1234567 stays text
+    all_overrides += (f"diff_base={json.dumps(diff_base)}",) if diff_base else ()
     workflow = prepare(spec, all_overrides, operator(policy, trusted, workspace))
     for warning in workflow.warnings:
         echo(f"warning: {warning}", err=True)

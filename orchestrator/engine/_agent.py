@@ -221,7 +221,9 @@ class _Attempts:
             if self.attempt >= self.ctx.agent.reflections:
                 return total
             self.attempt += 1
-            text = reflection_text(verdicts, reason, self._may_see_checks(), self.edit_problems)
+            text = reflection_text(
+                verdicts, reason, self._may_see_checks(), self.edit_problems, fence_key=self.ctx.fence_key
+            )
             self.transcript += [AIMessage(content=json.dumps(outcome.output, ensure_ascii=False)), HumanMessage(text)]
 
     async def _answer(self) -> ChainResult:

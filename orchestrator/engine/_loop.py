@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
 from orchestrator.checks import PatchVerdict
+from orchestrator.engine._fence import fence
 from orchestrator.engine._prompt import render
 from orchestrator.engine.context import AgentLimits
 from orchestrator.models import BoundModel
@@ -118,7 +119,12 @@ def edits_reason(problems: Sequence[object]) -> str:
 
 
 def reflection_text(
-    verdicts: list[PatchVerdict], reason: str, show_output: bool, edit_problems: Sequence[object] = ()
+    verdicts: list[PatchVerdict],
+    reason: str,
+    show_output: bool,
+    edit_problems: Sequence[object] = (),
+    *,
+    fence_key: bytes,
 ) -> str:
     """What the model is told about its fix: edits that do not apply, each check before and after,
     and the failing checks' output."""
@@ -138,8 +144,8 @@ def reflection_text(
     for verdict in verdicts:
         for check in verdict.failing_checks:
             if show_output:
-                output = check.output[-CHECK_OUTPUT_CHARS:].replace("</check_output>", "<\\/check_output>")
-                lines.append(f'<check_output check="{check.name}">\n{output}\n</check_output>')
+                output = check.output[-CHECK_OUTPUT_CHARS:]
+                lines.append(fence("check_output", "check", check.name, output, fence_key))
             else:
                 lines.append(f"({check.name}'s output is withheld: the policy keeps the files it may show from you)")
     lines.append(f"The problem: {reason}. Correct it and answer again, in the same JSON shape.")

@@ -23,6 +23,7 @@ from langgraph.types import Send
 from orchestrator.catalog import Route
 from orchestrator.engine._agent import AgentTask, agentic, run_agent
 from orchestrator.engine._answers import file_contract
+from orchestrator.engine._changes import changes_for, review_files
 from orchestrator.engine._packing import digest, pack_files
 from orchestrator.engine._patch import check_patch
 from orchestrator.engine._prompt import system_message, user_message
@@ -203,7 +204,7 @@ def planner_files(ctx: RunContext) -> list[str]:
     higher data class is named to the planner only when the same models may serve that class)."""
     chain = ctx.chain(PLANNER, ctx.base_class)
     classes = {c: ctx.chain(PLANNER, c) == chain for c in set(ctx.file_classes.values())}
-    return [f.path for f in ctx.files.files if classes.get(ctx.file_classes.get(f.path, ctx.base_class), True)]
+    return [f.path for f in review_files(ctx) if classes.get(ctx.file_classes.get(f.path, ctx.base_class), True)]
 
 
 def _plan_contract(ctx: RunContext, paths: list[str]) -> Contract:
@@ -248,10 +249,12 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
     roles_text = "\n".join(f"- {r.name}: {r.description}" for r in worker_roles(ctx.roles).values())
     visible = planner_files(ctx)
     files_text = "\n".join(f"- {path}" for path in visible) or "(no files)"
-    hidden = len(ctx.files.files) - len(visible)
+    hidden = len(review_files(ctx)) - len(visible)
     if hidden:
         files_text += f"\n({hidden} more files of a data class the planner's models may not see)"
-    user = user_message(ctx.roles[PLANNER].prompt, "plan", goal=ctx.goal, roles=roles_text, file_list=files_text)
+    changes = changes_for(ctx, visible)
+    planner = ctx.roles[PLANNER].prompt
+    user = user_message(planner, "plan", goal=ctx.goal, roles=roles_text, file_list=files_text, changes=changes)
 
     def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
         return [SystemMessage(system_message("")), HumanMessage(user)]
@@ -281,7 +284,7 @@ def dispatch(state: RunState) -> list[Send]:
     ctx = get_runtime(RunContext).context
     keys: list[str] = []
     for subtask in subtasks:
-        paths = subtask.files or [f.path for f in ctx.files.files]
+        paths = subtask.files or [f.path for f in review_files(ctx)]
         chain = ctx.chain(subtask.role, ctx.data_class_of(paths))
         head = chain[0] if chain else None
         keys.append(head.ref if head and ctx.pool.gate(head.provider) is not None else "")
@@ -309,7 +312,7 @@ def make_role_node(role_name: str) -> Any:
 def subtask_files(ctx: RunContext, subtask: Subtask) -> list[SourceFile]:
     """The files a subtask is given (all of the workspace's when it names none)."""
     by_path = ctx.files.by_path()
-    return [by_path[p] for p in subtask.files if p in by_path] or ctx.files.files
+    return [by_path[p] for p in subtask.files if p in by_path] or review_files(ctx)
 
 
 async def role_work(ctx: RunContext, role_name: str, subtask: Subtask) -> CallRecord:
@@ -327,7 +330,8 @@ async def role_work(ctx: RunContext, role_name: str, subtask: Subtask) -> CallRe
         outcome, extra = done.outcome, {**extra, **done.extra}
         edit_checks = extra.pop("edit_checks")
     else:
-        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction)
+        changes = changes_for(ctx, [f.path for f in files])
+        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction, changes=changes)
         context: dict[str, Any] = {}
         contract = file_contract(role.output, tuple(f.path for f in files))
         build = packed_messages(ctx, files, user, context)
@@ -352,7 +356,10 @@ def agent_task(
     """A subtask for the tool loop, with this module's prompts and packing."""
 
     def user(edit_format: str) -> str:
-        return user_message(role.prompt, role.output, edit_format, goal=ctx.goal, instruction=instruction)
+        changes = changes_for(ctx, [f.path for f in files])
+        return user_message(
+            role.prompt, role.output, edit_format, goal=ctx.goal, instruction=instruction, changes=changes
+        )
 
     def packer(files: list[SourceFile], text: str, context: dict[str, Any], reserve: int) -> Any:
         return packed_messages(ctx, files, text, context, reserve)

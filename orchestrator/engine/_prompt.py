@@ -39,14 +39,20 @@ def edit_instructions(output: str | dict[str, Any], edit_format: str) -> str:
     return REPLACE_INSTRUCTIONS if edit_format == "replace" and output in REPLACE_MODELS else DIFF_INSTRUCTIONS
 
 
-def user_message(template: str, output: str | dict[str, Any], edit_format: str = "diff", **values: str) -> str:
-    """The role's task, then the shape of its answer (an output kind, or a role's own schema)."""
+def user_message(
+    template: str, output: str | dict[str, Any], edit_format: str = "diff", *, changes: str = "", **values: str
+) -> str:
+    """The role's task, then the changes under review (engine._changes, when the run reviews a
+    diff), then the shape of its answer (an output kind, or a role's own schema)."""
     if isinstance(output, dict):
         shape = f"JSON following this JSON Schema:\n{json.dumps(output, ensure_ascii=False)}"
     else:
         shape = f"JSON of this shape:\n{answer_shape(output, edit_format)}"
     values.setdefault("edit_instructions", edit_instructions(output, edit_format))
-    return f"{render(template, **values)}\n\nAnswer with {shape}".strip()
+    task = render(template, **values)
+    if changes:
+        task = f"{task}\n\n{changes}"
+    return f"{task}\n\nAnswer with {shape}".strip()
 
 
 def system_message(files_block: str) -> str:

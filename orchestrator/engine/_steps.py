@@ -14,6 +14,7 @@ from langgraph.types import Send
 from orchestrator.catalog import Route
 from orchestrator.engine._agent import agentic, run_agent
 from orchestrator.engine._answers import file_contract
+from orchestrator.engine._changes import changes_for, review_files
 from orchestrator.engine._nodes import (
     agent_task,
     check_patches,
@@ -46,7 +47,7 @@ answers contradict each other (an empty list if they agree)."""
 
 def _files(ctx: RunContext, spec: NodeSpec) -> list[SourceFile]:
     if not spec.files:
-        return list(ctx.files.files)
+        return list(review_files(ctx))
     return [f for f in ctx.files.files if any(glob_match(f.path, pattern) for pattern in spec.files)]
 
 
@@ -91,7 +92,8 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
             outcome, extra = done.outcome, {**extra, **done.extra}
             edit_checks = extra.pop("edit_checks")
         else:
-            user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction)
+            changes = changes_for(ctx, [f.path for f in files])
+            user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction, changes=changes)
             contract = file_contract(role.output, tuple(f.path for f in files))
             context: dict[str, Any] = {}
             build = packed_messages(ctx, files, user, context)
@@ -138,7 +140,8 @@ def make_proposer_node(name: str, spec: NodeSpec) -> Any:
         chain = ctx.chain(role_name, data_class, node=name)
         rotated = chain[index % len(chain) :] + chain[: index % len(chain)] if chain else []
         instruction = _task_text(ctx, spec, state["inputs"])
-        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction)
+        changes = changes_for(ctx, [f.path for f in files])
+        user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction, changes=changes)
         contract = file_contract(role.output, tuple(f.path for f in files))
         context: dict[str, Any] = {}
         label = f"{_label(name, state['iteration'])}.{index + 1}"

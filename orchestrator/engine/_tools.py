@@ -3,9 +3,11 @@
 MCP servers a spec grants (`SERVER.TOOL`, called by the model as `SERVER__TOOL`).
 
 Every result obeys the run. The files are the run's selection, with secrets already masked; a
-file whose data class the policy does not let this model see is refused (and the refusal is
-recorded); a check's output may show any file, so it is withheld from a model that may not see
-the workspace's highest class; results are fenced as data and bounded; and with `--record` they
+file whose data class the policy does not let this model see does not exist for it: it is not
+listed, not among `read_file`'s paths, not searched, and asking for it by name gets the answer an
+unknown path gets (the refusal is recorded in the run's result, not shown to the model); a check's
+output may show any file of its copy, so it is withheld from a model that may not see the highest
+class of that copy; results are fenced as data (`_fence`) and bounded; and with `--record` they
 are written down, with `--replay` served back (no check runs)."""
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from orchestrator.catalog import Route
 from orchestrator.checks import ChecksRefused, Edit, EditError, edits_to_diffs
+from orchestrator.engine._fence import fence
 from orchestrator.engine._packing import render_file
 from orchestrator.engine.context import RunContext
 from orchestrator.policy import CLASSES, redact
@@ -64,10 +67,9 @@ class Toolbox:
         offered = [t for t in self.tools if not mcp_server_of(t) or (hub is not None and hub.tool(t) is not None)]
         self.tools = tuple(offered[:cap])
         self.mcp = {hub.tools[t].exposed: hub.tools[t] for t in self.tools if mcp_server_of(t)} if hub else {}
-
-    @property
-    def files(self) -> list[SourceFile]:
-        return self.ctx.files.files
+        # the files this model may see: the only ones it is told of, in any way
+        self.files: list[SourceFile] = [f for f in self.ctx.files.files if self._visible(f)]
+        self._by_path = {f.path: f for f in self.files}
 
     def parameters(self) -> dict[str, dict[str, Any]]:
         """Each tool's arguments as a JSON Schema object (the real files and checks as enums)."""
@@ -145,8 +147,11 @@ class Toolbox:
             tool = self.mcp[name]
             text, status = await self.ctx.mcp.call(tool.granted, args)
             text = redact(text, self.ctx.pool.secrets)
-            return ToolResult(_fence(name, _cut(text)), status, f"{tool.granted}: {text[:120]}")
+            return ToolResult(self._fence(name, _cut(text)), status, f"{tool.granted}: {text[:120]}")
         return ToolResult(f"unknown tool {name}", "error", "unknown tool")
+
+    def _fence(self, tool: str, text: str) -> str:
+        return fence("tool_result", "tool", tool, text, self.ctx.fence_key)
 
     # ---- the tools
     def _visible(self, source: SourceFile) -> bool:
@@ -157,16 +162,19 @@ class Toolbox:
         chosen = [f for f in self.files if not glob or glob_match(f.path, glob)]
         body = "\n".join(f"{f.path} ({f.lines} lines)" for f in chosen[:500])
         more = f"\n... and {len(chosen) - 500} more" if len(chosen) > 500 else ""
-        return ToolResult(_fence("list_files", (body or "(no file matches)") + more), "ok", f"{len(chosen)} files")
+        return ToolResult(self._fence("list_files", (body or "(no file matches)") + more), "ok", f"{len(chosen)} files")
 
     def _read(self, path: str, offset: Any, limit: Any) -> ToolResult:
-        source = self.ctx.files.by_path().get(path)
-        if source is None:
-            return ToolResult(_fence("read_file", f"no such file: {path}"), "error", "no such file")
-        data_class = self.ctx.file_classes.get(path, self.ctx.base_class)
-        if not self._visible(source):
+        source = self._by_path.get(path)
+        unknown = self._fence("read_file", f"no such file: {path}")
+        if source is None and path in self.ctx.files.by_path():
+            # a file this model may not see: answered as an unknown path, refused in the record
+            data_class = self.ctx.file_classes.get(path, self.ctx.base_class)
             why = f"refused by the policy: {path} is {data_class} and {self.route.ref} may not see {data_class} data"
-            return ToolResult(_fence("read_file", why), "refused", why)
+            return ToolResult(unknown, "refused", why)
+        if source is None:
+            return ToolResult(unknown, "error", "no such file")
+        data_class = self.ctx.file_classes.get(path, self.ctx.base_class)
         lines = source.text.splitlines()
         first = max(1, int(offset or 1))
         count = min(MAX_READ_LINES, max(1, int(limit or READ_LINES)))
@@ -174,7 +182,7 @@ class Toolbox:
         listing = render_file(path, "\n".join(shown), first)
         last = first + len(shown) - 1
         note = f"(lines {first}-{last} of {len(lines)})" if shown else f"(the file has {len(lines)} lines)"
-        text = _fence("read_file", _cut(f"{note}\n{listing}"))
+        text = self._fence("read_file", _cut(f"{note}\n{listing}"))
         return ToolResult(text, "ok", f"lines {first}-{last} of {len(lines)}", data_class)
 
     def _grep(self, pattern: str, glob: str | None) -> ToolResult:
@@ -183,17 +191,13 @@ class Toolbox:
         try:
             compiled = regex.compile(pattern)
         except (regex.error, ValueError) as exc:
-            return ToolResult(_fence("grep", f"invalid pattern: {exc}"), "error", "invalid pattern")
+            return ToolResult(self._fence("grep", f"invalid pattern: {exc}"), "error", "invalid pattern")
         matches: list[str] = []
-        hidden = 0
         seen = self.ctx.base_class
         deadline = time.perf_counter() + GREP_TIMEOUT_S
-        slow = ToolResult(_fence("grep", "the search took too long: use a simpler pattern"), "error", "timeout")
+        slow = ToolResult(self._fence("grep", "the search took too long: use a simpler pattern"), "error", "timeout")
         for source in self.files:
             if glob and not glob_match(source.path, glob):
-                continue
-            if not self._visible(source):
-                hidden += 1
                 continue
             for number, line in enumerate(source.text.splitlines(), 1):
                 left = deadline - time.perf_counter()
@@ -208,15 +212,14 @@ class Toolbox:
                     seen = max(seen, self.ctx.file_classes.get(source.path, seen), key=CLASSES.index)
                 if len(matches) >= GREP_MATCHES:
                     break
-        notes = f"\n({hidden} files not searched: the policy keeps them from this model)" if hidden else ""
         body = "\n".join(matches) or "(no match)"
-        return ToolResult(_fence("grep", _cut(body) + notes), "ok", f"{len(matches)} matches", seen)
+        return ToolResult(self._fence("grep", _cut(body)), "ok", f"{len(matches)} matches", seen)
 
     async def _check(self, args: dict[str, Any]) -> ToolResult:
         verifier = self.ctx.verifier
         name = str(args.get("check", ""))
         if verifier is None or name not in self.ctx.checks:
-            return ToolResult(_fence("run_check", f"no such check: {name}"), "error", "no such check")
+            return ToolResult(self._fence("run_check", f"no such check: {name}"), "error", "no such check")
         diff = args.get("diff") or None
         if args.get("edits"):
             try:
@@ -224,28 +227,24 @@ class Toolbox:
                 texts = {f.path: f.text for f in self.files}
                 diff = "".join(edits_to_diffs(edits, texts).values())
             except (EditError, KeyError, TypeError) as exc:
-                return ToolResult(_fence("run_check", f"the edits cannot be applied: {exc}"), "error", "bad edits")
+                return ToolResult(self._fence("run_check", f"the edits cannot be applied: {exc}"), "error", "bad edits")
         try:
             run = await verifier.run(name, diff, self.owner)
         except ChecksRefused as exc:
-            return ToolResult(_fence("run_check", str(exc)), "refused", str(exc))
+            return ToolResult(self._fence("run_check", str(exc)), "refused", str(exc))
         where = "with your change" if diff else "on the workspace as it is"
         head = f"check {name} {where}: {run.status} (exit {run.exit_code}, {run.duration_ms / 1000:.1f}s)"
         top = self.ctx.workspace_class
         if not self.ctx.may_see(self.route, self.role, top, self.node):
             why = f"output withheld: it may show {top} files, which {self.route.ref} may not see"
-            return ToolResult(_fence("run_check", f"{head}\n{why}"), "ok", f"{run.status}; {why}")
+            return ToolResult(self._fence("run_check", f"{head}\n{why}"), "ok", f"{run.status}; {why}")
         output = run.output[-RESULT_CHARS:]
-        return ToolResult(_fence("run_check", f"{head}\n{output}"), "ok", f"{run.status} (exit {run.exit_code})", top)
+        detail = f"{run.status} (exit {run.exit_code})"
+        return ToolResult(self._fence("run_check", f"{head}\n{output}"), "ok", detail, top)
 
 
 def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-
-
-def _fence(tool: str, text: str) -> str:
-    body = text.replace("</tool_result>", "<\\/tool_result>")  # the data cannot close its own fence
-    return f'<tool_result tool="{tool}">\n{body}\n</tool_result>'
 
 
 def _cut(text: str) -> str:

@@ -3,6 +3,7 @@ module globals), and the progress protocol nodes report to."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from orchestrator.policy import CLASSES
 if TYPE_CHECKING:
     from orchestrator.catalog import Route
     from orchestrator.checks import Verifier
+    from orchestrator.diff import DiffScope
     from orchestrator.engine.state import CallRecord, Subtask
     from orchestrator.mcp_tools import McpHub
     from orchestrator.models import ModelPool
@@ -108,6 +110,7 @@ class RunContext:
     pausable: bool = True  # a checkpointer holds the run, so a node may pause (budget)
     finished: Finished = field(default_factory=Forgetful)  # every node's update, kept as it finishes
     file_classes: dict[str, str] = field(default_factory=dict)  # file -> data class (policy.files)
+    check_class: str = ""  # the highest class of a check's copy: every file, selected or not
     paused: dict[str, int] = field(default_factory=dict)  # subtask -> when (run clock, ms) the budget paused it
     # agentic roles: the checks, the verifier that runs them, the loop's bounds, the run's clock
     checks: dict[str, CheckSpec] = field(default_factory=dict)
@@ -115,6 +118,10 @@ class RunContext:
     agent: AgentLimits = field(default_factory=AgentLimits)
     mcp: McpHub | None = None  # the granted tools of the spec's MCP servers, while the run lasts
     executor: Executor | None = None  # where role nodes' work runs (None: in this process)
+    diff: DiffScope | None = None  # the changes under review (diff_base); None: every file is reviewed
+    # the secret behind the boundaries of tool-result fences (engine._fence): random unless the
+    # runtime derives it from this user's machine key, so that the cache keeps answering
+    fence_key: bytes = field(default_factory=lambda: os.urandom(32))
 
     @property
     def base_class(self) -> str:
@@ -136,8 +143,10 @@ class RunContext:
 
     @property
     def workspace_class(self) -> str:
-        """The highest class of the workspace's files: what a check's output may show."""
-        return max([self.base_class, *self.file_classes.values()], key=CLASSES.index)
+        """What a check's output may show: the highest class of the files of its copy, which are
+        every file of the workspace, the ones the selection leaves out included."""
+        copied = [self.check_class] if self.check_class else []
+        return max([self.base_class, *self.file_classes.values(), *copied], key=CLASSES.index)
 
     def offset_ms(self) -> int:
         """Now on the run's clock (from its first start, across resumes): tool calls and checks."""

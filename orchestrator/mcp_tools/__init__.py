@@ -2,6 +2,6 @@
 reached through langchain-mcp-adapters (the optional extra `[mcp]`, imported only when a spec
 declares a server)."""
 
-from orchestrator.mcp_tools._hub import McpHub, McpTool, McpUnavailable, needed_servers, open_servers
+from orchestrator.mcp_tools._hub import Launch, McpHub, McpTool, McpUnavailable, needed_servers, open_servers
 
-__all__ = ["McpHub", "McpTool", "McpUnavailable", "needed_servers", "open_servers"]
+__all__ = ["Launch", "McpHub", "McpTool", "McpUnavailable", "needed_servers", "open_servers"]

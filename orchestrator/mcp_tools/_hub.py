@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,8 @@ SCHEMA_BYTES = 16_000  # a larger argument schema is refused (it would crowd the
 RESULT_BYTES = 200_000  # of one result, before the toolbox's own cut
 RESERVED = ("tool",)  # a grammar turn's action key: no tool may take an argument of that name
 EXPOSED = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # function names endpoints accept
+# (server name, its command) -> the argv that starts it: the runtime's sandbox in pull-request mode
+Launch = Callable[[str, list[str]], list[str]]
 
 
 class McpUnavailable(OrchestratorError):
@@ -113,9 +115,12 @@ def needed_servers(granted: Iterable[str]) -> dict[str, list[str]]:
     return found
 
 
-def _connection(name: str, server: McpServerSpec, cwd: Path, egress: Egress | None) -> dict[str, Any]:
+def _connection(
+    name: str, server: McpServerSpec, cwd: Path, egress: Egress | None, launch: Launch | None
+) -> dict[str, Any]:
     if server.command is not None:
-        return {"transport": "stdio", "command": server.command[0], "args": server.command[1:], "cwd": str(cwd)}
+        argv = launch(name, list(server.command)) if launch is not None else list(server.command)
+        return {"transport": "stdio", "command": argv[0], "args": argv[1:], "cwd": str(cwd)}
     connection: dict[str, Any] = {"transport": "streamable_http", "url": server.url, "timeout": server.timeout_s}
     if egress is not None:
         connection["httpx_client_factory"] = _counted_client(egress, f"mcp server {name}")
@@ -161,16 +166,21 @@ def _checked(server: str, tool: Any) -> McpTool:
 
 @asynccontextmanager
 async def open_servers(
-    servers: dict[str, McpServerSpec], granted: Iterable[str], cwd: Path, egress: Egress | None
+    servers: dict[str, McpServerSpec],
+    granted: Iterable[str],
+    cwd: Path,
+    egress: Egress | None,
+    launch: Launch | None = None,
 ) -> AsyncIterator[McpHub]:
-    """Start or connect the servers whose tools are granted, for as long as the run lasts.
+    """Start or connect the servers whose tools are granted, for as long as the run lasts;
+    `launch` turns a stdio server's command into the one that starts it (in a sandbox).
 
     The sessions live in a task of their own: the MCP SDK's transports are anyio task groups,
     which would wrap every exception of the run (an interruption, a budget stop) in an
     ExceptionGroup if the run went on inside them."""
     ready: asyncio.Future[McpHub] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
-    owner = asyncio.create_task(_hold(servers, needed_servers(granted), cwd, egress, ready, stop))
+    owner = asyncio.create_task(_hold(servers, needed_servers(granted), cwd, egress, launch, ready, stop))
     try:
         hub = await ready
     except BaseException:
@@ -189,6 +199,7 @@ async def _hold(
     wanted: dict[str, list[str]],
     cwd: Path,
     egress: Egress | None,
+    launch: Launch | None,
     ready: asyncio.Future[McpHub],
     stop: asyncio.Event,
 ) -> None:
@@ -196,7 +207,7 @@ async def _hold(
     try:
         async with AsyncExitStack() as stack:
             try:
-                hub = await _connect(stack, servers, wanted, cwd, egress)
+                hub = await _connect(stack, servers, wanted, cwd, egress, launch)
             except (McpUnavailable, SpecError) as exc:
                 failure = exc
             else:
@@ -215,6 +226,7 @@ async def _connect(
     wanted: dict[str, list[str]],
     cwd: Path,
     egress: Egress | None,
+    launch: Launch | None,
 ) -> McpHub:
     from langchain_mcp_adapters.sessions import create_session
     from langchain_mcp_adapters.tools import load_mcp_tools
@@ -224,7 +236,7 @@ async def _connect(
         server = servers[name]
         hub.timeouts[name] = server.timeout_s
         try:
-            connection: Any = _connection(name, server, cwd, egress)  # a langchain-mcp-adapters Connection
+            connection: Any = _connection(name, server, cwd, egress, launch)  # a langchain-mcp-adapters Connection
             session = await stack.enter_async_context(create_session(connection))
             await asyncio.wait_for(session.initialize(), server.timeout_s)
             listed = await asyncio.wait_for(

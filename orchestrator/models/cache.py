@@ -38,6 +38,7 @@ class ResponseCache:
         self.hits = 0
         self.misses = 0
         self.rejected = 0  # entries whose signature did not match: never used
+        self.unwritable = 0  # answers the cache could not keep (its disk full, say)
         self.secrets: list[str] = []  # redacted from every answer stored
         self.conn = self._open(path)
 
@@ -82,12 +83,19 @@ class ResponseCache:
         return found if isinstance(found, dict) else None
 
     def put(self, key: str, response: dict[str, Any]) -> None:
+        """Keep an answer; a cache that cannot take it (a full disk) is warned about, never
+        fatal: the answer itself is not lost, the run goes on with it."""
         with self.lock:
             stored = json.dumps(redact_tree(response, self.secrets))
-            self.conn.execute(
-                "INSERT OR REPLACE INTO signed_answers VALUES (?, ?, ?)", (key, stored, self._mac(key, stored))
-            )
-            self.conn.commit()
+            try:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO signed_answers VALUES (?, ?, ?)", (key, stored, self._mac(key, stored))
+                )
+                self.conn.commit()
+            except sqlite3.Error as exc:
+                self.unwritable += 1
+                if self.unwritable == 1:
+                    log.warning("cache.unwritable", path=str(self.path), error=str(exc))
 
     def close(self) -> None:
         with self.lock:

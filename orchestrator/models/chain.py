@@ -29,6 +29,7 @@ from orchestrator.errors import (
     ProviderError,
     ResidencyRefused,
     StructuredOutputError,
+    storage_failure,
 )
 from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
 from orchestrator.models.budget import Budget
@@ -205,7 +206,7 @@ async def call_route(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # classified in one table (failure.py)
-                if _is_graph_signal(exc):
+                if _is_graph_signal(exc) or storage_failure(exc):
                     raise
                 classified = classify(exc, route.ref)
                 pool.failed(route, host, classified)
@@ -325,7 +326,8 @@ async def call_chain(
             result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
             break
         except Exception as exc:  # classified in one table (failure.py), then recorded as a hop
-            if _is_graph_signal(exc):
+            # our own storage failing (a recording on a full disk) is not the model's failure
+            if _is_graph_signal(exc) or storage_failure(exc):
                 raise
             error = classify(exc, route.ref)
             result.usage.tokens_in += usage.tokens_in

@@ -10,7 +10,9 @@ from pathlib import Path
 from orchestrator.outputs.markdown import docs_markdown, render_markdown
 from orchestrator.outputs.result import RunResult
 
-FORMATS = ("markdown", "html", "json", "sarif", "junit")
+FORMATS = ("markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review")
+# the review formats and their files (a run that reviewed a diff: outputs.review)
+REVIEW_FILES = {"github-review": "review.json", "gitlab-review": "gitlab-review.json"}
 
 
 def slug(text: str) -> str:
@@ -52,7 +54,25 @@ def write_outputs(
         path = out_dir / "report.html"
         path.write_text(render_html(result), encoding="utf-8")
         written.append(path)
+    written += _write_reviews(result, out_dir, formats)
     written += _write_artifacts(result, out_dir)
+    return written
+
+
+def _write_reviews(result: RunResult, out_dir: Path, formats: list[str]) -> list[Path]:
+    """review.json (GitHub) and gitlab-review.json, for a run that reviewed a diff."""
+    wanted = [f for f in REVIEW_FILES if f in formats]
+    if not wanted:
+        return []
+    from orchestrator.outputs.review import build_review, github_review, gitlab_review
+
+    review = build_review(result)
+    written = []
+    for kind in wanted:
+        data = github_review(review) if kind == "github-review" else gitlab_review(review)
+        path = out_dir / REVIEW_FILES[kind]
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
     return written
 
 

@@ -67,10 +67,29 @@ def step_summary(result: RunResult) -> str:
             f"| {cell(r.subtask)} | {cell(r.model)} | {cell(r.served_by)} | {cell(r.region)} | {cell(r.reason)} |"
             for r in refused
         ]
+    lines += review_lines(result)
     summary = (result.aggregate.output or {}).get("summary") if result.aggregate else None
     if summary:
         lines += ["", prose(summary)]
     return "\n".join(lines) + "\n"
+
+
+def review_lines(result: RunResult) -> list[str]:
+    """A diff-scoped run: what becomes of each finding and patch in the pull request's review."""
+    if result.diff is None:
+        return []
+    from orchestrator.outputs.review import build_review
+
+    review = build_review(result)
+    verdict = "request changes" if review.event == "REQUEST_CHANGES" else "comment"
+    lines = ["", f"### Review ({verdict}): {len(review.comments)} comment(s) on the diff", ""]
+    lines += ["| finding or patch | where | becomes | why |", "| --- | --- | --- | --- |"]
+    for row in review.rows:
+        lines.append(f"| {cell(row.label)} | `{cell(row.where)}` | {row.became} | {cell(row.why)} |")
+    skipped = [f for f in result.diff.files if not f.reviewed]
+    if skipped:
+        lines += ["", "Not reviewed: " + ", ".join(f"`{cell(f.path)}` ({cell(f.reason)})" for f in skipped)]
+    return lines
 
 
 def in_github_actions() -> bool:

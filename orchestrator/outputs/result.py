@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from orchestrator.checks import VerificationReport
+from orchestrator.diff import DiffReport
 from orchestrator.engine.state import CallRecord, PlanRecord, Record, Served
 from orchestrator.errors import RunStatus
 
@@ -205,6 +206,14 @@ class RunResult(Record):
     clock_origin: str | None = Field(default=None, description="when the run first started (timing offsets)")
     verification: VerificationReport | None = Field(
         default=None, description="patches judged by the spec's checks: baselines, verdicts, all verified together"
+    )
+    diff: DiffReport | None = Field(
+        default=None, description="diff_base: the changes reviewed, and where each finding and patch falls in them"
+    )
+    signature: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 of the patches and their verdicts with the machine key of the run's user: "
+        "`orchestrator apply` refuses a result it cannot authenticate",
     )
 
     def calls(self) -> list[CallRecord]:

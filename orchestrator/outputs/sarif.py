@@ -70,9 +70,10 @@ def build_sarif(result: RunResult, line_counts: dict[str, int], version: str) ->
                     }
                 )
                 rule_ids.append(rule_id)
-            results.append(
-                _result(finding, sub, rule_id, rule_ids.index(rule_id), ext_index[model], prefix, line_counts)
-            )
+            entry = _result(finding, sub, rule_id, rule_ids.index(rule_id), ext_index[model], prefix, line_counts)
+            if result.diff is not None:  # a diff-scoped run: whether the pull request's diff shows the line
+                entry["properties"]["inDiff"] = result.diff.in_diff(finding.file, finding.line)
+            results.append(entry)
     # verified patches, as results with their fix; the others as warnings with their verdict
     fixes = sarif_fixes(result, prefix)
     results += fixes

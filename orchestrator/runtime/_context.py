@@ -4,8 +4,11 @@ and the tracker that keeps the latest state while the graph streams."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.engine.context import AgentLimits, Progress, RunContext
@@ -14,9 +17,10 @@ from orchestrator.mcp_tools import McpHub, open_servers
 from orchestrator.models import Budget, CallSettings, ModelPool
 from orchestrator.policy import Egress, redact, secret_values
 from orchestrator.policy.secrets import remember
+from orchestrator.runtime._mcp_sandbox import sandboxed_launch
 from orchestrator.runtime.verify import make_verifier
 from orchestrator.spec import AGGREGATE, PLANNER, mcp_server_of, worker_roles
-from orchestrator.workflow import DEFAULT_KEY, Workflow
+from orchestrator.workflow import DEFAULT_KEY, Workflow, sandboxed_servers
 from orchestrator.workspace import FileSet, SourceFile
 
 
@@ -57,12 +61,18 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         fallback_roles=named or sorted(worker_roles(roles)),
         progress=progress,
         file_classes=workflow.file_classes,
+        check_class=workflow.check_class,
         checks=dict(spec.checks),
         agent=agent,
     )
     context.verifier = make_verifier(
         workflow.loaded, secrets, recorder, context.offset_ms, policy=workflow.operator.policy
     )
+    if workflow.diff is not None:  # the hunks the models see, with the same secrets masked as the files
+        patches = {path: redact(text, secrets) for path, text in workflow.diff.patches.items()}
+        context.diff = replace(workflow.diff, patches=patches)
+    if cache is not None:  # an unchanged tool result keeps its fence's boundary: the cache keeps answering
+        context.fence_key = hmac.new(cache.secret, b"tool-result-fence", hashlib.sha256).digest()
     return context
 
 
@@ -75,12 +85,15 @@ async def mcp_tools(workflow: Workflow, context: RunContext) -> AsyncIterator[Mc
         yield None
         return
     servers = workflow.loaded.spec.mcp_servers
-    async with open_servers(servers, granted, workflow.loaded.workspace, context.pool.egress) as hub:
-        context.mcp = hub
-        try:
-            yield hub
-        finally:
-            context.mcp = None
+    workspace = workflow.loaded.workspace
+    sandboxed = sandboxed_servers(workflow.loaded, workflow.operator)
+    with sandboxed_launch(sandboxed, workspace) as launch:
+        async with open_servers(servers, granted, workspace, context.pool.egress, launch) as hub:
+            context.mcp = hub
+            try:
+                yield hub
+            finally:
+                context.mcp = None
 
 
 def initial_state(workflow: Workflow) -> RunState:

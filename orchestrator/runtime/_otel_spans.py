@@ -8,7 +8,8 @@
         ├── check NAME           patch checks (git apply --check, the project's checks)
         └── wait CAUSE           waits for a slot, a rate limit, a backoff, the budget
 
-Times are the run's own (`timing` offsets from `clock_origin`). Imported only with `--otel`."""
+Times are the run's own (`timing` offsets from `clock_origin`). No span carries what a tool
+returned. Imported only with `--otel`."""
 
 from __future__ import annotations
 
@@ -188,7 +189,10 @@ def _event_span(
     else:
         name = f"{event.kind} {event.name}"
         attributes = {f"orchestrator.{event.kind}.name": event.name}
-    if event.detail:
+    # a tool's span says which tool and how it ended, never what it returned (a file, a check's
+    # output, an MCP server's answer): that is content, and even with content capture on the
+    # spans carry only the instruction and the answer
+    if event.detail and event.kind != "tool":
         attributes["orchestrator.detail"] = event.detail
     span = tracer.start_span(name, parent, kind, attributes, start_time=start)
     if event.status not in ("ok", "pass", "verified", "passed"):

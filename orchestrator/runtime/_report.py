@@ -24,6 +24,20 @@ def output_target(workflow: Workflow, options: RunOptions) -> tuple[Path, list[s
     return out_dir, list(options.formats or spec.output.formats)
 
 
+def check_formats(workflow: Workflow, options: RunOptions) -> None:
+    """A review format needs a run that reviews a diff: refused before anything runs (exit 2)."""
+    from orchestrator.errors import SpecError
+    from orchestrator.outputs._write import REVIEW_FILES
+
+    _, formats = output_target(workflow, options)
+    wanted = [f for f in formats if f in REVIEW_FILES]
+    if wanted and workflow.diff is None:
+        raise SpecError(
+            f"output format {wanted[0]} needs a diff to review: set diff_base in the spec, pass --diff-base REF, "
+            "or run in a CI pull-request job (its base branch is the default)"
+        )
+
+
 def store_result(workflow: Workflow, options: RunOptions, result: RunResult) -> Path:
     """Keep the result of a listed run in its data folder and tell the ledger where it is."""
     folder = data_dir(workflow) / "results"

@@ -32,6 +32,7 @@ from orchestrator.outputs.result import (
     Totals,
     UsageTotals,
 )
+from orchestrator.runtime._placed import diff_report
 from orchestrator.runtime._shape import graph_report, model_infos, source_excerpts
 from orchestrator.runtime.verify import gated, required
 from orchestrator.spec.kinds import at_or_above, max_severity
@@ -137,6 +138,7 @@ def build_result(
         if clock_origin
         else None,
         verification=verification,
+        diff=diff_report(workflow, subtasks, files),
     )
     return result
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,16 +21,17 @@ import structlog
 
 from orchestrator.checks import VerificationReport
 from orchestrator.engine.context import Progress, RunContext, SilentProgress
-from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError
+from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError, StateError
 from orchestrator.outputs import RunResult, write_outputs
 from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
 from orchestrator.runtime._context import Tracker, initial_state, mcp_tools
-from orchestrator.runtime._report import output_target, store_result
+from orchestrator.runtime._report import check_formats, output_target, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
 from orchestrator.runtime._shape import graph_shape
+from orchestrator.runtime._signature import signature
 from orchestrator.runtime._stores import DEFAULT, OFF, backend_name, checkpoint_location, open_saver, recorder_for
 from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.otel import prepare_export
@@ -39,6 +41,8 @@ from orchestrator.spec.operator import Operator
 from orchestrator.workflow import Workflow, prepare_workflow
 
 log = structlog.get_logger(__name__)
+# what writing the run's own state raises (a full disk, a read-only folder): never a model's error
+STATE_ERRORS = (OSError, sqlite3.Error)
 
 
 @dataclass
@@ -77,6 +81,7 @@ def new_run_id() -> str:
 async def run_workflow_async(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:
     """Run (or, with `resume`, finish) the workflow; the run id is the checkpoint's thread."""
     options = options or RunOptions()
+    check_formats(workflow, options)
     run_id = options.run_id or new_run_id()
     location = checkpoint_location(options.checkpoint, workflow)
     recorder = recorder_for(options, workflow)
@@ -86,7 +91,10 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
     origin = datetime.now(UTC)  # the run's clock starts when the ledger says it did (to the millisecond)
     origin = origin.replace(microsecond=origin.microsecond // 1000 * 1000)
     if listed and not resume:
-        ledger.start_run(_entry(workflow, run_id, options, location or "", origin))
+        try:
+            ledger.start_run(_entry(workflow, run_id, options, location or "", origin))
+        except STATE_ERRORS as exc:
+            raise StateError.of(exc, "list the run in the run ledger (no run was started)") from exc
     elif resume and (entry := ledger.get_run(run_id)) is not None:
         origin = datetime.fromisoformat(entry.started_at)
     try:
@@ -97,14 +105,48 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
             if stopped.outcome is not None:
                 store_result(workflow, options, stopped.outcome.result)
         raise
+    except StateError as failed:  # the run finished, its outputs could not be written
+        raise _kept(workflow, options, run_id, failed, listed) from failed.__cause__
     except OrchestratorError as failed:  # e.g. the checkpoint database is down: a resume can try again
         if listed and not resume:
             ledger.finish_run(run_id, "error", failed.exit_code)
         raise
+    except STATE_ERRORS as exc:  # a checkpoint, the cache, a recording or a scratch copy on a full disk
+        if listed:
+            _quietly(lambda: ledger.finish_run(run_id, "error", ExitStatus.PROVIDER_FAILURE))
+        again = f"then `orchestrator resume {run_id}`: what finished is checkpointed" if listed else ""
+        hint = "; ".join(h for h in (StateError.hint, again) if h)
+        raise StateError.of(exc, f"write the state of run {run_id}", hint=hint) from exc
     if listed:
         ledger.finish_run(run_id, outcome.result.status, outcome.exit_code)
         store_result(workflow, options, outcome.result)
     return outcome
+
+
+def _kept(workflow: Workflow, options: RunOptions, run_id: str, failed: StateError, listed: bool) -> StateError:
+    """A run whose outputs could not be written: its status in the ledger and its result in the
+    data folder (when they can be written), and the error saying how to get the outputs."""
+    outcome: RunOutcome | None = failed.outcome
+    if outcome is None or not listed:
+        return failed
+    stored = _quietly(lambda: ledger.finish_run(run_id, outcome.result.status, outcome.exit_code))
+    stored = stored and _quietly(lambda: store_result(workflow, options, outcome.result))
+    again = f"`orchestrator report {run_id}` writes them" if stored else f"`orchestrator resume {run_id}` writes them"
+    return StateError(
+        f"run {run_id} finished ({outcome.result.status}) but {failed.message}",
+        hint=f"{StateError.hint}; then {again}",
+        outcome=outcome,
+    )
+
+
+def _quietly(write: Callable[[], object]) -> bool:
+    """A write of the run's bookkeeping that may fail on the same full disk: True when it did not."""
+    try:
+        write()
+    except STATE_ERRORS as exc:
+        log.warning("run.state_unwritable", error=str(exc))
+        return False
+    return True
 
 
 def _entry(workflow: Workflow, run_id: str, options: RunOptions, location: str, started: datetime) -> ledger.RunEntry:
@@ -197,7 +239,14 @@ async def _run(
     result = RunResult.model_validate(redact_tree(result.model_dump(mode="json"), context.pool.secrets))
     if exporter is not None:  # the spans leave after the run (secrets masked), and the collector is egress too
         result = exporter.export(result)
-    written = _write(workflow, options, result)
+    # `apply` writes only patches whose verdicts this machine's key signed
+    result.signature = signature(result, ledger.machine_key())
+    try:
+        written = _write(workflow, options, result)
+    except STATE_ERRORS as exc:
+        unwritten = RunOutcome(result=result, exit_code=ExitStatus(result.exit_code), written=[])
+        where = output_target(workflow, options)[0]
+        raise StateError.of(exc, f"write its outputs in {where}", outcome=unwritten) from exc
     log.info("run.finished", status=result.status, exit_code=result.exit_code, **result.totals.model_dump())
     outcome = RunOutcome(result=result, exit_code=ExitStatus(result.exit_code), written=written)
     if stopped_by is not None:

@@ -6,7 +6,10 @@
   it (the files the patches touch must have no uncommitted change);
 - elsewhere, applies them to the files in place.
 
-Every patch is checked to apply, all together, before anything is written.
+Every patch is checked to apply, all together, before anything is written, and only from a
+result whose patches and verdicts carry this machine's signature (`_signature.py`): an edited
+result.json, or one made elsewhere, is refused, unless the patches are named and forced (its
+verdicts count for nothing).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from orchestrator.checks import git, header_paths, unsafe_path
 from orchestrator.errors import SpecError
 from orchestrator.outputs import RunResult
 from orchestrator.runtime import ledger
+from orchestrator.runtime._signature import authentic
 
 IDENTITY = {"GIT_AUTHOR_NAME": "Sovereign Orchestrator", "GIT_AUTHOR_EMAIL": "orchestrator@localhost"}
 
@@ -101,6 +105,16 @@ def choose(result: RunResult, ids: list[str], force: bool) -> list[Candidate]:
 def apply_patches(run: str, ids: list[str] | None = None, branch: str | None = None, force: bool = False) -> Applied:
     """Write a run's patches to its workspace (see the module's docstring)."""
     result = load_result(run)
+    notes = []
+    if not authentic(result, ledger.machine_key()):
+        why = (
+            f"the patches and verdicts of run {result.run_id} cannot be authenticated: the result was edited, "
+            "or made by another user or machine"
+        )
+        # forced, the verdicts still count for nothing: only the patches named are applied
+        if not (force and ids):
+            raise SpecError(why, hint="read the patches, and apply the ones you trust with --patch ID --force")
+        notes.append(f"{why}; applied because they were named and forced")
     chosen = choose(result, list(ids or []), force)
     workspace = Path(result.workspace)
     if not workspace.is_dir():
@@ -111,7 +125,9 @@ def apply_patches(run: str, ids: list[str] | None = None, branch: str | None = N
             if reason:
                 raise SpecError(f"{candidate.id}: {path}: {reason}")
     combined = "".join(c.diff if c.diff.endswith("\n") else c.diff + "\n" for c in chosen)
-    return asyncio.run(_apply(result, workspace, chosen, combined, branch))
+    applied = asyncio.run(_apply(result, workspace, chosen, combined, branch))
+    applied.notes[:0] = notes
+    return applied
 
 
 async def _apply(result: RunResult, workspace: Path, chosen: list[Candidate], diff: str, branch: str | None) -> Applied:

@@ -21,7 +21,7 @@ from orchestrator.spec._serving import CountryCode, RegionName, ServingSpec
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
 
-OutputFormat = Literal["markdown", "html", "json", "sarif", "junit"]
+OutputFormat = Literal["markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review"]
 DataClass = Literal["public", "internal", "confidential"]
 DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "confidential")  # ordered: a mix takes the highest
 
@@ -31,6 +31,12 @@ ModelChain = Annotated[
 ]
 # names that reach file names, terminals and CI logs: a bounded, plain alphabet
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")]
+# a git revision (a branch, a tag, a commit): never an option, nothing a shell or a log would misread
+GitRef = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./@{}~^-]{0,255}$"),
+]
 # paths and globs: no NUL, bounded (the file system and the glob matcher are not for strangers)
 PathText = Annotated[str, Field(max_length=1024, pattern=r"^[^\x00]*$")]
 Globs = Annotated[list[PathText], BeforeValidator(lambda v: [v] if isinstance(v, str) else v), Field(max_length=200)]
@@ -176,6 +182,9 @@ class LimitsSpec(Strict):
     max_response_bytes: int = Field(
         default=8_000_000, ge=1024, le=64_000_000, description="a larger answer is cut off and the next model tried"
     )
+    max_diff_bytes: int = Field(
+        default=1_000_000, ge=1024, le=64_000_000, description="diff_base: files past this much diff are not reviewed"
+    )
 
 
 class PriceSpec(Strict):
@@ -199,6 +208,11 @@ class Spec(Strict):
     workspace: PathText = "."
     include: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=lambda: ["**/*"])
     exclude: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=list)
+    diff_base: GitRef | None = Field(
+        default=None,
+        description="review what changed: the files changed between the merge base of this revision and HEAD "
+        "(default in a pull-request job: the CI's base branch; 'none' reviews the whole include set)",
+    )
     graph: PathText = "coding-workflow"
     tasks: list[TaskSpec] = Field(default_factory=list, max_length=5000)
     models: dict[str, ModelChain] = Field(default_factory=dict)

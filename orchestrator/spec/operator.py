@@ -7,9 +7,11 @@ workflow) is trusted, the spec is not. The operator's policy comes from outside 
 operator-only ones. `ORCHESTRATOR_TRUSTED_HOSTS=a,b` adds trusted hosts, `ORCHESTRATOR_TRUSTED_KEYS=A,B`
 variables a spec may name as keys.
 
-Pull-request mode (the spec is untrusted) is automatic when `CI` is set and the event is a pull or
-merge request on GitHub Actions, GitLab CI, Bitbucket Pipelines or Azure Pipelines; `--untrusted`
-forces it and `--trusted` turns it off.
+Pull-request mode (the spec is untrusted) is automatic in CI whenever the event may run code a
+pull or merge request controls, on GitHub Actions, GitLab CI, Bitbucket Pipelines or Azure
+Pipelines (the tables below; docs/security.md explains each event). An event a table does not know
+is treated as one that does: only the events known to run the repository's own code are trusted.
+`--untrusted` forces it and `--trusted` turns it off.
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ class OperatorPolicy(RulesSpec):
     allow_mcp_servers: list[str] | None = Field(
         default=None, description="command patterns (globs) of the stdio MCP servers a spec may start; PR mode no other"
     )
+    trusted_mcp_servers: list[str] = Field(
+        default_factory=list,
+        description="command patterns of stdio MCP servers that are the operator's own: in PR mode they run outside "
+        "the sandbox (a spec's other servers run in it)",
+    )
     sandbox: SandboxMode | None = Field(default=None, description="a floor: `required` runs checks only sandboxed")
     checks_env: list[EnvName] = Field(
         default_factory=list,
@@ -176,22 +183,111 @@ def load_operator(
     )
 
 
+# GitHub Actions (GITHUB_EVENT_NAME): the events whose workflow runs only the repository's own code
+# (the default branch's, or a ref someone with write access chose); any other event may run a pull
+# request's code or act on its behalf, and one this table does not know is treated so too
+GITHUB_TRUSTED_EVENTS = frozenset(
+    {
+        "push",
+        "schedule",
+        "workflow_dispatch",
+        "release",
+        "create",
+        "delete",
+        "registry_package",
+        "page_build",
+        "label",
+        "milestone",
+        "issues",
+        "discussion",
+        "discussion_comment",
+        "watch",
+        "fork",
+        "gollum",
+        "public",
+        "project",
+        "project_card",
+        "project_column",
+        "branch_protection_rule",
+    }
+)
+# GitLab CI (CI_PIPELINE_SOURCE): the sources of pipelines on the project's own refs
+GITLAB_TRUSTED_SOURCES = frozenset(
+    {
+        "push",
+        "web",
+        "schedule",
+        "api",
+        "trigger",
+        "chat",
+        "webide",
+        "ondemand_dast_scan",
+        "ondemand_dast_validation",
+        "security_orchestration_policy",
+    }
+)
+# variables set only when a pipeline belongs to a merge request (or an external pull request)
+GITLAB_REQUEST_VARIABLES = (
+    "CI_MERGE_REQUEST_IID",
+    "CI_MERGE_REQUEST_ID",
+    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+    "CI_EXTERNAL_PULL_REQUEST_IID",
+    "CI_OPEN_MERGE_REQUESTS",
+)
+BITBUCKET_REQUEST_VARIABLES = ("BITBUCKET_PR_ID", "BITBUCKET_PR_DESTINATION_BRANCH")
+# Azure Pipelines (BUILD_REASON): the reasons of builds of the project's own branches
+AZURE_TRUSTED_REASONS = frozenset({"Manual", "IndividualCI", "BatchedCI", "Schedule"})
+AZURE_REQUEST_VARIABLES = (
+    "SYSTEM_PULLREQUEST_PULLREQUESTID",
+    "SYSTEM_PULLREQUEST_PULLREQUESTNUMBER",
+    "SYSTEM_PULLREQUEST_SOURCEBRANCH",
+)
+
+
 def pull_request_event(env: Mapping[str, str]) -> str:
-    """Why this looks like a CI run on a pull or merge request ("" when it does not), from each CI
-    system's documented variables."""
+    """Why this CI run may run code a pull or merge request controls ("" when it runs only the
+    repository's own), from each CI system's documented variables; outside CI, ""."""
     if not env.get("CI") and not env.get("TF_BUILD"):
         return ""
-    github = env.get("GITHUB_EVENT_NAME", "")
-    if env.get("GITHUB_ACTIONS") == "true" and github in ("pull_request", "pull_request_target", "merge_group"):
-        return f"GitHub Actions {github} event"
-    if env.get("GITLAB_CI") == "true" and (
-        env.get("CI_PIPELINE_SOURCE") == "merge_request_event" or env.get("CI_MERGE_REQUEST_IID")
-    ):
-        return "GitLab CI merge request pipeline"
-    if env.get("BITBUCKET_BUILD_NUMBER") and env.get("BITBUCKET_PR_ID"):
-        return "Bitbucket Pipelines pull request"
-    if env.get("TF_BUILD", "").lower() == "true" and (
-        env.get("BUILD_REASON") == "PullRequest" or env.get("SYSTEM_PULLREQUEST_PULLREQUESTID")
-    ):
-        return "Azure Pipelines pull request build"
+    if env.get("GITHUB_ACTIONS") == "true":
+        return _github(env)
+    if env.get("GITLAB_CI") == "true":
+        return _gitlab(env)
+    if env.get("BITBUCKET_BUILD_NUMBER") or env.get("BITBUCKET_PIPELINE_UUID"):
+        named = [name for name in BITBUCKET_REQUEST_VARIABLES if env.get(name)]
+        return f"Bitbucket Pipelines pull request ({named[0]})" if named else ""
+    if env.get("TF_BUILD", "").lower() == "true":
+        return _azure(env)
     return ""
+
+
+def _github(env: Mapping[str, str]) -> str:
+    event = env.get("GITHUB_EVENT_NAME", "")
+    if env.get("GITHUB_HEAD_REF"):
+        return f"GitHub Actions {event or 'run'} event with a pull request's head (GITHUB_HEAD_REF)"
+    # GitHub always names the event: without one this is no workflow run of an event
+    if not event or event in GITHUB_TRUSTED_EVENTS:
+        return ""
+    return f"GitHub Actions {event} event"
+
+
+def _gitlab(env: Mapping[str, str]) -> str:
+    source = env.get("CI_PIPELINE_SOURCE", "")
+    named = [name for name in GITLAB_REQUEST_VARIABLES if env.get(name)]
+    if source == "merge_request_event" or (named and named[0].startswith("CI_MERGE_REQUEST")):
+        return "GitLab CI merge request pipeline"
+    if named:
+        return f"GitLab CI pipeline of a merge or pull request ({named[0]})"
+    if not source or source in GITLAB_TRUSTED_SOURCES:
+        return ""
+    return f"GitLab CI {source} pipeline"
+
+
+def _azure(env: Mapping[str, str]) -> str:
+    reason = env.get("BUILD_REASON", "")
+    named = [name for name in AZURE_REQUEST_VARIABLES if env.get(name)]
+    if reason == "PullRequest" or named:
+        return "Azure Pipelines pull request build"
+    if not reason or reason in AZURE_TRUSTED_REASONS:
+        return ""
+    return f"Azure Pipelines {reason} build"

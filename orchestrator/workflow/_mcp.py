@@ -2,10 +2,12 @@
 declared server; a server's URL is egress (a role that may hold confidential data reaches only the
 hosts its rules allow, exactly as a model's host); and in pull-request mode a spec starts no
 server process and reaches no host the operator has not admitted (`allow_mcp_servers` command
-patterns, `trusted_hosts`)."""
+patterns, `trusted_hosts`), and the stdio servers it starts run in the sandbox, but for those the
+operator lists as its own (`trusted_mcp_servers`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +17,7 @@ from orchestrator.policy import CLASSES, host_refusal, rules_for
 from orchestrator.spec import LoadedSpec, McpServerSpec, Role, mcp_server_of, unknown_server
 from orchestrator.spec.graphfile import GraphDefinition
 from orchestrator.spec.operator import Operator, OperatorPolicy
-from orchestrator.workflow._trust import command_refusal
+from orchestrator.workflow._trust import check_command, command_pattern, command_refusal
 
 
 def server_host(server: McpServerSpec) -> str | None:
@@ -27,17 +29,31 @@ def granted_servers(role: Role) -> list[str]:
     return list(dict.fromkeys(s for s in map(mcp_server_of, role.tools) if s is not None))
 
 
-def mcp_plan(loaded: LoadedSpec, roles: dict[str, Role]) -> dict[str, dict[str, Any]]:
+def mcp_plan(loaded: LoadedSpec, roles: dict[str, Role], *, sandboxed: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """What `validate` shows of each server: how it is reached and which roles have which tools."""
     plan: dict[str, dict[str, Any]] = {}
     for name, server in loaded.spec.mcp_servers.items():
         granted = {r: [t for t in role.tools if mcp_server_of(t) == name] for r, role in roles.items()}
+        local = "this machine (a local process" + (", in the sandbox)" if name in sandboxed else ")")
         plan[name] = {
             "transport": "stdio" if server.command else "streamable_http",
-            "host": server_host(server) or "this machine (a local process)",
+            "host": server_host(server) or local,
             "roles": {r: tools for r, tools in granted.items() if tools},
         }
     return plan
+
+
+def sandboxed_servers(loaded: LoadedSpec, operator: Operator) -> list[str]:
+    """Pull-request mode: the spec's stdio servers that run in the sandbox, which is all of them but
+    those whose command the operator's `trusted_mcp_servers` patterns admit (its own)."""
+    if not operator.untrusted:
+        return []
+    own = [command_pattern(p) for p in operator.policy.trusted_mcp_servers]
+    return [
+        name
+        for name, server in loaded.spec.mcp_servers.items()
+        if server.command is not None and not any(p.match(check_command(server.command)) for p in own)
+    ]
 
 
 def graph_tool_problems(loaded: LoadedSpec, graph: GraphDefinition | None) -> list[Problem]:

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from orchestrator.catalog import load_catalog
+from orchestrator.diff import DiffScope
 from orchestrator.errors import PolicyError, Problem, SpecError
 from orchestrator.policy import CLASSES, file_class
 from orchestrator.policy.chains import ChainTable
@@ -30,7 +31,14 @@ from orchestrator.spec import (
 from orchestrator.spec.graphfile import GraphDefinition, check_graph, is_python_graph, load_graph
 from orchestrator.spec.operator import Operator, OperatorPolicy, load_operator
 from orchestrator.spec.roles import configure_role, make_role
-from orchestrator.workflow._mcp import graph_tool_problems, mcp_egress_refusals, mcp_plan, mcp_refusals
+from orchestrator.workflow._diff import review_scope
+from orchestrator.workflow._mcp import (
+    graph_tool_problems,
+    mcp_egress_refusals,
+    mcp_plan,
+    mcp_refusals,
+    sandboxed_servers,
+)
 from orchestrator.workflow._prices import check_prices
 from orchestrator.workflow._providers import declare_serving, merge_providers
 from orchestrator.workflow._trust import PolicyLine, apply_ceilings, confine, describe_policy, operator_floor, refusals
@@ -62,6 +70,10 @@ class Workflow:
     operator: Operator = field(default_factory=Operator)  # their policy floor; whether the spec is trusted
     floor: OperatorPolicy | None = None  # the rules the spec cannot relax
     policy_lines: list[PolicyLine] = field(default_factory=list)  # the effective rules and their sources
+    diff: DiffScope | None = None  # the files changed since diff_base, which the run reviews (None: every file)
+    # the highest class of what a check's scratch copy holds (every file, selected or not):
+    # a check's output is withheld from a model that may not see it ("": no checks)
+    check_class: str = ""
 
     @property
     def base_class(self) -> str:
@@ -108,8 +120,12 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     floor = operator_floor(loaded, operator)
     apply_ceilings(loaded, operator)
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
+    diff_warnings: list[str] = []
+    scope = review_scope(loaded, files, diff_warnings)
     file_classes = {f.path: file_class(spec.policy, f.path, floor) for f in files.files}
-    resolver = Resolver(catalog, providers, spec.policy, spec.prices, list(file_classes.values()), floor)
+    unselected = _unselected_classes(loaded, floor, file_classes)
+    classes = [*file_classes.values(), *unselected.values()]
+    resolver = Resolver(catalog, providers, spec.policy, spec.prices, classes, floor)
     raw_models = loaded.document.data.get("models") or {}
     resolve_role_chains(resolver, dict(spec.models), raw_models, loaded.document, roles, problems)
     if graph is not None:
@@ -125,7 +141,19 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
         raise PolicyError("\n".join(refused))
     workflow = Workflow(loaded, graph, roles, providers, table, files, file_classes=file_classes)
     workflow.operator, workflow.floor = operator, floor
+    if spec.checks:
+        selected = max([table.base_class, *file_classes.values()], key=CLASSES.index)
+        workflow.check_class = max([selected, *unselected.values()], key=CLASSES.index)
+        above = [p for p, c in unselected.items() if CLASSES.index(c) > CLASSES.index(selected)]
+        if above:
+            top = workflow.check_class
+            workflow.warnings.append(
+                f"checks run on a copy of the whole workspace, which holds {len(above)} {top} file(s) the "
+                f"selection leaves out: check output is withheld from every model that may not see {top} data"
+            )
     workflow.policy_lines = describe_policy(loaded, floor, operator)
+    workflow.diff = scope
+    workflow.warnings += diff_warnings
     if is_python_graph(spec.graph):
         _build_python_graph(workflow, resolver)
     if not files.files:
@@ -213,6 +241,21 @@ def _build_python_graph(workflow: Workflow, resolver: Resolver) -> None:
         workflow.python_graph = build_python_graph(ref, builder, kit)
     except SpecError as exc:
         raise SpecError([_at_graph(loaded, p) for p in exc.problems]) from None
+
+
+def _unselected_classes(
+    loaded: LoadedSpec, floor: OperatorPolicy | None, file_classes: dict[str, str]
+) -> dict[str, str]:
+    """The data class of each file a check's scratch copy holds that the selection leaves out (a
+    check reads the whole workspace); none without checks, or without file rules (then every
+    file is of the run's class)."""
+    from orchestrator.checks import copied_paths
+
+    spec = loaded.spec
+    if not spec.checks or not (spec.policy.files or (floor is not None and floor.files)):
+        return {}
+    copied = copied_paths(loaded.workspace)
+    return {p: file_class(spec.policy, p, floor) for p in copied if p not in file_classes}
 
 
 def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, problems: list[Problem]) -> None:
@@ -338,8 +381,23 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "warnings": workflow.warnings,
         "checks": {name: check.run for name, check in spec.checks.items()},
         "verify": _verify_plan(workflow),
-        "mcp_servers": mcp_plan(workflow.loaded, workflow.roles),
+        "mcp_servers": mcp_plan(
+            workflow.loaded, workflow.roles, sandboxed=sandboxed_servers(workflow.loaded, workflow.operator)
+        ),
+        "diff": _diff_plan(workflow),
     }
+
+
+def _diff_plan(workflow: Workflow) -> dict[str, Any] | None:
+    """What a diff-scoped run reviews: the revisions, and each changed file (reviewed or why not)."""
+    if workflow.diff is None:
+        return None
+    report = workflow.diff.report
+    files = [
+        {"path": f.path, "status": f.status, "reviewed": f.reviewed, **({"reason": f.reason} if f.reason else {})}
+        for f in report.files
+    ]
+    return {"base": report.base_ref, "merge_base": report.base_sha, "head": report.head_sha, "files": files}
 
 
 def _verify_plan(workflow: Workflow) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,6 +91,8 @@ class ServerState:
     tool_plans: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)  # model -> calls to make
     served_by: dict[str, str] = field(default_factory=dict)  # model -> the `provider` its completions report
     geo: dict[str, str] = field(default_factory=dict)  # model -> the `usage.inference_geo` its answers report
+    # called with (model, chat requests so far) before a chat request is answered (a test's witness or trigger)
+    on_request: Callable[[str, int], None] | None = None
     loaded: str | None = None
     loads: int = 0
     in_flight: int = 0  # chat requests being answered now
@@ -315,6 +317,9 @@ class Handler(BaseHTTPRequestHandler):
         """Count the request, apply a queued fault, refuse unknown models; True to go on."""
         with self.state.lock:
             self.state.requests[model] += 1
+            total = sum(self.state.requests.values())
+        if self.state.on_request is not None:
+            self.state.on_request(model, total)
         if self._fault(model, openai=openai):
             return False
         if model not in self.state.models:

@@ -13,6 +13,7 @@ from orchestrator.outputs.html._base import anchor, badge, clip, esc, fmt_cost, 
 from orchestrator.outputs.html._docs import render_docs
 from orchestrator.outputs.html._findings import render_findings
 from orchestrator.outputs.html._patches import render_diagnoses, render_patches
+from orchestrator.outputs.html._review import render_review
 from orchestrator.outputs.html._usage import render_models, render_usage
 from orchestrator.outputs.result import RunResult
 
@@ -22,6 +23,7 @@ SECTIONS = (
     ("timeline", "Timeline"),
     ("subtasks", "Subtasks"),
     ("findings", "Findings"),
+    ("review", "Review"),
     ("patches", "Patches"),
     ("docs", "Docs"),
     ("models", "Models and egress"),
@@ -45,13 +47,15 @@ def render_html(result: RunResult) -> str:
         "timeline": f'<div class="scroll">{_timeline.render_timeline(result)}</div>{_timeline.LEGEND}',
         "subtasks": _subtasks(result),
         "findings": render_findings(result),
+        "review": render_review(result),
         "patches": render_patches(result) + render_diagnoses(result),
         "docs": render_docs(result),
         "models": render_models(result),
         "usage": render_usage(result),
         "notes": _notes(result),
     }
-    nav = "".join(f'<a href="#{key}">{label}</a>' for key, label in SECTIONS)
+    # a section with nothing to show (the review of a run that reviewed no diff) has no link either
+    nav = "".join(f'<a href="#{key}">{label}</a>' for key, label in SECTIONS if bodies[key])
     sections = "".join(
         f'<section id="{key}"><h2>{label}</h2>{bodies[key]}</section>' for key, label in SECTIONS if bodies[key]
     )
