@@ -376,13 +376,9 @@ class _Attempts:
             return []
         self.serial += 1
         ids = [f"{self.task.key}-{i}@{self.serial}" for i in range(1, len(patches) + 1)]
-        named = named_tests(self.task.instruction)
-        found = await asyncio.gather(
-            *(
-                verifier.verify(pid, self.task.key, self.route.ref, self.attempt, str(p.get("diff", "")), named)
-                for pid, p in zip(ids, patches, strict=True)
-            )
-        )
+        named, key, route = named_tests(self.task.instruction), self.task.key, self.route.ref
+        diffs = [(pid, str(p.get("diff", ""))) for pid, p in zip(ids, patches, strict=True)]
+        found = await asyncio.gather(*(verifier.verify(i, key, route, self.attempt, d, named) for i, d in diffs))
         self._last_ids = ids
         marked = [v.model_copy(update={"final": False}) for v in found]
         self.verdicts += marked
