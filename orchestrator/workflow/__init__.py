@@ -1,8 +1,9 @@
 """Spec -> runnable Workflow: roles, providers, the chain table, the graph and the files, with
 every problem found before any model is called (this is `orchestrator validate`)."""
 
+from orchestrator.workflow._describe import describe
 from orchestrator.workflow._mcp import sandboxed_servers
-from orchestrator.workflow._prepare import Workflow, describe, needed_roles, needs, prepare_workflow
+from orchestrator.workflow._prepare import Workflow, needed_roles, needs, prepare_workflow
 from orchestrator.workflow._providers import default_providers, merge_providers
 from orchestrator.workflow.chains import DEFAULT_KEY, EMBEDDED, Need
 
