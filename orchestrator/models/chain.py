@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from structlog import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
+from orchestrator.log import get_logger
 from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
 from orchestrator.models.budget import Budget
 from orchestrator.models.contract import Contract, ContractError, compact_schema
