@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.models.registry import CallSettings, ProviderKind, ProviderTraits
+from orchestrator.providers._http import Deferred, library_of, ssl_context
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -30,7 +31,7 @@ class OpenAICompatibleProvider(ProviderKind):
     traits: ClassVar[ProviderTraits] = ProviderTraits(lists_models=True, native_tools=True)
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
-        import httpx
+        import openai
         from langchain_openai import ChatOpenAI
         from pydantic import SecretStr
 
@@ -40,21 +41,33 @@ class OpenAICompatibleProvider(ProviderKind):
         if config.api_key_env and not key:
             raise PermissionError(f"environment variable {config.api_key_env} is not set")
         sync_hooks, async_hooks = settings.http_hooks or ({}, {})
-        return ChatOpenAI(
-            model=route.model,
-            base_url=config.base_url,
-            api_key=SecretStr(key or "not-needed"),
-            temperature=settings.temperature,
+        # the SDK's own client classes (its HTTP library and pool limits), one SSL context for all
+        verify = ssl_context(library_of(openai.DefaultAsyncHttpxClient))
+        fields: dict[str, Any] = {
+            "model": route.model,
+            "base_url": config.base_url,
+            "api_key": SecretStr(key or "not-needed"),
+            "temperature": settings.temperature,
             # `max_tokens`, not `max_completion_tokens`: every OpenAI-compatible server knows it
             # (llama.cpp's ignores the newer name and would generate to the end of its context);
             # OpenAI's own API refuses it for its reasoning models (GPT-5, o-series)
-            extra_body={_token_field(config): settings.max_output_tokens},
-            seed=settings.seed,
-            timeout=settings.timeout_s,
-            max_retries=0,
-            http_client=httpx.Client(timeout=settings.timeout_s, event_hooks=sync_hooks),
-            http_async_client=httpx.AsyncClient(timeout=settings.timeout_s, event_hooks=async_hooks),
-        )
+            "extra_body": {_token_field(config): settings.max_output_tokens},
+            "seed": settings.seed,
+            "timeout": settings.timeout_s,
+            "max_retries": 0,
+            "http_async_client": openai.DefaultAsyncHttpxClient(
+                timeout=settings.timeout_s, event_hooks=async_hooks, verify=verify
+            ),
+        }
+
+        def with_sync_client() -> ChatOpenAI:
+            sync = openai.DefaultHttpxClient(timeout=settings.timeout_s, event_hooks=sync_hooks, verify=verify)
+            return ChatOpenAI(**fields, http_client=sync)
+
+        # runs call asynchronously: the sync client is built if and when something calls invoke()
+        twin = Deferred(with_sync_client)
+        sync_root, sync_chat = Deferred(lambda: twin.root_client), Deferred(lambda: twin.client)
+        return ChatOpenAI(**fields, root_client=sync_root, client=sync_chat)
 
     def structured_modes(self, config: ProviderConfig) -> list[str]:
         """json_schema (OpenAI structured outputs), then grammar (JSON mode with the schema
