@@ -66,7 +66,7 @@ class KeptInMemory:
 
 
 TABLE = "CREATE TABLE IF NOT EXISTS finished (task TEXT PRIMARY KEY, node TEXT, update_json TEXT)"
-_Write = tuple[str, str, NodeUpdate, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+_Write = tuple[str, str, str, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 _Flush = threading.Event
 
 
@@ -97,14 +97,15 @@ class FinishedStore:
         """Returns once the update is committed; cancelled, the commit still happens."""
         if not update:
             return
-        record = NodeUpdate.model_validate(update)
+        # serialised here: the writer thread holds the GIL as little as it can (the loop waits on it)
+        data = NodeUpdate.model_validate(update).model_dump_json(exclude_none=True)
         if self.writer is None:
             self.writer = threading.Thread(target=self._write, name="finished-store", daemon=True)
             self.writer.start()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self.held.add(task_id)
-        self.queue.put((task_id, node, record, loop, done))
+        self.queue.put((task_id, node, data, loop, done))
         await done
 
     def holds(self, task_id: str) -> bool:
@@ -123,6 +124,7 @@ class FinishedStore:
             flushed.wait()
 
     def close(self) -> None:
+        """Every update committed, the files closed (closing twice is closing once)."""
         if self.writer is not None and self.writer.is_alive():
             self.queue.put(None)
             self.writer.join()
@@ -144,7 +146,7 @@ class FinishedStore:
             writes = [item for item in batch if isinstance(item, tuple)]
             error = opening
             try:
-                rows = [(task, node, record.model_dump_json(exclude_none=True)) for task, node, record, _, _ in writes]
+                rows = [(task, node, data) for task, node, data, _, _ in writes]
                 if conn is not None and rows:
                     with conn:
                         conn.executemany("INSERT OR REPLACE INTO finished VALUES (?, ?, ?)", rows)

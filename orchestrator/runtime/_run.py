@@ -177,6 +177,8 @@ async def _run(
         finally:
             verification = await _verification(context, tracker, stopped_by)
             kept = finished.updates() if finished is not None and stopped_by else []
+            if finished is not None:  # its last commits and the WAL's checkpoint, off the event loop
+                await asyncio.to_thread(finished.close)
             setup.close()  # the recorder flushed, the cache and the finished-node store closed
         checkpointing = CheckpointReport(
             backend=backend_name(location),
