@@ -55,13 +55,16 @@ class OpenAICompatibleProvider(ProviderKind):
             "seed": settings.seed,
             "timeout": settings.timeout_s,
             "max_retries": 0,
+            # no redirects: a model endpoint cannot send the conversation to a host the policy never saw
             "http_async_client": openai.DefaultAsyncHttpxClient(
-                timeout=settings.timeout_s, event_hooks=async_hooks, verify=verify
+                timeout=settings.timeout_s, event_hooks=async_hooks, verify=verify, follow_redirects=False
             ),
         }
 
         def with_sync_client() -> ChatOpenAI:
-            sync = openai.DefaultHttpxClient(timeout=settings.timeout_s, event_hooks=sync_hooks, verify=verify)
+            sync = openai.DefaultHttpxClient(
+                timeout=settings.timeout_s, event_hooks=sync_hooks, verify=verify, follow_redirects=False
+            )
             return ChatOpenAI(**fields, http_client=sync)
 
         # runs call asynchronously: the sync client is built if and when something calls invoke()
