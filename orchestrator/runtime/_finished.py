@@ -104,9 +104,9 @@ class FinishedStore:
             self.writer.start()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self.held.add(task_id)
         self.queue.put((task_id, node, data, loop, done))
         await done
+        self.held.add(task_id)  # only once it is kept: a failed commit leaves the task's writes to the checkpoint
 
     def holds(self, task_id: str) -> bool:
         return task_id in self.held
