@@ -88,6 +88,8 @@ def main() -> None:
         for part in PARTS.get(name, []):
             results[part] = results[name].pop(part)
             results[part]["target"] = TARGETS[part]
+        # after each benchmark: one that fails later loses no figure measured before it
+        args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if not args.only:
         results["seconds"] = round(time.perf_counter() - started, 1)
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
