@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 
-def child(module: str, *args: str) -> dict[str, Any]:
+def child(module: str, *args: str, timeout_s: float = 1800) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=False, timeout=1800
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=False, timeout=timeout_s
     )
     if done.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stderr[-2000:]}")

@@ -48,11 +48,13 @@ from orchestrator.models.registry import (
     forbid_real_models,
     registry,
 )
+from orchestrator.providers._client import PARALLEL as EMBEDDED_PARALLEL
 from orchestrator.providers._llama import CONTEXT_WINDOW as EMBEDDED_CONTEXT_WINDOW
 from orchestrator.providers._llama import weights_path
 
 __all__ = [
     "EMBEDDED_CONTEXT_WINDOW",
+    "EMBEDDED_PARALLEL",
     "Call",
     "FakeProvider",
     "NativeToolsProvider",

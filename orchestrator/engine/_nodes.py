@@ -69,7 +69,7 @@ class leaf:  # a decorator, named like one
             return kept
         result: dict[str, Any] = await self.func(state, runtime)
         if task:
-            finished.put(task, self.__name__, result)
+            await finished.put(task, self.__name__, result)
         return result
 
 

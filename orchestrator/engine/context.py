@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from structlog import get_logger
-
+from orchestrator.log import get_logger
 from orchestrator.policy import CLASSES
 
 if TYPE_CHECKING:
@@ -49,11 +48,14 @@ class Executor(Protocol):
 class Finished(Protocol):
     """Where each node's update is kept, durably, the moment the node finishes (keyed by its
     LangGraph task id, which is the same when a run resumes): a run killed right after a node
-    finished does not run it again, and a stopped run's report holds every node that finished."""
+    finished does not run it again, and a stopped run's report holds every node that finished.
+    `put` returns once the update is kept; `holds` tells the checkpointer it need not keep it too."""
 
     def get(self, task_id: str) -> dict[str, Any] | None: ...
 
-    def put(self, task_id: str, node: str, update: dict[str, Any]) -> None: ...
+    async def put(self, task_id: str, node: str, update: dict[str, Any]) -> None: ...
+
+    def holds(self, task_id: str) -> bool: ...
 
     def updates(self) -> list[dict[str, Any]]: ...
 
@@ -64,8 +66,11 @@ class Forgetful:
     def get(self, task_id: str) -> dict[str, Any] | None:
         return None
 
-    def put(self, task_id: str, node: str, update: dict[str, Any]) -> None:
+    async def put(self, task_id: str, node: str, update: dict[str, Any]) -> None:
         pass
+
+    def holds(self, task_id: str) -> bool:
+        return False
 
     def updates(self) -> list[dict[str, Any]]:
         return []

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from structlog import get_logger
-
 from orchestrator.errors import ExitStatus, OrchestratorError, SpecError, printable
+from orchestrator.log import get_logger
 from orchestrator.policy import Egress
 from orchestrator.spec import McpServerSpec, mcp_server_of
 

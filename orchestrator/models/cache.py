@@ -20,8 +20,8 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
-from structlog import get_logger
 
+from orchestrator.log import get_logger
 from orchestrator.models.recording import KeyedChatModel, chat_result, response_of
 from orchestrator.policy.secrets import redact_tree
 

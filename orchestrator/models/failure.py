@@ -82,7 +82,7 @@ def retry_after(exc: BaseException) -> float | None:
 
 # a response an SDK could not make sense of (an HTML error page, `{}`) surfaces as a plain
 # TypeError or ValueError raised inside the SDK: that is the provider's malformed answer
-_SDK_MODULES = ("openai", "langchain_openai", "ollama", "langchain_ollama", "httpx", "pydantic", "anthropic")
+_SDK_MODULES = ("openai", "langchain_openai", "ollama", "langchain_ollama", "httpx", "httpx2", "pydantic", "anthropic")
 _MALFORMED = ("TypeError", "ValueError", "KeyError", "AttributeError", "ValidationError", "IndexError")
 
 

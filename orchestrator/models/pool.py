@@ -11,9 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from structlog import get_logger
-
 from orchestrator.errors import ProviderError
+from orchestrator.log import get_logger
 from orchestrator.models._breaker import Breaker
 from orchestrator.models._hosts import Host, HostPool
 from orchestrator.models._schedule import ModelGate

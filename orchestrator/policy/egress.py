@@ -8,9 +8,11 @@ comes back as it is read. Models served in-process (the embedded one) send nothi
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,15 +89,23 @@ class Egress:
             self.calls.append(call)
 
     def hooks(self, model: str, rule: str) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
-        """httpx event hooks (sync, async) that account one model's traffic."""
+        """httpx event hooks (sync, async) that account one model's traffic (httpx or httpx2)."""
         egress = self
+        # scheme and netloc -> its traffic record: a host's name is worked out once, not per event
+        known: dict[tuple[str, bytes], HostTraffic] = {}
+
+        def traffic_of(url: Any) -> HostTraffic:
+            key = (url.scheme, url.netloc)
+            traffic = known.get(key)
+            if traffic is None:
+                traffic = known[key] = egress._traffic(_host(url), model, rule)
+            return traffic
 
         def on_request(request: Any) -> None:
-            traffic = egress._traffic(_host(request.url), model, rule)
-            egress._count(traffic, sent=len(request.content), request=True)
+            egress._count(traffic_of(request.url), sent=len(request.content), request=True)
 
         def on_response(response: Any) -> None:
-            traffic = egress._traffic(_host(response.request.url), model, rule)
+            traffic = traffic_of(response.request.url)
             read = [0]
 
             def add(count: int) -> None:
@@ -158,29 +168,42 @@ class Egress:
 
 
 def _counted(stream: Any, add: Callable[[int], None]) -> Any:
-    """The same body stream, reporting the bytes read through it (httpx checks the stream's type)."""
-    import httpx
+    """The same body stream, reporting the bytes read through it (httpx checks the stream's type,
+    so the wrapper is of the stream's own library: httpx, or httpx2 that newer OpenAI SDKs use)."""
+    library = type(stream).__module__.partition(".")[0]
+    asynchronous, counted_async, counted_sync = _stream_classes(library if library.startswith("httpx") else "httpx")
+    if isinstance(stream, asynchronous):
+        return counted_async(stream, add)
+    return counted_sync(stream, add)
 
-    if isinstance(stream, httpx.AsyncByteStream):
 
-        class AsyncCounted(httpx.AsyncByteStream):
-            async def __aiter__(self) -> AsyncIterator[bytes]:
-                async for chunk in stream:
-                    add(len(chunk))
-                    yield chunk
+@cache
+def _stream_classes(library: str) -> tuple[type, type, type]:
+    """One httpx library's async stream class, and the counting wrappers (async, sync), made once."""
+    module = importlib.import_module(library)
 
-            async def aclose(self) -> None:
-                await stream.aclose()
+    class AsyncCounted(module.AsyncByteStream):  # type: ignore[misc, name-defined]
+        def __init__(self, stream: Any, add: Callable[[int], None]) -> None:
+            self.stream, self.add = stream, add
 
-        return AsyncCounted()
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self.stream:
+                self.add(len(chunk))
+                yield chunk
 
-    class SyncCounted(httpx.SyncByteStream):
+        async def aclose(self) -> None:
+            await self.stream.aclose()
+
+    class SyncCounted(module.SyncByteStream):  # type: ignore[misc, name-defined]
+        def __init__(self, stream: Any, add: Callable[[int], None]) -> None:
+            self.stream, self.add = stream, add
+
         def __iter__(self) -> Iterator[bytes]:
-            for chunk in stream:
-                add(len(chunk))
+            for chunk in self.stream:
+                self.add(len(chunk))
                 yield chunk
 
         def close(self) -> None:
-            stream.close()
+            self.stream.close()
 
-    return SyncCounted()
+    return module.AsyncByteStream, AsyncCounted, SyncCounted

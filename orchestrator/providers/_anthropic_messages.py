@@ -12,6 +12,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, SecretStr
 
+from orchestrator.providers._http import ssl_context
+
 API_VERSION = "2023-06-01"  # the `anthropic-version` header the Messages API requires
 ROLES = {"human": "user", "ai": "assistant", "tool": "user"}
 
@@ -83,7 +85,7 @@ class AnthropicMessages(BaseChatModel):
     ) -> ChatResult:
         import httpx
 
-        with httpx.Client(timeout=self.timeout_s, event_hooks=self.sync_hooks) as client:
+        with httpx.Client(timeout=self.timeout_s, event_hooks=self.sync_hooks, verify=ssl_context()) as client:
             response = client.post(self._url(), json=self._request(messages, stop), headers=self._headers())
             response.read()
         return _result(response)
@@ -93,7 +95,9 @@ class AnthropicMessages(BaseChatModel):
     ) -> ChatResult:
         import httpx
 
-        async with httpx.AsyncClient(timeout=self.timeout_s, event_hooks=self.async_hooks) as client:
+        async with httpx.AsyncClient(
+            timeout=self.timeout_s, event_hooks=self.async_hooks, verify=ssl_context()
+        ) as client:
             response = await client.post(self._url(), json=self._request(messages, stop), headers=self._headers())
             await response.aread()
         return _result(response)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.models.registry import CallSettings, ProviderKind, ProviderTraits
+from orchestrator.providers._http import endpoint
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -27,21 +28,16 @@ class AnthropicProvider(ProviderKind):
 
         from orchestrator.providers._anthropic_messages import AnthropicMessages
 
-        if not config.base_url:
-            raise ValueError(f"provider '{config.name}' needs a base_url")
-        key = config.api_key()
-        if config.api_key_env and not key:
-            raise PermissionError(f"environment variable {config.api_key_env} is not set")
+        base_url, key, pin = endpoint(config, settings)
         sync_hooks, async_hooks = settings.http_hooks or ({}, {})
-        pin = settings.pinning
         return AnthropicMessages(
             model=route.model,
-            base_url=(pin.base_url if pin is not None and pin.base_url else None) or config.base_url,
+            base_url=base_url,
             api_key=SecretStr(key or ""),
             max_tokens=settings.max_output_tokens,
             temperature=settings.temperature,
             timeout_s=settings.timeout_s,
-            extra_body=pin.fields if pin is not None else {},
+            extra_body=pin,
             sync_hooks=sync_hooks,
             async_hooks=async_hooks,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.models.registry import CallSettings, ProviderKind, ProviderTraits
+from orchestrator.providers._http import ssl_context
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -33,7 +34,10 @@ class OllamaProvider(ProviderKind):
             num_predict=settings.max_output_tokens,
             num_ctx=route.context_window,
             seed=settings.seed,
-            client_kwargs={"timeout": httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s))},
+            client_kwargs={
+                "timeout": httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+                "verify": ssl_context("httpx"),  # one CA bundle load per process, not two per model
+            },
             sync_client_kwargs={"event_hooks": sync_hooks},
             async_client_kwargs={"event_hooks": async_hooks},
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.models.registry import CallSettings, ProviderKind, ProviderTraits
+from orchestrator.providers._http import Deferred, endpoint, library_of, ssl_context
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -30,35 +31,45 @@ class OpenAICompatibleProvider(ProviderKind):
     traits: ClassVar[ProviderTraits] = ProviderTraits(lists_models=True, native_tools=True)
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:
-        import httpx
+        import openai
         from pydantic import SecretStr
 
         from orchestrator.providers._served import served_chat_openai
 
-        if not config.base_url:
-            raise ValueError(f"provider '{config.name}' needs a base_url")
-        key = config.api_key()
-        if config.api_key_env and not key:
-            raise PermissionError(f"environment variable {config.api_key_env} is not set")
-        sync_hooks, async_hooks = settings.http_hooks or ({}, {})
         # a serving policy's pinning: fields of the request body, and a regional endpoint
-        pin = settings.pinning
-        model: BaseChatModel = served_chat_openai()(
-            model=route.model,
-            base_url=(pin.base_url if pin is not None and pin.base_url else None) or config.base_url,
-            api_key=SecretStr(key or "not-needed"),
-            temperature=settings.temperature,
+        base_url, key, pin = endpoint(config, settings)
+        sync_hooks, async_hooks = settings.http_hooks or ({}, {})
+        # the SDK's own client classes (its HTTP library and pool limits), one SSL context for all
+        verify = ssl_context(library_of(openai.DefaultAsyncHttpxClient))
+        fields: dict[str, Any] = {
+            "model": route.model,
+            "base_url": base_url,
+            "api_key": SecretStr(key or "not-needed"),
+            "temperature": settings.temperature,
             # `max_tokens`, not `max_completion_tokens`: every OpenAI-compatible server knows it
             # (llama.cpp's ignores the newer name and would generate to the end of its context);
             # OpenAI's own API refuses it for its reasoning models (GPT-5, o-series)
-            extra_body={_token_field(config): settings.max_output_tokens, **(pin.fields if pin is not None else {})},
-            seed=settings.seed,
-            timeout=settings.timeout_s,
-            max_retries=0,
-            http_client=httpx.Client(timeout=settings.timeout_s, event_hooks=sync_hooks),
-            http_async_client=httpx.AsyncClient(timeout=settings.timeout_s, event_hooks=async_hooks),
-        )
-        return model
+            "extra_body": {_token_field(config): settings.max_output_tokens, **pin},
+            "seed": settings.seed,
+            "timeout": settings.timeout_s,
+            "max_retries": 0,
+            # no redirects: a model endpoint cannot send the conversation to a host the policy never saw
+            "http_async_client": openai.DefaultAsyncHttpxClient(
+                timeout=settings.timeout_s, event_hooks=async_hooks, verify=verify, follow_redirects=False
+            ),
+        }
+        chat = served_chat_openai()
+
+        def with_sync_client() -> BaseChatModel:
+            sync = openai.DefaultHttpxClient(
+                timeout=settings.timeout_s, event_hooks=sync_hooks, verify=verify, follow_redirects=False
+            )
+            return chat(**fields, http_client=sync)  # type: ignore[no-any-return]
+
+        # runs call asynchronously: the sync client is built if and when something calls invoke()
+        twin = Deferred(with_sync_client)
+        sync_root, sync_chat = Deferred(lambda: twin.root_client), Deferred(lambda: twin.client)
+        return chat(**fields, root_client=sync_root, client=sync_chat)  # type: ignore[no-any-return]
 
     def structured_modes(self, config: ProviderConfig) -> list[str]:
         """json_schema (OpenAI structured outputs), then grammar (JSON mode with the schema

@@ -19,11 +19,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from structlog import get_logger
-
 from orchestrator.engine import CallRecord, Hop, RunContext, Subtask, subtask_files
 from orchestrator.engine.state import CallError, Worker
 from orchestrator.errors import PolicyError, ProviderError
+from orchestrator.log import get_logger
 from orchestrator.models.budget import Reservation
 from orchestrator.runtime.executor import chain_countries, matches, needed_labels, run_needs, unplaceable
 from orchestrator.workflow import Workflow

@@ -22,6 +22,7 @@ import structlog
 from orchestrator.checks import VerificationReport
 from orchestrator.engine.context import Progress, RunContext, SilentProgress
 from orchestrator.errors import ExitStatus, Interrupted, NoCheckpoint, OrchestratorError, StateError
+from orchestrator.log import get_logger
 from orchestrator.outputs import RunResult, write_outputs
 from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
@@ -32,7 +33,15 @@ from orchestrator.runtime._result import build_result
 from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
 from orchestrator.runtime._shape import graph_shape
 from orchestrator.runtime._signature import signature
-from orchestrator.runtime._stores import DEFAULT, OFF, backend_name, checkpoint_location, open_saver, recorder_for
+from orchestrator.runtime._stores import (
+    DEFAULT,
+    OFF,
+    backend_name,
+    checkpoint_location,
+    open_saver,
+    recorder_for,
+    store_carries,
+)
 from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.otel import prepare_export
 from orchestrator.runtime.verify import finish_verification
@@ -40,7 +49,7 @@ from orchestrator.spec import load_spec
 from orchestrator.spec.operator import Operator
 from orchestrator.workflow import Workflow, prepare_workflow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 # what writing the run's own state raises (a full disk, a read-only folder): never a model's error
 STATE_ERRORS = (OSError, sqlite3.Error)
 
@@ -185,6 +194,7 @@ async def _run(
     if options.handle_sigterm:
         stop_on_sigterm(signals)
     async with open_saver(location) as saver, mcp_tools(workflow, context):
+        store_carries(saver, finished, location)
         graph, steps = compile_run_graph(workflow, saver)
         shape = graph_shape(graph)
         config: Any = {
@@ -209,6 +219,8 @@ async def _run(
         finally:
             verification = await _verification(context, tracker, stopped_by)
             kept = finished.updates() if finished is not None and stopped_by else []
+            if finished is not None:  # its last commits and the WAL's checkpoint, off the event loop
+                await asyncio.to_thread(finished.close)
             setup.close()  # the recorder flushed, the cache and the finished-node store closed
         checkpointing = CheckpointReport(
             backend=backend_name(location),
@@ -281,8 +293,10 @@ async def _resume_point(graph: Any, config: Any, context: RunContext, run_id: st
     if not snapshot.values:
         raise NoCheckpoint(f"no checkpoint for run {run_id}")
     values = dict(snapshot.values)
-    plan = values.get("plan")
-    calls = [*values.get("results", []), values.get("aggregate"), plan.call if plan else None]
+    # what the finished-node store kept: nodes of the stopped step (the checkpoint left them to it)
+    spent = Tracker(values).snapshot(context.finished.updates())
+    plan = spent.get("plan")
+    calls = [*spent.get("results", []), spent.get("aggregate"), plan.call if plan else None]
     budget = context.pool.budget
     budget.spent_tokens = sum(c.tokens_in + c.tokens_out for c in calls if c)
     budget.spent_cost = sum(c.cost_usd or 0.0 for c in calls if c)

@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from orchestrator.checks import remove_leftovers
 from orchestrator.engine.context import RunContext
+from orchestrator.log import get_logger
 from orchestrator.models.timing import RunClock
 from orchestrator.runtime._context import build_context
-from orchestrator.runtime._finished import FinishedStore
+from orchestrator.runtime._finished import FinishedStore, KeptInMemory
 from orchestrator.runtime._stores import OFF, cache_for, finished_store
 from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.executor import start_executor
@@ -26,7 +25,7 @@ from orchestrator.workflow import Workflow
 if TYPE_CHECKING:
     from orchestrator.runtime._run import RunOptions
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass
@@ -36,7 +35,7 @@ class RunSetup:
     context: RunContext
     cache: Any
     recorder: Any
-    finished: FinishedStore | None
+    finished: FinishedStore | KeptInMemory | None
     warnings: list[str] = field(default_factory=list)
     executor: Any = None  # where role nodes' work runs (None: here)
 

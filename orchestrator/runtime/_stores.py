@@ -9,14 +9,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from orchestrator.errors import SpecError
+from orchestrator.log import get_logger
 from orchestrator.runtime import checkpoints, ledger
-from orchestrator.runtime._finished import FinishedStore
+from orchestrator.runtime._finished import FinishedStore, KeptInMemory
 from orchestrator.workflow import Workflow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT = "default"  # RunOptions.checkpoint: a SQLite file in the workspace's data folder
 MEMORY = "memory"  # in memory: resumable within the process only (budget pauses still work)
@@ -38,9 +37,7 @@ async def open_saver(location: str | None) -> AsyncIterator[Any]:
         yield None
         return
     if location is None:
-        from langgraph.checkpoint.memory import InMemorySaver
-
-        yield InMemorySaver(serde=checkpoints.strict_serde())
+        yield checkpoints.memory_saver()
         return
     async with checkpoints.open_checkpointer(location) as saver:
         yield saver
@@ -76,16 +73,24 @@ def cache_for(options: Any, workflow: Workflow, recorder: Any) -> Any:
     return ResponseCache(data_dir(workflow) / "cache.sqlite", key)
 
 
-def finished_store(workflow: Workflow, run_id: str, location: str | None) -> FinishedStore | None:
+def finished_store(workflow: Workflow, run_id: str, location: str | None) -> FinishedStore | KeptInMemory | None:
     """Where each node's update is kept as it finishes: beside the run's other data when it is
-    checkpointed durably, in memory when in memory, nowhere without a checkpointer."""
+    checkpointed durably, in a dict when in memory, nowhere without a checkpointer."""
     if location == OFF:
         return None
     if location is None:
-        return FinishedStore(None)
+        return KeptInMemory()
     return FinishedStore(
         checkpoints.finished_path(location, run_id) or data_dir(workflow) / "finished" / f"{run_id}.sqlite"
     )
+
+
+def store_carries(saver: Any, finished: FinishedStore | KeptInMemory | None, location: str | None) -> None:
+    """The checkpointer leaves each node's update to the finished-node store, where the store sits
+    beside the checkpoint (memory, or a SQLite file's folder). A Postgres checkpoint keeps its own
+    copy: a resume on another machine has the database, not this machine's store."""
+    if saver is not None and finished is not None and (location is None or checkpoints.finished_path(location, "")):
+        saver.carried = finished
 
 
 def data_dir(workflow: Workflow) -> Path:

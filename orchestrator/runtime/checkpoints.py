@@ -139,6 +139,27 @@ class _Timed:
             self.elapsed_s += time.perf_counter() - started
 
 
+class _Carried:
+    """Leaves out a task's writes when the run's finished-node store already holds that task's
+    update (`carried`, set by the run): each node's update is stored once, and a resumed run gets
+    it back from the store. Interrupts, errors and nodes that returned nothing are saved as ever."""
+
+    carried: Any = None
+
+    async def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> Any:
+        if self.carried is not None and self.carried.holds(task_id):
+            return None
+        return await super().aput_writes(config, writes, task_id, task_path)  # type: ignore[misc]
+
+
+def memory_saver() -> Any:
+    """LangGraph's in-memory checkpointer (strict msgpack), leaving to the store what it holds."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    carried: Any = type("CarriedMemorySaver", (_Carried, InMemorySaver), {})
+    return carried(serde=strict_serde())
+
+
 @asynccontextmanager
 async def open_checkpointer(location: str) -> AsyncIterator[Any]:
     """A checkpointer for `location`: a SQLite file path, or a postgres:// URL. Raises
@@ -177,7 +198,7 @@ async def _sqlite_saver(location: str) -> AsyncIterator[Any]:
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     Path(location).parent.mkdir(parents=True, exist_ok=True)
-    timed_sqlite: Any = type("TimedSqliteSaver", (_Timed, AsyncSqliteSaver), {})
+    timed_sqlite: Any = type("TimedSqliteSaver", (_Carried, _Timed, AsyncSqliteSaver), {})
     async with aiosqlite.connect(location) as conn:
         await conn.execute("PRAGMA trusted_schema = OFF")  # no function a file's own schema declares
         yield timed_sqlite(conn, serde=strict_serde())
@@ -191,8 +212,9 @@ def finished_path(location: str, run_id: str) -> Path | None:
 async def prune_checkpoint(location: str, run_id: str) -> None:
     """Delete every checkpoint of one run (its LangGraph thread) and its finished-node store."""
     finished = finished_path(location, run_id)
-    if finished is not None:
-        finished.unlink(missing_ok=True)
+    if finished is not None:  # with its write-ahead log, if a killed run left one
+        for path in (finished, finished.with_name(finished.name + "-wal"), finished.with_name(finished.name + "-shm")):
+            path.unlink(missing_ok=True)
     if not is_postgres(location) and not Path(location).exists():
         return
     async with open_checkpointer(location) as saver:

@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError, RunStatus, SpecError
+from orchestrator.log import get_logger
 from orchestrator.outputs.verification import final_verdicts
 from orchestrator.runtime import ledger
 from orchestrator.runtime._run import RunOptions, RunOutcome, new_run_id, run_workflow_async, stop_on_sigterm
@@ -37,7 +37,7 @@ from orchestrator.spec import load_spec
 from orchestrator.spec.operator import Operator, load_operator
 from orchestrator.workflow import Workflow, prepare_workflow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 MAX_RUNS = 1000  # specs x workspaces of one sweep
 DEFAULT_CONCURRENCY = 4

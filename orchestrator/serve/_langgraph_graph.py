@@ -26,13 +26,14 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from orchestrator.errors import OrchestratorError, Problem, SpecError
+from orchestrator.log import get_logger
 from orchestrator.runtime import OFF, RunOptions, new_run_id
 from orchestrator.runtime._context import initial_state, mcp_tools
 from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
 from orchestrator.serve._langgraph_input import THREAD_INPUT, Served, ThreadInput, parse_input, prepare_run
 from orchestrator.workflow import Workflow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 TRACING_ENV = ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2")
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
 from mcp.types import CallToolResult, TextContent
 
 from orchestrator.errors import ExitStatus, OrchestratorError, SpecError, printable
+from orchestrator.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def reply(text: str, record: dict[str, Any], is_error: bool = False) -> CallToolResult:

@@ -14,12 +14,12 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp.server.fastmcp import Context
 from mcp.types import CallToolResult
 
 from orchestrator.errors import OrchestratorError, Problem, SpecError, printable
+from orchestrator.log import get_logger
 from orchestrator.runtime import RunOutcome
 from orchestrator.serve._mcp_args import ARGUMENTS_HINT as HINT
 from orchestrator.serve._mcp_args import MAX_PATCH, inline_request, inline_spec, spec_path
@@ -29,7 +29,7 @@ from orchestrator.serve._mcp_run import RunThread
 from orchestrator.spec.operator import Operator
 from orchestrator.workflow import Workflow
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Tools:

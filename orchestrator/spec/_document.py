@@ -1,6 +1,7 @@
 """YAML documents that remember where each value came from.
 
-Spec and graph files are loaded with ruamel.yaml so every key and list item keeps its line;
+Spec and graph files are loaded so that every key and list item keeps its line (with libyaml
+when it is there, else with ruamel.yaml: `load_yaml`);
 validation problems are then reported as `file:line: field: message`. `--set key=value`
 overrides are applied to the loaded data and remember that they came from the command line.
 """
@@ -17,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from orchestrator.errors import Problem, SpecError
+from orchestrator.spec._fastyaml import fast_load
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -108,11 +110,20 @@ def read_text_file(path: Path, limit: int, kind: str) -> str:
 
 
 def load_yaml(path: Path, *, kind: str = "spec") -> Document:
-    """Read a YAML mapping, raising SpecError with the line for syntax errors."""
+    """Read a YAML mapping, raising SpecError with the line for syntax errors. libyaml reads it
+    when it can (`_fastyaml.py`: the same data and lines); ruamel.yaml otherwise, and for every
+    document with an error, so each error is worded and placed as ruamel's loader does."""
+    text = read_text_file(path, MAX_DOCUMENT_BYTES, kind)
+    fast = fast_load(text, MAX_NODES, MAX_DEPTH)
+    if fast is not None and isinstance(fast[0], dict):
+        return Document(path=path, data=fast[0], lines=fast[1])
+    return _load_ruamel(path, text, kind)
+
+
+def _load_ruamel(path: Path, text: str, kind: str) -> Document:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    text = read_text_file(path, MAX_DOCUMENT_BYTES, kind)
     yaml = YAML(typ="rt")
     try:
         raw = yaml.load(text)
