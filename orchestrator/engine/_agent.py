@@ -65,6 +65,7 @@ class AgentTask:
     node_models: str | None = None  # the graph node whose own models the chain is
     settings: CallSettings | None = None
     packer: Callable[[list[SourceFile], str, dict[str, Any], int], Build] | None = None
+    named: tuple[str, ...] = ()  # the files the task names (packed first)
 
 
 @dataclass

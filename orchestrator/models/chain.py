@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
 from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
+from orchestrator.models._serving import patience
 from orchestrator.models.budget import Budget
 from orchestrator.models.contract import Contract, ContractError, compact_schema
 from orchestrator.models.cost import cost_basis, price_call
@@ -113,7 +114,7 @@ async def call_structured(
     conversation = list(messages)
     problems: list[str] = []
     for attempt in (1, 2):
-        answer = await budgeted_call(bound, runnable, conversation, timeout_s, budget, max_output_tokens)
+        answer = await budgeted_call(bound, runnable, conversation, timeout_s, budget, max_output_tokens, usage)
         usage.add(answer)
         text = answer.text
         try:
@@ -305,14 +306,17 @@ async def call_chain(
                 if on_attempt:
                     on_attempt(route)
                 spans.wait("slot", wall, time.time() - wall, route.ref)
+                usage.queued_s += time.time() - wall  # waiting for the provider's room counts as waiting
                 started, wall = time.perf_counter(), time.time()  # model time, not time queued for the provider
                 unload = bound.kind.unload_kwargs() if unloads else {}
-                output = await call_route(
-                    pool, bound, messages, contract, usage, attempts, settings, check, unload, tools
-                )
+                with patience(settings.stall_s, settings.queue_wait_s):
+                    output = await call_route(
+                        pool, bound, messages, contract, usage, attempts, settings, check, unload, tools
+                    )
         except asyncio.CancelledError:
             raise
         except BudgetExceeded as exc:  # no further call: not this model, not the next one
+            spans.queued(route.ref, usage.queue_waits)
             spans.model(route.ref, wall, "budget", attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts)
             result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
             break
@@ -320,8 +324,7 @@ async def call_chain(
             if _is_graph_signal(exc):
                 raise
             error = classify(exc, route.ref)
-            result.usage.tokens_in += usage.tokens_in
-            result.usage.tokens_out += usage.tokens_out
+            result.usage.merge(usage)
             result.hops.append(
                 {
                     "model": route.ref,
@@ -331,18 +334,20 @@ async def call_chain(
                     "attempts": attempts.count,
                     "waited_s": round(attempts.waited_s, 3),
                     "latency_ms": int((time.perf_counter() - started) * 1000),
+                    **usage.split(),
                 }
             )
             log.warning("model.failed", model=route.ref, error_kind=error.kind, error=error.message)
+            spans.queued(route.ref, usage.queue_waits)
             spans.model(
                 route.ref, wall, error.kind, attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts
             )
             continue
+        spans.queued(route.ref, usage.queue_waits)
         spans.model(route.ref, wall, "ok", attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts)
         result.output = output
         result.route = route
-        result.usage.tokens_in += usage.tokens_in
-        result.usage.tokens_out += usage.tokens_out
+        result.usage.merge(usage)
         result.latency_ms = int((time.perf_counter() - started) * 1000)
         result.attempts = attempts.count
         result.waited_s = round(attempts.waited_s, 3)
