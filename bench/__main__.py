@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cli, embedded, executor, fanout, model, overhead_table, swap, verify
+from bench import busy, cli, embedded, executor, fanout, model, overhead_table, packing, swap, verify
 
 TARGETS = {
     "overhead": "<= 1.5x bare LangGraph per subtask without checkpointer, flat in N",
@@ -27,8 +27,10 @@ TARGETS = {
     "verify": "reported (no target): sandbox start and per-patch verification as ratios to unsandboxed runs",
     "fanout_http": "reported (no target): the fan-out over real HTTP; the 15% target is the in-process fanout row's",
     "executor": "reported (no target): local vs Ray per subtask, Ray start cost, growth to N=1000",
+    "busy": "the quickstart passes with both cores loaded; waiting is reported, not failed",
+    "packing": "reported (no target): relevance packing and the repository map per 1,000 files",
 }
-SECTIONS = ("overhead", "fanout", "swap", "startup", "verify", "real_model", "embedded", "executor")
+SECTIONS = ("overhead", "fanout", "swap", "startup", "verify", "packing", "real_model", "embedded", "busy", "executor")
 PARTS = {"overhead": ["memory"], "executor": ["fanout_http"]}  # figures another benchmark measures
 ORDER = (
     "overhead",
@@ -38,6 +40,8 @@ ORDER = (
     "startup",
     "real_model",
     "embedded",
+    "busy",
+    "packing",
     "memory",
     "verify",
     "executor",
@@ -66,10 +70,12 @@ def main() -> None:
         ("swap", lambda: swap.run(quick)),
         ("startup", lambda: cli.run(quick)),
         ("verify", lambda: verify.run(quick)),
+        ("packing", lambda: packing.run(quick)),
     ]
     if not args.skip_model:
         sections.append(("real_model", lambda: model.run(quick)))
         sections.append(("embedded", lambda: embedded.run(quick)))
+        sections.append(("busy", lambda: busy.run(quick)))
     sections.append(("executor", lambda: executor.run(quick)))
     if args.only:
         sections = [(name, run) for name, run in sections if name in args.only]

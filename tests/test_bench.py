@@ -27,7 +27,7 @@ def test_the_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     results = json.loads(output.read_text())
     names = ("overhead", "fanout", "fanout_http", "swap", "startup", "real_model", "embedded", "memory", "verify")
-    names += ("executor",)  # --quick: the local executor only (a Ray cluster takes 8-11 s to start)
+    names += ("executor", "packing", "busy")  # --quick: the local executor only (a Ray cluster takes 8-11 s to start)
     assert set(results) >= set(names)
     for name in names:
         rows = results[name]["rows"]

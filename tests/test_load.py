@@ -5,6 +5,8 @@ remote host); the embedded model under real load is in test_load_embedded.py."""
 
 from __future__ import annotations
 
+import io
+import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from orchestrator import RunOptions, run_workflow
+from orchestrator.runtime.progress import LineProgress
 from orchestrator.spec import load_spec
 from orchestrator.workflow import prepare_workflow
 from tests.servers.model_server import ModelServer
@@ -55,18 +58,23 @@ def write_spec(tmp_path: Path, base_url: str, here: str, tasks: int, limits: str
     return spec
 
 
-def run(spec: Path, tmp_path: Path) -> tuple[int, dict[str, Any], str]:
-    outcome = run_workflow(prepare_workflow(load_spec(spec)), RunOptions(output_dir=tmp_path / "out", cache=False))
+def run(spec: Path, tmp_path: Path, progress: Any = None) -> tuple[int, dict[str, Any], str]:
+    options = RunOptions(output_dir=tmp_path / "out", cache=False, **({"progress": progress} if progress else {}))
+    outcome = run_workflow(prepare_workflow(load_spec(spec)), options)
     return outcome.exit_code, outcome.result.model_dump(mode="json"), (tmp_path / "out" / "report.md").read_text()
 
 
-def test_time_waiting_for_a_model_does_not_count_against_its_timeout(server: ModelServer, tmp_path: Path) -> None:
+def test_time_waiting_for_a_model_does_not_count_against_its_timeout(
+    server: ModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the server answers one call at a time, each in 0.5 s; eight calls come at once, and the
     # provider's one slot queues them here: the last waits 3.5 s or more, past the 3 s timeout
     server.state.delay_s = 0.5
     limits = "concurrency: 8, timeout_s: 3, retries: 0"
     spec = write_spec(tmp_path, server.url, server.url, 8, limits, provider=", max_concurrency: 1")
-    code, result, report = run(spec, tmp_path)
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 64.0, 64.0))  # the hint's only input: a busy machine
+    lines = io.StringIO()
+    code, result, report = run(spec, tmp_path, LineProgress(lines))
     assert code == 0
     assert [s["status"] for s in result["subtasks"]] == ["ok"] * 8
     assert all(not s["fallbacks"] for s in result["subtasks"])
@@ -74,6 +82,7 @@ def test_time_waiting_for_a_model_does_not_count_against_its_timeout(server: Mod
     assert waited > 3.0, "one call waited longer than timeout_s and still answered"
     assert result["totals"]["queued_s"] >= waited
     assert "## Waiting" in report and "for server/m, then" in report
+    assert "note: this machine is busy (load 64.0" in lines.getvalue() and "server/m" in lines.getvalue()
 
 
 @pytest.fixture

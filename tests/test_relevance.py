@@ -127,7 +127,8 @@ def test_symbols_come_from_the_ast_with_signatures_and_are_read_once_per_content
         ("load", "def", 0, "async def load(path)"),
     ]
     assert {"pkg.sub", "pkg.sub.sibling", "pkg.core", "pkg.core.Base", "os.path"} <= set(symbols.imports)
-    assert symbols.uses["Store"] == 1 and symbols_of("pkg/sub/mod.py", text) is symbols
+    assert symbols.uses["Store"] == 2 and symbols.uses["join"] == 1  # every identifier of the text
+    assert symbols_of("pkg/sub/mod.py", text) is symbols
     assert symbols_of("broken.py", "def (:\n  oops").defines == ()  # no parse: uses only
 
 

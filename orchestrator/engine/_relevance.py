@@ -29,6 +29,7 @@ GREP_TIMEOUT_S = 2.0
 GREP_MATCHES = 2000
 MAX_NAMES = 40  # identifiers of a task's text searched for
 USERS = 20  # files using a named symbol packed ahead of the map's ranking (whole or not at all)
+PATHLIKE = re.compile(r"[\w./-]+\.\w+")
 TEST_FILE = re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$|(^|/)tests?/")
 # words of a task's text that are never worth a search as identifiers
 _COMMON_WORDS = (
@@ -113,18 +114,23 @@ def order(files: Sequence[SourceFile], focus: Focus, index: RepoIndex) -> list[P
 
 
 def named_in_text(text: str, paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Files the text names: by their path, or by a file name no other file has."""
-    found: list[tuple[str, str]] = []
+    """Files the text names: by their path (or a path ending with it), or by a file name no
+    other file has."""
+    known = set(paths)
     names: dict[str, list[str]] = {}
     for path in paths:
         names.setdefault(path.rsplit("/", 1)[-1], []).append(path)
-    for path in paths:
-        if re.search(rf"(?<![\w/.-]){re.escape(path)}(?![\w-])", text):
-            found.append((path, "named in the task's text"))
-    for name, owners in names.items():
-        if len(owners) == 1 and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", text):
-            found.append((owners[0], "named in the task's text"))
-    return found
+    found: list[str] = []
+    for token in PATHLIKE.findall(text):
+        token = token.rstrip(".-/").removeprefix("./")
+        parts = token.split("/")
+        # a path the text gives from a folder above the workspace ends with the file's path
+        whole = next((tail for i in range(len(parts)) if (tail := "/".join(parts[i:])) in known), None)
+        if whole is not None:
+            found.append(whole)
+        elif len(parts) == 1 and len(names.get(token, ())) == 1:
+            found.append(names[token][0])
+    return [(path, "named in the task's text") for path in dict.fromkeys(found)]
 
 
 def identifiers(text: str, index: RepoIndex) -> list[str]:
@@ -158,8 +164,11 @@ def _uses(names: Sequence[str], files: Sequence[SourceFile]) -> list[tuple[str, 
     import regex
 
     pattern = regex.compile(r"\b(" + "|".join(regex.escape(n) for n in names) + r")\b")
+    deadline = time.perf_counter() + GREP_TIMEOUT_S
     try:
-        lines = grep_lines(files, pattern, time.perf_counter() + GREP_TIMEOUT_S, GREP_MATCHES)
+        # a whole file first: most have none of the names (safe for a pattern with no anchors)
+        having = [f for f in files if pattern.search(f.text, timeout=max(0.001, deadline - time.perf_counter()))]
+        lines = grep_lines(having, pattern, deadline, GREP_MATCHES)
     except TimeoutError:
         return []
     hits: dict[str, dict[str, int]] = {}
