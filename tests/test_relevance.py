@@ -99,6 +99,24 @@ def test_a_named_symbol_brings_its_file_first_and_a_cut_keeps_its_definition() -
     assert "    1| x_1 = 1" not in packed.text  # the file's head is not what the task is about
 
 
+def test_a_debug_task_s_test_brings_the_module_it_imports_cut_around_what_it_imports() -> None:
+    files = [
+        SourceFile("pkg/__init__.py", ""),
+        SourceFile("pkg/money.py", big_module("convert", at=400)),
+        SourceFile(
+            "tests/test_money.py", "from pkg.money import convert\n\n\ndef test_convert():\n    assert convert([1])\n"
+        ),
+    ]
+    focus = Focus("Find why test_convert fails.", debug=True)
+    items = order(files, focus, RepoIndex(files))
+    assert [(i.source.path, i.reason, i.lines) for i in items[:2]] == [
+        ("tests/test_money.py", "defines test_convert, named in the task", [(4, 4)]),
+        ("pkg/money.py", "imported by tests/test_money.py", [(400, 400)]),
+    ]
+    packed = pack_files(items, 700, estimate_tokens)
+    assert "  400| def convert(order, tax=0.2):" in packed.text
+
+
 def test_priority_files_from_outside_come_first_with_their_hunks_in_view() -> None:
     files = [SourceFile("a.py", "A = 1\n"), SourceFile("changed.py", big_module("edited", at=300))]
     focus = Focus(

@@ -100,7 +100,7 @@ def order(files: Sequence[SourceFile], focus: Focus, index: RepoIndex) -> list[P
             add(test, f"defines {name}, named in the task" if name else "the failing test", _near(line))
         for test in dict.fromkeys(tests):
             for module in index.imported_by(test):
-                add(module, f"imported by {test}")
+                add(module, f"imported by {test}", index.imported_lines(test, module))
     for path, (name, line) in defines.items():
         add(path, f"defines {name}, named in the task", _near(line))
     for path, name, line in _uses(names, [by_path[p] for p in by_path if p not in items])[:USERS]:

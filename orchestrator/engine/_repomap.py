@@ -32,6 +32,8 @@ CACHE_FILES = 50_000  # files whose symbols are kept (by content) before the cac
 DAMPING = 0.85
 ITERATIONS = 30
 METHODS_SHOWN = 12  # methods of one class in the outline
+ARGUMENTS_SHOWN = 6  # parameters of one signature in the outline
+FILE_LINES = 24  # lines of one file's outline (its most used names when they do not all fit)
 COMMON_NAME = 20  # a name defined in more files than this (`run`, `__init__`) links nothing
 
 
@@ -146,6 +148,8 @@ def _def_line(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     shown += [a.arg for a in node.args.kwonlyargs]
     if node.args.kwarg:
         shown.append(f"**{node.args.kwarg.arg}")
+    if len(shown) > ARGUMENTS_SHOWN:
+        shown = [*shown[:ARGUMENTS_SHOWN], "..."]
     return f"{prefix} {node.name}({', '.join(shown)})"
 
 
@@ -165,6 +169,8 @@ class RepoIndex:
             for name in symbols.defined():
                 self.definers[name].append(path)
         # per file, the names it uses that some file defines (the only ones that link files)
+        # how many files use each name: what the outline of a large file keeps
+        self.used_by = Counter(name for symbols in self.symbols.values() for name in symbols.uses)
         linking = {name for name, paths in self.definers.items() if len(paths) <= COMMON_NAME}
         self.links = {
             path: [(name, count) for name, count in symbols.uses.items() if name in linking]
@@ -180,6 +186,12 @@ class RepoIndex:
         """The files of the selection a file imports (in the order it imports them)."""
         found = [self.modules.get(name) for name in self.symbols[path].imports]
         return list(dict.fromkeys(p for p in found if p is not None and p != path))
+
+    def imported_lines(self, path: str, module: str) -> list[tuple[int, int]]:
+        """The lines of `module` defining what `path` imports from it by name (`from m import x`)."""
+        names = set(_module_names(module))
+        wanted = {i.rsplit(".", 1)[1] for i in self.symbols[path].imports if "." in i and i.rsplit(".", 1)[0] in names}
+        return [(s.line, s.line) for s in self.symbols[module].defines if s.depth == 0 and s.name in wanted]
 
     def rank(self, visible: Iterable[str], seeds: dict[str, float], mentioned: set[str]) -> list[tuple[str, float]]:
         """The visible files, best first: a PageRank that restarts at `seeds` (path -> weight;
@@ -231,17 +243,38 @@ class RepoIndex:
         return "\n".join(blocks[:low]), list(paths[:low])
 
     def _block(self, path: str) -> str:
-        lines = [f"{path}:"]
-        methods = 0
+        """A file's outline: its classes (with their first methods), functions and public names,
+        those the repository uses most when they do not all fit in `FILE_LINES`; a private
+        module-level name, a dunder method and a property's setter are left out."""
+        entries: list[tuple[Symbol, list[Symbol]]] = []
         for symbol in self.symbols[path].defines:
-            if symbol.depth:
-                methods += 1
-                if methods > METHODS_SHOWN or (symbol.name.startswith("__") and symbol.name != "__init__"):
-                    continue
-            else:
-                methods = 0
-            lines.append("  " * (symbol.depth + 1) + symbol.signature)
-        return "\n".join(lines)
+            if symbol.depth == 0:
+                if not (symbol.kind == "var" and symbol.name.startswith("_")):
+                    entries.append((symbol, []))
+                continue
+            if not entries or entries[-1][0].kind != "class":
+                continue
+            methods = entries[-1][1]
+            dunder = symbol.name.startswith("__") and symbol.name != "__init__"
+            if not dunder and symbol.name not in {m.name for m in methods} and len(methods) < METHODS_SHOWN:
+                methods.append(symbol)
+        kept = set(range(len(entries)))
+        if sum(1 + len(methods) for _, methods in entries) > FILE_LINES:
+            by_use = sorted(range(len(entries)), key=lambda i: -self.used_by.get(entries[i][0].name, 0))
+            kept, lines = set(), 0
+            for i in by_use:
+                size = 1 + len(entries[i][1])
+                if lines + size <= FILE_LINES:
+                    kept.add(i)
+                    lines += size
+        shown = [f"{path}:"]
+        for i, (symbol, methods) in enumerate(entries):
+            if i in kept:
+                shown.append(f"  {symbol.signature}")
+                shown += [f"    {method.signature}" for method in methods]
+        if len(kept) < len(entries):
+            shown.append(f"  ... ({len(entries) - len(kept)} more)")
+        return "\n".join(shown)
 
 
 def _module_names(path: str) -> list[str]:
