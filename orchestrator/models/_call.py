@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from orchestrator.errors import StructuredOutputError
+from orchestrator.errors import ProviderTimeout, StructuredOutputError
 from orchestrator.models._serving import Serving, serving
 from orchestrator.models.budget import Budget
 from orchestrator.models.cost import price_call
@@ -110,6 +110,10 @@ async def budgeted_call(
                 # the model's own bound says which (a CallTimedOut); asyncio's says nothing
                 why = str(exc) or f"no answer within {timeout_s:g} s (limits.timeout_s)"
                 raise record.timed_out(bound.route.ref, why, local=bound.config.is_local) from exc
+            except ProviderTimeout as replayed:  # a recorded timeout: where the model runs is this run's
+                replayed.local = bound.config.is_local
+                replayed.breaks = not replayed.local
+                raise
             finally:
                 record.end()
                 if usage is not None:
