@@ -95,6 +95,30 @@ def test_a_call_stuck_in_prompt_evaluation_is_stopped_as_a_timeout(tmp_path: Pat
         assert cpu_seconds(worker.pid) - before < 0.3, "the worker kept computing after the timeout"
 
 
+def test_a_conversation_s_next_turn_goes_before_a_call_with_nothing_cached() -> None:
+    from orchestrator.testing import embedded_engine
+
+    engine = embedded_engine(parallel=1)
+    system = "You review Python code. " + "def add(a, b):\n    return a - b\n" * 40
+    first = [{"role": "system", "content": system}, {"role": "user", "content": "Name the function."}]
+
+    def call(ident: int, messages: list[dict[str, str]]) -> dict[str, object]:
+        return {"id": ident, "messages": messages, "max_tokens": 4}
+
+    engine.submit(call(1, first))
+    while not engine.idle():
+        engine.step()
+    admitted: list[int] = []
+    engine.on_start = admitted.append
+    engine.submit(call(2, [{"role": "system", "content": "Another job. " * 50}, {"role": "user", "content": "Hi."}]))
+    turn = [*first, {"role": "assistant", "content": "add"}, {"role": "user", "content": "And its bug?"}]
+    engine.submit(call(3, turn))
+    while not engine.idle():
+        engine.step()
+    assert admitted == [3, 2]  # the next turn reuses its cached prefix: cheap, and served first
+    engine.close()
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

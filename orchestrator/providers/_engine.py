@@ -8,7 +8,8 @@ It drives llama.cpp's C API (through llama-cpp-python's ctypes bindings) directl
 - **batching**: up to `parallel` calls generate at once, one token each per `llama_decode`, with
   prompt chunks of newly admitted calls in the same batch (continuous batching, as llama.cpp's
   server does). How many of them is decided from what the engine measures (`_width.py`): as many
-  as pay in tokens per second on this machine now; calls are admitted first come, first served.
+  as pay in tokens per second on this machine now; calls are admitted first come, first served,
+  save that a call whose prompt is mostly cached (a conversation's next turn) may go first.
 - **progress**: each call admitted is announced at once (`on_start`: its serving starts with its
   prompt's evaluation), and the ids of the calls that made progress (a prompt chunk or a token)
   are kept for the worker to report (`moved`).
@@ -35,6 +36,8 @@ from orchestrator.providers._width import Width
 
 SLOTS = 4
 N_BATCH = 512
+WARM = 256  # prompt tokens in the cache that make a waiting call cheap enough to go first...
+OVERTAKEN_S = 60.0  # ...unless the oldest call has waited this long already
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Sequence:
     text: bytearray = field(default_factory=bytearray)
     cached: int = 0  # prompt tokens reused from the cache
     finish: str | None = None
+    arrived: float = field(default_factory=time.monotonic)  # when it joined the queue
 
     def result(self) -> dict[str, Any]:
         text = self.text.decode("utf-8", errors="ignore")
@@ -300,16 +304,30 @@ class Engine:
     def _admit(self) -> None:
         width = self.width.choose(len(self.waiting) + len(self.active))
         while self.waiting and len(self.active) < width:
-            sequence = self.waiting[0]
+            sequence = self._next()
             need = len(sequence.prompt) + sequence.max_tokens
             while self._cells_in_use() + need > self.cells and self._evict(exclude_busy=True):
                 pass
             if self.active and self._cells_in_use() + need > self.cells:
                 return  # wait for a running call to finish
-            self.waiting.pop(0)
+            self.waiting.remove(sequence)
             self._place(sequence)
             self.active.append(sequence)
             self.on_start(sequence.id)
+
+    def _next(self) -> Sequence:
+        """The waiting call to admit: first come, first served, except that a call whose prompt is
+        mostly in the cache already (a conversation's next turn, a retry of a stopped call) goes
+        first while the oldest has not waited `OVERTAKEN_S`: it costs little to serve, and served
+        later its prefix may have been evicted by the calls admitted before it."""
+        oldest = self.waiting[0]
+        if time.monotonic() - oldest.arrived >= OVERTAKEN_S:
+            return oldest
+        for sequence in self.waiting:
+            cached = max(common_prefix(slot.tokens, sequence.prompt) for slot in self.slots)
+            if cached >= max(WARM, len(sequence.prompt) // 2):
+                return sequence
+        return oldest
 
     def _place(self, sequence: Sequence) -> None:
         """Pick the idle slot to reuse and the longest cached prefix of the prompt anywhere."""

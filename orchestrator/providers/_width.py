@@ -12,8 +12,9 @@ asks for, as long as each call still goes at least `MIN_SHARE` of the speed it w
 the next width when calls wait and it has no recent figure for it (a few steps cost little), and
 forgets figures older than `MEMORY_S`, so it follows the load as it changes.
 
-Admission stays first come, first served: at width 1 the calls finish in the order they came,
-each at the machine's full speed, and a call's timeout counts only from its admission.
+Admission stays first come, first served (a call whose prompt is mostly cached may go first,
+`_engine.Engine._next`): at width 1 the calls finish in the order they came, each at the
+machine's full speed, and a call's timeout counts only from its admission.
 """
 
 from __future__ import annotations
