@@ -67,6 +67,19 @@ def test_a_local_model_that_is_broken_still_cools_down() -> None:
     assert breaker.why_open("local", "local/smollm2") is not None
 
 
+def test_a_worker_killed_for_being_slow_to_stop_a_call_does_not_cool_the_model_down() -> None:
+    from orchestrator.providers._client import ModelWorkerLost
+
+    breaker = Breaker(threshold=3)
+    slow = ModelWorkerLost("the worker was stopped: it did not stop a cancelled call within 5.0 s", breaks=False)
+    for _ in range(3):
+        error = classify(slow, "local/smollm2")
+        assert isinstance(error, ProviderUnavailable) and error.retryable and not error.breaks
+        breaker.failure("local", "local/smollm2", error)
+    assert breaker.why_open("local", "local/smollm2") is None
+    assert classify(ModelWorkerLost("exited with code -9"), "local/smollm2").breaks  # a crash still counts
+
+
 def measured(width: Width, figures: dict[int, float], threads: int = 1) -> None:
     for size, seconds in figures.items():
         for _ in range(SAMPLES):

@@ -34,15 +34,21 @@ from typing import IO, Any
 
 from orchestrator.models._serving import Serving
 
-CANCEL_GRACE_S = 0.5
-CANCEL_STEPS = 4  # a cancelled call may take this many of the worker's recent steps to stop
+CANCEL_GRACE_S = 5.0  # a worker so busy that it cannot stop a call in this long is killed...
+CANCEL_STEPS = 4  # ...or in this many of its longest recent steps
 # the most calls one worker decodes together; how many it does is measured (_width.py)
 PARALLEL = 4
 STOP_GRACE_S = 2.0
 
 
 class ModelWorkerLost(ConnectionError):
-    """The worker process stopped while calls were in flight (classified `unavailable`)."""
+    """The worker process stopped while calls were in flight (classified `unavailable`). When it
+    was stopped for being slow to stop a call, not for being broken, it says so (`breaks`): the
+    calls it took down do not cool the model down."""
+
+    def __init__(self, why: str, breaks: bool = True) -> None:
+        super().__init__(why)
+        self.breaks = breaks
 
 
 class ModelWorkerError(RuntimeError):
@@ -62,7 +68,7 @@ class ModelWorker:
         self.pid = self.process.pid
         self.pending: dict[int, Future[dict[str, Any]]] = {}
         self.serving: dict[int, Serving] = {}  # the calls in flight, as the worker reports them
-        self.step_s = 0.0  # the worker's last reported step
+        self.steps: collections.deque[float] = collections.deque(maxlen=50)  # its recent steps, s
         self.cancelled_at: dict[int, float] = {}
         self.stop_delays: collections.deque[float] = collections.deque(maxlen=100)  # cancel -> stopped, s
         self.kills = 0  # times it was killed for not stopping a cancelled call in time
@@ -107,20 +113,20 @@ class ModelWorker:
 
     def grace_s(self) -> float:
         """How long a cancelled call may take to stop: longer when the machine makes steps slow."""
-        return max(CANCEL_GRACE_S, CANCEL_STEPS * self.step_s)
+        return max(CANCEL_GRACE_S, CANCEL_STEPS * max(self.steps, default=0.0))
 
     def _enforce(self, ident: int) -> None:
         with self._lock:
             late = ident in self.pending
             started = self.cancelled_at.pop(ident, None)
         if late and self.alive:
-            self.kill(f"it did not stop a cancelled call within {self.grace_s():.1f} s")
+            self.kill(f"it did not stop a cancelled call within {self.grace_s():.1f} s", broken=False)
             if started is not None:  # killed: stopped now
                 self.stop_delays.append(time.perf_counter() - started)
             self.kills += 1
 
-    def kill(self, why: str) -> None:
-        self._lose(f"the embedded model's worker (pid {self.pid}) was stopped: {why}")
+    def kill(self, why: str, broken: bool = True) -> None:
+        self._lose(f"the embedded model's worker (pid {self.pid}) was stopped: {why}", broken)
         if self.process.poll() is None:
             self.process.kill()
 
@@ -188,7 +194,7 @@ class ModelWorker:
             if serving is not None:
                 serving.start()
             return
-        self.step_s = float(message.get("step_s") or 0.0)
+        self.steps.append(float(message.get("step_s") or 0.0))
         if serving is not None:
             serving.progress(int(message.get("tokens") or 0))
 
@@ -198,7 +204,7 @@ class ModelWorker:
             if text:
                 self._stderr.append(text[:300])
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, why: str, broken: bool = True) -> None:
         with self._lock:
             if self.lost is None:
                 self.lost = why
@@ -206,7 +212,7 @@ class ModelWorker:
             self.serving = {}
         for future in waiting.values():
             if not future.done():
-                future.set_exception(ModelWorkerLost(why))
+                future.set_exception(ModelWorkerLost(why, breaks=broken))
 
 
 _workers: dict[str, ModelWorker] = {}
