@@ -95,10 +95,11 @@ def test_a_call_stuck_in_prompt_evaluation_is_stopped_as_a_timeout(tmp_path: Pat
         assert cpu_seconds(worker.pid) - before < 0.3, "the worker kept computing after the timeout"
 
 
-def test_a_conversation_s_next_turn_goes_before_a_call_with_nothing_cached() -> None:
+def test_the_engine_serves_cached_turns_first_and_new_prompts_beside_generating_calls_in_small_chunks() -> None:
+    from orchestrator.providers._engine import PROMPT_BESIDE
     from orchestrator.testing import embedded_engine
 
-    engine = embedded_engine(parallel=1)
+    engine = embedded_engine(parallel=2)
     system = "You review Python code. " + "def add(a, b):\n    return a - b\n" * 40
     first = [{"role": "system", "content": system}, {"role": "user", "content": "Name the function."}]
 
@@ -116,6 +117,19 @@ def test_a_conversation_s_next_turn_goes_before_a_call_with_nothing_cached() -> 
     while not engine.idle():
         engine.step()
     assert admitted == [3, 2]  # the next turn reuses its cached prefix: cheap, and served first
+    # a long prompt admitted while a call generates is evaluated a little at a time beside it
+    engine.clear_cache()
+    generating = engine.submit({**call(4, [{"role": "user", "content": "Count to fifty."}]), "max_tokens": 40})
+    while generating.feed is None:
+        engine.step()
+    engine.submit(call(5, [{"role": "user", "content": "Summarise: " + "the cat sat on the mat. " * 150}]))
+    beside = []  # the batches decoded while call 4 was generating
+    while not engine.idle():
+        alongside = generating in engine.active
+        engine.step()
+        if alongside:
+            beside.append(engine.batch.n_tokens)
+    assert beside and max(beside) <= 1 + PROMPT_BESIDE and generating.result()["completion_tokens"] > 0
     engine.close()
 
 

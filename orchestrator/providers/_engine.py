@@ -36,6 +36,7 @@ from orchestrator.providers._width import Width
 
 SLOTS = 4
 N_BATCH = 512
+PROMPT_BESIDE = 128  # prompt tokens per step beside calls that are generating
 WARM = 256  # prompt tokens in the cache that make a waiting call cheap enough to go first...
 OVERTAKEN_S = 60.0  # ...unless the oldest call has waited this long already
 
@@ -239,9 +240,12 @@ class Engine:
             if sequence.feed is not None:
                 n = self._put(n, sequence, [sequence.feed], True)
                 members.append(sequence)
+        # a prompt evaluated beside calls that generate goes in small chunks: each chunk holds
+        # their next token back for as long as it takes, and they came first
+        room = N_BATCH if n == 0 else min(N_BATCH, n + PROMPT_BESIDE)
         for sequence in self.active:
-            if sequence.feed is None and sequence.pending and n < N_BATCH:
-                chunk = sequence.pending[: N_BATCH - n]
+            if sequence.feed is None and sequence.pending and n < room:
+                chunk = sequence.pending[: room - n]
                 n = self._put(n, sequence, chunk, len(chunk) == len(sequence.pending))
                 members.append(sequence)
         batch.n_tokens = n
