@@ -39,11 +39,10 @@ def generate(root: Path, files: int) -> None:
 
 def measure(root: str) -> dict[str, float]:
     """One cold measurement (run in a child process)."""
-    from orchestrator.testing import packed_context, repository_index
-    from orchestrator.workspace import collect_files
+    from orchestrator.testing import packed_context, repository_index, workspace_files
 
     started = time.perf_counter()
-    files = collect_files(Path(root), ["**/*.py"], []).files
+    files = workspace_files(Path(root))
     read = time.perf_counter() - started
     started = time.perf_counter()
     index = repository_index(files)

@@ -73,6 +73,7 @@ __all__ = [
     "repository_index",
     "tool_call",
     "valid_answer",
+    "workspace_files",
 ]
 
 
@@ -322,6 +323,13 @@ def answer_schema(kind: str) -> dict[str, Any]:
 def embedded_weights() -> Path:
     """The embedded model's GGUF file (for running llama.cpp directly beside the orchestrator)."""
     return weights_path()
+
+
+def workspace_files(root: Path, include: tuple[str, ...] = ("**/*.py",)) -> list[Any]:
+    """The files of a workspace as a run reads them (`SourceFile`s)."""
+    from orchestrator.workspace import collect_files
+
+    return collect_files(root, list(include), []).files
 
 
 def repository_index(files: list[Any]) -> Any:

@@ -38,7 +38,7 @@ SLOTS = 4
 N_BATCH = 512
 PROMPT_BESIDE = 128  # prompt tokens per step beside calls that are generating
 WARM = 256  # prompt tokens in the cache that make a waiting call cheap enough to go first...
-OVERTAKEN_S = 60.0  # ...unless the oldest call has waited this long already
+OVERTAKEN_S = 300.0  # ...unless the oldest call has waited this long already
 
 
 @dataclass
@@ -322,8 +322,9 @@ class Engine:
     def _next(self) -> Sequence:
         """The waiting call to admit: first come, first served, except that a call whose prompt is
         mostly in the cache already (a conversation's next turn, a retry of a stopped call) goes
-        first while the oldest has not waited `OVERTAKEN_S`: it costs little to serve, and served
-        later its prefix may have been evicted by the calls admitted before it."""
+        first while the oldest has not waited `OVERTAKEN_S` (a busy machine makes every call wait a
+        minute or more): it costs little to serve, and served later its prefix may have been
+        evicted by the calls admitted before it."""
         oldest = self.waiting[0]
         if time.monotonic() - oldest.arrived >= OVERTAKEN_S:
             return oldest
