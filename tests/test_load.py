@@ -115,3 +115,21 @@ def test_timeouts_cool_down_a_remote_model_but_never_a_local_one(
         assert hops[3] == ["cooldown"] and fourth["status"] == "failed"
         assert server.state.requests["m"] == 3
         assert "cooldown" in report
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+def test_a_local_model_that_timed_out_is_retried_with_twice_the_time(
+    where: str, server: ModelServer, proxy: RecordingProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server.state.delay_s = 1.5  # every answer takes 1.5 s: past timeout_s, within twice it
+    url = server.url if where == "local" else f"http://{REMOTE}"
+    limits = "concurrency: 1, timeout_s: 1, retries: 1, backoff_s: 0.05"
+    _, result, _ = run(write_spec(tmp_path, url, server.url, 1, limits), tmp_path)
+    (review,) = result["subtasks"]
+    if where == "local":  # slow, not stuck: the retry had 2 s, and answered
+        assert review["status"] == "ok" and review["attempts"] == 2
+    else:  # a remote model gets the same timeout on every attempt
+        assert review["status"] == "failed" and review["fallbacks"][0]["attempts"] == 2
+        assert review["fallbacks"][0]["error_kind"] == "timeout"

@@ -23,7 +23,13 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from structlog import get_logger
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from orchestrator.errors import BudgetExceeded, ProviderCooledDown, ProviderError, StructuredOutputError
+from orchestrator.errors import (
+    BudgetExceeded,
+    ProviderCooledDown,
+    ProviderError,
+    ProviderTimeout,
+    StructuredOutputError,
+)
 from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
 from orchestrator.models._serving import patience
 from orchestrator.models.budget import Budget
@@ -168,6 +174,14 @@ async def call_route(
         after = float(getattr(error, "retry_after", None) or 0.0)
         return min(settings.max_wait_s, max(backoff, after))
 
+    # a model on this machine that timed out was slow, not stuck (stall_s stops a stuck one): its
+    # retry gets twice the time, which its cached prompt and the machine's load may need
+    limit = [settings.timeout_s]
+
+    def longer(error: BaseException | None) -> None:
+        if isinstance(error, ProviderTimeout) and error.local:
+            limit[0] *= 2
+
     def cooled() -> None:
         why = pool.breaker.why_open(route.provider, route.ref)
         if why:
@@ -187,9 +201,9 @@ async def call_route(
             try:
                 if tools is not None:
                     budget, most = pool.budget, pool.settings.max_output_tokens
-                    output = await tool_turn(at, messages, tools, usage, settings.timeout_s, budget, most, extra)
+                    output = await tool_turn(at, messages, tools, usage, limit[0], budget, most, extra)
                 else:
-                    output = await _negotiated(pool, at, messages, contract, usage, settings.timeout_s, check, extra)
+                    output = await _negotiated(pool, at, messages, contract, usage, limit[0], check, extra)
             except (StructuredOutputError, BudgetExceeded):
                 raise
             except ProviderError as known:
@@ -212,6 +226,7 @@ async def call_route(
         if settings.retries == 0 or not retryable(error):
             raise
         first_pause, first_error = pause(1, error), error
+    longer(first_error)
     attempts.waited(first_pause, first_error, route.ref)
     log.info("model.retry", model=route.ref, attempt=1, wait_s=round(first_pause, 2))
     await asyncio.sleep(first_pause)
@@ -220,6 +235,7 @@ async def call_route(
         return pause(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
 
     def slept(state: RetryCallState) -> None:
+        longer(state.outcome.exception() if state.outcome else None)
         seconds = state.next_action.sleep if state.next_action else 0.0
         attempts.waited(seconds, state.outcome.exception() if state.outcome else None, route.ref)
         log.info("model.retry", model=route.ref, attempt=state.attempt_number + 1, wait_s=round(seconds, 2))

@@ -46,6 +46,12 @@ class CallSettings:
     cooldown_after: int = 3  # consecutive failed attempts that cool a provider down
     http_hooks: Any = field(default=None, compare=False)  # (sync, async) httpx event hooks: egress accounting
 
+    @property
+    def client_timeout_s(self) -> float:
+        """The SDK client's own read timeout: a backstop behind the call's timeout (which the
+        retries of a model on this machine double), so that the call's timeout is what fires."""
+        return float(self.timeout_s * 2 ** min(self.retries, 4) + 30.0)
+
 
 @dataclass(frozen=True)
 class ToolOffer:

@@ -33,7 +33,7 @@ class OllamaProvider(ProviderKind):
             num_predict=settings.max_output_tokens,
             num_ctx=route.context_window,
             seed=settings.seed,
-            client_kwargs={"timeout": httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s))},
+            client_kwargs={"timeout": httpx.Timeout(settings.client_timeout_s, connect=min(10.0, settings.timeout_s))},
             sync_client_kwargs={"event_hooks": sync_hooks},
             async_client_kwargs={"event_hooks": async_hooks},
         )

@@ -50,10 +50,10 @@ class OpenAICompatibleProvider(ProviderKind):
             # OpenAI's own API refuses it for its reasoning models (GPT-5, o-series)
             extra_body={_token_field(config): settings.max_output_tokens},
             seed=settings.seed,
-            timeout=settings.timeout_s,
+            timeout=settings.client_timeout_s,
             max_retries=0,
-            http_client=httpx.Client(timeout=settings.timeout_s, event_hooks=sync_hooks),
-            http_async_client=httpx.AsyncClient(timeout=settings.timeout_s, event_hooks=async_hooks),
+            http_client=httpx.Client(timeout=settings.client_timeout_s, event_hooks=sync_hooks),
+            http_async_client=httpx.AsyncClient(timeout=settings.client_timeout_s, event_hooks=async_hooks),
         )
 
     def structured_modes(self, config: ProviderConfig) -> list[str]:
