@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bare, cli, embedded, executor, fanout, model, overhead_table, swap, verify
+from bench import bare, busy, cli, embedded, executor, fanout, model, overhead_table, packing, swap, verify
 
 TARGETS = {
     "overhead": "<= 1.5x bare LangGraph per subtask without checkpointer, flat in N",
@@ -29,8 +29,22 @@ TARGETS = {
     "executor": "reported (no target): local vs Ray per subtask, Ray start cost, growth to N=1000",
     "bare": "ours / bare LangGraph + langchain-openai over HTTP: CPU per call <= 1.1 at N=200 in memory,"
     " <= 1.2 durable, <= 1.3 at N=10; event loop blocked <= 0.5 ms per node durable",
+    "busy": "the quickstart passes with both cores loaded; waiting is reported, not failed",
+    "packing": "reported (no target): relevance packing and the repository map per 1,000 files",
 }
-SECTIONS = ("bare", "overhead", "fanout", "swap", "startup", "verify", "real_model", "embedded", "executor")
+SECTIONS = (
+    "bare",
+    "overhead",
+    "fanout",
+    "swap",
+    "startup",
+    "verify",
+    "packing",
+    "real_model",
+    "embedded",
+    "busy",
+    "executor",
+)
 PARTS = {"overhead": ["memory"], "executor": ["fanout_http"]}  # figures another benchmark measures
 ORDER = (
     "bare",
@@ -41,6 +55,8 @@ ORDER = (
     "startup",
     "real_model",
     "embedded",
+    "busy",
+    "packing",
     "memory",
     "verify",
     "executor",
@@ -70,10 +86,12 @@ def main() -> None:
         ("swap", lambda: swap.run(quick)),
         ("startup", lambda: cli.run(quick)),
         ("verify", lambda: verify.run(quick)),
+        ("packing", lambda: packing.run(quick)),
     ]
     if not args.skip_model:
         sections.append(("real_model", lambda: model.run(quick)))
         sections.append(("embedded", lambda: embedded.run(quick)))
+        sections.append(("busy", lambda: busy.run(quick)))
     sections.append(("executor", lambda: executor.run(quick)))
     if args.only:
         sections = [(name, run) for name, run in sections if name in args.only]

@@ -9,6 +9,7 @@ next. Only the CLI prints and exits; library code raises these and returns ExitS
     │   └── PluginError               2    a provider plugin failed to load
     ├── ProviderError                 3    a model call failed
     │   ├── ProviderUnavailable       3    connection refused, timeout, 5xx, 429
+    │   │   └── ProviderTimeout       3    a call ran past timeout_s, stalled, or waited too long
     │   ├── ProviderCooledDown        3    skipped: kept failing earlier in the run
     │   ├── ProviderConfigError       3    401/403, unknown model, missing API key
     │   ├── StructuredOutputError     3    the model's output did not validate
@@ -157,6 +158,8 @@ class ProviderError(OrchestratorError):
     exit_code = ExitStatus.PROVIDER_FAILURE
     kind = "provider"
     retryable = False
+    # the error says the model is broken (not merely slow): it counts towards a cooldown
+    breaks = True
 
     def __init__(
         self,
@@ -177,6 +180,38 @@ class ProviderUnavailable(ProviderError):
     kind = "unavailable"
     retryable = True
     hint = "is the provider running and reachable? check base_url and the network"
+
+
+class ProviderTimeout(ProviderUnavailable):
+    """A call that took too long: served past `timeout_s`, no new token for `stall_s`, or queued
+    past `queue_wait_s` behind other calls of a model on this machine. It carries where the time
+    went. A timeout of a model on this machine (`local`) says the machine is busy, not that the
+    model is broken: it never cools the model down; a remote model's still does."""
+
+    kind = "timeout"
+    hint = "the model took too long; on a busy machine raise limits.timeout_s (it counts from when the model starts)"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        local: bool = False,
+        phase: str = "serving",
+        queued_s: float = 0.0,
+        served_s: float = 0.0,
+        tokens: int = 0,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, model=model, status=status, retry_after=retry_after)
+        self.local = local
+        # queued | prompt | generating | serving (a model that does not say which)
+        self.phase = phase
+        self.queued_s = queued_s
+        self.served_s = served_s
+        self.tokens = tokens
+        self.breaks = not local
 
 
 class ProviderCooledDown(ProviderError):

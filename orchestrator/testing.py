@@ -70,9 +70,12 @@ __all__ = [
     "forbid_real_models",
     "in_order",
     "native_call",
+    "packed_context",
     "registry",
+    "repository_index",
     "tool_call",
     "valid_answer",
+    "workspace_files",
 ]
 
 
@@ -322,6 +325,37 @@ def answer_schema(kind: str) -> dict[str, Any]:
 def embedded_weights() -> Path:
     """The embedded model's GGUF file (for running llama.cpp directly beside the orchestrator)."""
     return weights_path()
+
+
+def workspace_files(root: Path, include: tuple[str, ...] = ("**/*.py",)) -> list[Any]:
+    """The files of a workspace as a run reads them (`SourceFile`s)."""
+    from orchestrator.workspace import collect_files
+
+    return collect_files(root, list(include), []).files
+
+
+def repository_index(files: list[Any]) -> Any:
+    """The repository map's index (symbols, who defines what) of `files` (`SourceFile`s), as a
+    run builds it (for measuring it: bench/packing.py)."""
+    from orchestrator.engine._repomap import RepoIndex
+
+    return RepoIndex(files)
+
+
+def packed_context(files: list[Any], text: str, budget: int, index: Any) -> tuple[Any, str]:
+    """`files` packed for a task about `text` within `budget` estimated tokens, most relevant first,
+    and the repository map of the files not packed whole in a quarter of it (no policy: every file
+    visible), as a run does for one call."""
+    from orchestrator.engine._packing import pack_files
+    from orchestrator.engine._relevance import Focus, order
+    from orchestrator.models.registry import estimate_tokens
+
+    share = budget // 4
+    packed = pack_files(order(files, Focus(text), index), budget - share, estimate_tokens)
+    whole = {entry["path"] for entry in packed.packed if entry["how"] == "whole"}
+    ranked = [path for path, _ in index.rank([f.path for f in files if f.path not in whole], {}, set())]
+    outline, _ = index.outline(ranked, share, estimate_tokens)
+    return packed, outline
 
 
 def embedded_engine(parallel: int = 1, constraint: str = "llguidance") -> Any:

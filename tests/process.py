@@ -64,6 +64,7 @@ def kill_group(pid: int) -> None:
 # the fields that measure time, and the egress report (a replay contacts nothing, by design)
 REPLAY_VOLATILE = frozenset(
     {"run_id", "started_at", "duration_ms", "latency_ms", "waited_s", "ms", "egress", "started_ms"}
+    | {"queued_s", "served_s"}  # where a call's time went: waiting for its model, being served
     | {"timing", "clock_origin"}  # when each call ran, on the run's clock
     | {"replayed"}  # verification.replayed says the check results came from the recording
     | {"signature"}  # signed with the run id and this machine's key

@@ -83,7 +83,7 @@ def test_every_model_failing_reports_each_hop_and_never_raises(fake: FakeProvide
     fake.script("b", raising(PermissionError("no key")))
     result = run_chain(fake, ["a", "b"])
     assert not result.ok and result.output is None
-    assert [h["error_kind"] for h in result.hops] == ["unavailable", "config"]
+    assert [h["error_kind"] for h in result.hops] == ["timeout", "config"]
     assert result.error is not None and result.error["kind"] == "config"
 
 
@@ -91,7 +91,7 @@ def test_timeout_per_call_is_enforced(fake: FakeProvider) -> None:
     fake.delay_s = 2.0
     fake.script("slow", lambda c: GOOD)
     result = run_chain(fake, ["slow"], timeout=0.05)
-    assert not result.ok and result.hops[0]["error_kind"] == "unavailable"
+    assert not result.ok and result.hops[0]["error_kind"] == "timeout"
 
 
 def test_semantic_check_failure_triggers_repair(fake: FakeProvider) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine._packing import BLOCK_SEPARATOR, pack_files, render_file
+from orchestrator.engine._relevance import PackItem
 from orchestrator.workspace import MAX_FILE_BYTES, FileSet, SourceFile, collect_files, glob_match
 
 
@@ -203,18 +204,56 @@ def test_exact_budget_fits() -> None:
     assert packed.files == ["a.py"] and not packed.truncated
 
 
-def test_second_file_is_cut_at_a_line_boundary() -> None:
+def test_a_file_that_does_not_fit_is_cut_at_a_line_boundary_leaving_room_for_the_next() -> None:
     budget = cost(FILES[:1]) + cost(FILES[1:2]) // 2
     packed = pack_files(FILES, budget, estimate)
-    assert packed.files == ["a.py", "b.py"]
-    assert packed.omitted == ["c.py", "d.py"]
-    [note] = packed.truncated
-    assert note.startswith("b.py") and "of 40" in note
+    assert packed.files[:2] == ["a.py", "b.py"]
+    [note] = [t for t in packed.truncated if t.startswith("b.py")]
+    assert "of 40" in note
     kept = [line for line in FILES[1].text.splitlines() if line in packed.text]
     assert 0 < len(kept) < 40
     assert kept == FILES[1].text.splitlines()[: len(kept)], "a prefix of whole lines"
     assert "truncated" in packed.text
+    # more files of the task follow: b.py took half of what was left, and c.py fits after it
+    assert "c.py" in packed.files
     assert packed.tokens <= budget
+    assert [e["how"] for e in packed.packed][:2] == ["whole", "cut"]
+
+
+def test_the_last_file_of_the_task_that_does_not_fit_takes_all_that_is_left() -> None:
+    budget = cost(FILES[:1]) + cost(FILES[1:2]) // 2
+    packed = pack_files(FILES[:2], budget, estimate)
+    alone = pack_files(FILES[:2] + FILES[2:3], budget, estimate)
+    assert packed.files == ["a.py", "b.py"]
+    shown = packed.packed[1]["lines"]
+    assert int(shown.split("-")[1].split()[0]) > int(alone.packed[1]["lines"].split("-")[1].split()[0])
+
+
+def test_files_ranked_by_the_map_are_whole_or_left_out_and_packing_goes_on() -> None:
+    items = [
+        PackItem(FILES[0], "named in the task"),
+        PackItem(FILES[1], "ranked by the repository map", focus=False),
+        PackItem(FILES[2], "ranked by the repository map", focus=False),
+    ]
+    budget = cost(FILES[:1]) + cost(FILES[2:3]) + 5
+    packed = pack_files(items, budget, estimate)
+    assert packed.files == ["a.py", "c.py"] and packed.omitted == ["b.py"] and not packed.truncated
+    assert packed.packed == [
+        {"path": "a.py", "how": "whole", "why": "named in the task"},
+        {"path": "c.py", "how": "whole", "why": "ranked by the repository map"},
+    ]
+
+
+def test_a_cut_keeps_the_lines_the_task_is_about() -> None:
+    big = source("big.py", 300)
+    item = PackItem(big, "defines thing, named in the task", lines=[(200, 200)])
+    packed = pack_files([item], cost([big]) // 5, estimate)
+    assert packed.packed[0]["how"] == "cut"
+    assert "big.py line 0200" in packed.text and "big.py line 0001" not in packed.text
+    assert '<file path="big.py">' in packed.text and "  200| " in packed.text
+    start, end = (int(n) for n in packed.packed[0]["lines"].split()[0].split("-"))
+    assert start < 200 < end and end - start > 20
+    assert packed.tokens <= cost([big]) // 5
 
 
 @pytest.mark.parametrize(
@@ -225,11 +264,10 @@ def test_never_over_budget(count: Callable[[str], int]) -> None:
     for budget in range(0, total + 20):
         packed = pack_files(FILES, budget, count)
         assert packed.tokens <= budget, budget
-        # every file is accounted for, in order, exactly once
-        assert packed.files + packed.omitted == [f.path for f in FILES], budget
-        assert len(packed.truncated) <= 1
-        if packed.truncated:
-            assert packed.truncated[0].startswith(packed.files[-1])
+        # every file is accounted for exactly once, and those packed keep their order
+        assert sorted(packed.files + packed.omitted) == [f.path for f in FILES], budget
+        assert packed.files == [f.path for f in FILES if f.path in packed.files]
+        assert all(any(t.startswith(path) for path in packed.files) for t in packed.truncated)
         # the reported tokens are those of the blocks that made it in
         assert (packed.tokens == 0) == (packed.files == [])
 

@@ -66,6 +66,7 @@ class AgentTask:
     settings: CallSettings | None = None
     packer: Callable[[list[SourceFile], str, dict[str, Any], int], Build] | None = None
     instruction: str = ""  # the tests it names must go from fail to pass ("find why test_x fails")
+    named: tuple[str, ...] = ()  # the files the task names (packed first)
 
 
 @dataclass

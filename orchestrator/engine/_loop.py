@@ -155,8 +155,7 @@ def reflection_text(
 def add_usage(total: ChainResult, outcome: ChainResult) -> None:
     """Count what a turn (or a model's attempts) used into a total; an unknown cost stays unknown."""
     first = total.usage.calls == 0 and total.cost_basis is None
-    total.usage.tokens_in += outcome.usage.tokens_in
-    total.usage.tokens_out += outcome.usage.tokens_out
+    total.usage.merge(outcome.usage)
     total.usage.calls += max(outcome.usage.calls, 1 if outcome.ok else 0)
     total.latency_ms += outcome.latency_ms
     total.waited_s = round(total.waited_s + outcome.waited_s, 3)

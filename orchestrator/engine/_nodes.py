@@ -24,7 +24,8 @@ from orchestrator.catalog import Route
 from orchestrator.engine._agent import AgentTask, agentic, run_agent
 from orchestrator.engine._answers import file_contract
 from orchestrator.engine._changes import changes_for, review_files
-from orchestrator.engine._packing import digest, pack_files
+from orchestrator.engine._packer import Viewer, focus_for, packed_messages, planner_messages, task_files
+from orchestrator.engine._packing import digest
 from orchestrator.engine._patch import check_patch
 from orchestrator.engine._prompt import system_message, user_message
 from orchestrator.engine._timing import call_timing, check_span, pause_for_budget, resumed_wait
@@ -73,9 +74,6 @@ class leaf:  # a decorator, named like one
         return result
 
 
-PROMPT_MARGIN = 64  # tokens kept free beyond the estimate of the prompt
-
-
 def record(subtask: Subtask, outcome: ChainResult, checks: list[PatchCheck] | None = None, **extra: Any) -> CallRecord:
     """The typed record of one node's call (extra: node, iteration, proposal_of, ...)."""
     route = outcome.route
@@ -93,6 +91,8 @@ def record(subtask: Subtask, outcome: ChainResult, checks: list[PatchCheck] | No
         latency_ms=outcome.latency_ms,
         attempts=outcome.attempts,
         waited_s=outcome.waited_s,
+        queued_s=round(outcome.usage.queued_s, 1),
+        served_s=round(outcome.usage.served_s, 1),
         structured_mode=outcome.mode,
         cached=outcome.cached,
         cost_basis=outcome.cost_basis,
@@ -147,23 +147,6 @@ async def run_node(
     )
     node_finished(ctx, node, key, outcome, int((time.perf_counter() - started) * 1000))
     return outcome
-
-
-def packed_messages(
-    ctx: RunContext, files: list[SourceFile], user: str, context: dict[str, Any], reserve: int = 0
-) -> Callable[[Route, BoundModel], list[BaseMessage]]:
-    """Messages with the files packed to fit each model's window; `context` records the packing.
-    `reserve` tokens are kept free (for a tool loop's transcript)."""
-
-    def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
-        fixed = bound.count_tokens(system_message("") + user) + PROMPT_MARGIN
-        budget = max(route.context_window - ctx.max_output_tokens - fixed - reserve, 0)
-        packed = pack_files(files, budget, bound.count_tokens)
-        context.clear()
-        context.update(packed.as_dict(), budget=budget, model=route.ref)
-        return [SystemMessage(system_message(packed.text)), HumanMessage(user)]
-
-    return build
 
 
 def node_settings(ctx: RunContext, retries: int | None, timeout_s: float | None) -> CallSettings | None:
@@ -255,10 +238,7 @@ async def plan_node(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
     changes = changes_for(ctx, visible)
     planner = ctx.roles[PLANNER].prompt
     user = user_message(planner, "plan", goal=ctx.goal, roles=roles_text, file_list=files_text, changes=changes)
-
-    def build(route: Route, bound: BoundModel) -> list[BaseMessage]:
-        return [SystemMessage(system_message("")), HumanMessage(user)]
-
+    build = planner_messages(ctx, user, visible)
     chain = ctx.chain(PLANNER, ctx.base_class)
     outcome = await run_node(ctx, "plan", "plan", chain, build, _plan_contract(ctx, visible))
     call = record(Subtask(id="plan", role=PLANNER, instruction="", files=[]), outcome)
@@ -310,9 +290,9 @@ def make_role_node(role_name: str) -> Any:
 
 
 def subtask_files(ctx: RunContext, subtask: Subtask) -> list[SourceFile]:
-    """The files a subtask is given (all of the workspace's when it names none)."""
-    by_path = ctx.files.by_path()
-    return [by_path[p] for p in subtask.files if p in by_path] or review_files(ctx)
+    """The files a subtask is given (all of the workspace's when it names none; a debug task's
+    named tests bring the modules they import)."""
+    return task_files(ctx, subtask.files, ctx.roles.get(subtask.role))
 
 
 async def role_work(ctx: RunContext, role_name: str, subtask: Subtask) -> CallRecord:
@@ -324,9 +304,9 @@ async def role_work(ctx: RunContext, role_name: str, subtask: Subtask) -> CallRe
     extra: dict[str, Any] = {"node": role_name, "data_class": data_class}
     edit_checks: list[PatchCheck] = []
     if agentic(ctx, role):  # a tool loop, and the patches it proposes verified
-        done = await run_agent(
-            ctx, agent_task(ctx, role_name, subtask.id, role, files, subtask.instruction, chain, data_class)
-        )
+        task = agent_task(ctx, role_name, subtask.id, role, files, subtask.instruction, chain, data_class)
+        task.named = tuple(subtask.files)
+        done = await run_agent(ctx, task)
         outcome, extra = done.outcome, {**extra, **done.extra}
         edit_checks = extra.pop("edit_checks")
     else:
@@ -334,7 +314,8 @@ async def role_work(ctx: RunContext, role_name: str, subtask: Subtask) -> CallRe
         user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=subtask.instruction, changes=changes)
         context: dict[str, Any] = {}
         contract = file_contract(role.output, tuple(f.path for f in files))
-        build = packed_messages(ctx, files, user, context)
+        focus = focus_for(ctx, role, subtask.instruction, subtask.files)
+        build = packed_messages(ctx, files, user, context, viewer=Viewer(role_name), focus=focus)
         outcome = await run_node(ctx, role_name, subtask.id, chain, build, contract)
         outcome.context = dict(context)
     checks = await check_patches(ctx, outcome) + edit_checks
@@ -361,10 +342,16 @@ def agent_task(
             role.prompt, role.output, edit_format, goal=ctx.goal, instruction=instruction, changes=changes
         )
 
-    def packer(files: list[SourceFile], text: str, context: dict[str, Any], reserve: int) -> Any:
-        return packed_messages(ctx, files, text, context, reserve)
+    viewer = Viewer(role.name, node_models)
+    task = AgentTask(node, key, role, files, user, chain, data_class, node_models, settings)
 
-    return AgentTask(node, key, role, files, user, chain, data_class, node_models, settings, packer, instruction)
+    def packer(files: list[SourceFile], text: str, context: dict[str, Any], reserve: int) -> Any:
+        focus = focus_for(ctx, role, instruction, task.named)
+        return packed_messages(ctx, files, text, context, reserve, viewer=viewer, focus=focus)
+
+    task.packer = packer
+    task.instruction = instruction
+    return task
 
 
 # ---------------------------------------------------------------- aggregate

@@ -5,7 +5,7 @@ the model). Templates never see `{}`-formatting, so code in them is safe.
 Every role's user message ends with the JSON shape its output kind requires, generated from the
 kind's model (spec.kinds.answer_shape), so a role added in a spec gets the same contract as a
 built-in one. The system message (shared by all roles) carries the fenced repository files
-first, so consecutive calls can reuse a cached prefix.
+first, so consecutive calls can reuse a cached prefix, and the repository map of the others after them.
 """
 
 from __future__ import annotations
@@ -55,8 +55,19 @@ def user_message(
     return f"{task}\n\nAnswer with {shape}".strip()
 
 
-def system_message(files_block: str) -> str:
+def system_message(files_block: str, outline: str = "") -> str:
+    """The shared preamble, the packed files, then the repository map of files not shown whole."""
     preamble = read_data("prompts", "system.md").strip()
-    if not files_block:
-        return preamble
-    return f"{preamble}\n\nRepository files:\n\n{files_block}"
+    if files_block:
+        preamble += f"\n\nRepository files:\n\n{files_block}"
+    if outline:
+        preamble += f"\n\n{MAP_HEADING}\n<repository_map>\n{fence_map(outline)}\n</repository_map>"
+    return preamble
+
+
+MAP_HEADING = "Repository map (what other files define; read them with your tools if you have them):"
+
+
+def fence_map(outline: str) -> str:
+    """The map is data too: it cannot close its own fence."""
+    return outline.replace("</repository_map>", "<\\/repository_map>")

@@ -20,10 +20,10 @@ from orchestrator.engine._nodes import (
     check_patches,
     leaf,
     node_settings,
-    packed_messages,
     record,
     run_node,
 )
+from orchestrator.engine._packer import Viewer, focus_for, packed_messages
 from orchestrator.engine._packing import digest
 from orchestrator.engine._prompt import render, system_message, user_message
 from orchestrator.engine.context import RunContext
@@ -49,6 +49,11 @@ def _files(ctx: RunContext, spec: NodeSpec) -> list[SourceFile]:
     if not spec.files:
         return list(review_files(ctx))
     return [f for f in ctx.files.files if any(glob_match(f.path, pattern) for pattern in spec.files)]
+
+
+def _named(spec: NodeSpec, files: list[SourceFile]) -> tuple[str, ...]:
+    """The files a node's spec names (none: it was given the whole workspace)."""
+    return tuple(f.path for f in files) if spec.files else ()
 
 
 def _task_text(ctx: RunContext, spec: NodeSpec, inputs: dict[str, CallRecord]) -> str:
@@ -88,6 +93,7 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
         edit_checks: list[PatchCheck] = []
         if agentic(ctx, role):  # a tool loop, and the patches it proposes verified
             task = agent_task(ctx, name, label, role, files, instruction, chain, data_class, own, settings)
+            task.named = _named(spec, files)
             done = await run_agent(ctx, task)
             outcome, extra = done.outcome, {**extra, **done.extra}
             edit_checks = extra.pop("edit_checks")
@@ -96,7 +102,8 @@ def make_step_node(name: str, spec: NodeSpec, inputs: list[str]) -> Any:
             user = user_message(role.prompt, role.output, goal=ctx.goal, instruction=instruction, changes=changes)
             contract = file_contract(role.output, tuple(f.path for f in files))
             context: dict[str, Any] = {}
-            build = packed_messages(ctx, files, user, context)
+            focus = focus_for(ctx, role, instruction, _named(spec, files))
+            build = packed_messages(ctx, files, user, context, viewer=Viewer(role_name, name), focus=focus)
             outcome = await run_node(ctx, name, label, chain, build, contract, settings=settings)
             outcome.context = dict(context)
         subtask = Subtask(id=label, role=role_name, instruction=instruction, files=[f.path for f in files])
@@ -145,7 +152,8 @@ def make_proposer_node(name: str, spec: NodeSpec) -> Any:
         contract = file_contract(role.output, tuple(f.path for f in files))
         context: dict[str, Any] = {}
         label = f"{_label(name, state['iteration'])}.{index + 1}"
-        build = packed_messages(ctx, files, user, context)
+        focus = focus_for(ctx, role, instruction, _named(spec, files))
+        build = packed_messages(ctx, files, user, context, viewer=Viewer(role_name, name), focus=focus)
         settings = node_settings(ctx, spec.retries, spec.timeout_s)
         variant = index // max(1, len(chain))  # the same model again: another seed
         outcome = await run_node(ctx, name, label, rotated, build, contract, settings=settings, variant=variant)

@@ -20,6 +20,7 @@ from typing import Any
 from orchestrator.catalog import Route
 from orchestrator.checks import ChecksRefused, Edit, EditError, edits_to_diffs
 from orchestrator.engine._fence import fence
+from orchestrator.engine._grep import grep_lines
 from orchestrator.engine._packing import render_file
 from orchestrator.engine.context import RunContext
 from orchestrator.policy import CLASSES, redact
@@ -155,8 +156,7 @@ class Toolbox:
 
     # ---- the tools
     def _visible(self, source: SourceFile) -> bool:
-        data_class = self.ctx.file_classes.get(source.path, self.ctx.base_class)
-        return self.ctx.may_see(self.route, self.role, data_class, self.node)
+        return self.ctx.may_read(self.route, self.role, source.path, self.node)
 
     def _list(self, glob: str | None) -> ToolResult:
         chosen = [f for f in self.files if not glob or glob_match(f.path, glob)]
@@ -192,26 +192,18 @@ class Toolbox:
             compiled = regex.compile(pattern)
         except (regex.error, ValueError) as exc:
             return ToolResult(self._fence("grep", f"invalid pattern: {exc}"), "error", "invalid pattern")
-        matches: list[str] = []
-        seen = self.ctx.base_class
         deadline = time.perf_counter() + GREP_TIMEOUT_S
-        slow = ToolResult(self._fence("grep", "the search took too long: use a simpler pattern"), "error", "timeout")
-        for source in self.files:
-            if glob and not glob_match(source.path, glob):
-                continue
-            for number, line in enumerate(source.text.splitlines(), 1):
-                left = deadline - time.perf_counter()
-                try:
-                    hit = left > 0 and compiled.search(line[:2000], timeout=left) is not None
-                except TimeoutError:
-                    return slow
-                if left <= 0:
-                    return slow
-                if hit:
-                    matches.append(f"{source.path}:{number}: {line[:GREP_LINE_CHARS]}")
-                    seen = max(seen, self.ctx.file_classes.get(source.path, seen), key=CLASSES.index)
-                if len(matches) >= GREP_MATCHES:
-                    break
+        # only the files this model may see are searched: of the others it learns nothing, not even a count
+        searched = [source for source in self.files if not glob or glob_match(source.path, glob)]
+        try:
+            found = grep_lines(searched, compiled, deadline, GREP_MATCHES)
+        except TimeoutError:
+            return ToolResult(
+                self._fence("grep", "the search took too long: use a simpler pattern"), "error", "timeout"
+            )
+        matches = [f"{source.path}:{number}: {line[:GREP_LINE_CHARS]}" for source, number, line in found]
+        classes = [self.ctx.file_classes.get(source.path, self.ctx.base_class) for source, _, _ in found]
+        seen = max([self.ctx.base_class, *classes], key=CLASSES.index)
         body = "\n".join(matches) or "(no match)"
         return ToolResult(self._fence("grep", _cut(body)), "ok", f"{len(matches)} matches", seen)
 

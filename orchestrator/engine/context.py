@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from orchestrator.catalog import Route
     from orchestrator.checks import Verifier
     from orchestrator.diff import DiffScope
+    from orchestrator.engine._relevance import Priority
+    from orchestrator.engine._repomap import RepoIndex
     from orchestrator.engine.state import CallRecord, Subtask
     from orchestrator.mcp_tools import McpHub
     from orchestrator.models import ModelPool
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 
 log = get_logger(__name__)
+NOTE_QUEUED_S = 5.0  # a node that waited this long for its model says so in the progress
 
 
 class Progress(Protocol):
@@ -127,6 +130,11 @@ class RunContext:
     # the secret behind the boundaries of tool-result fences (engine._fence): random unless the
     # runtime derives it from this user's machine key, so that the cache keeps answering
     fence_key: bytes = field(default_factory=lambda: os.urandom(32))
+    # the repository context of prompts: the map's share of a prompt, files packed before all others
+    # (a diff-scoped run's changed files and hunks), and the map's index (built on first use)
+    map_tokens: int = 1024
+    priority: list[Priority] = field(default_factory=list)
+    repo: RepoIndex | None = None
 
     @property
     def base_class(self) -> str:
@@ -146,6 +154,10 @@ class RunContext:
         """Whether the policy lets this model see data of this class, in this role (or node)."""
         return any(r.ref == route.ref for r in self.chain(role, data_class, node))
 
+    def may_read(self, route: Route, role: str, path: str, node: str | None = None) -> bool:
+        """Whether this model may see this file, in this role (or node): the tools' rule."""
+        return self.may_see(route, role, self.file_classes.get(path, self.base_class), node)
+
     @property
     def workspace_class(self) -> str:
         """What a check's output may show: the highest class of the files of its copy, which are
@@ -164,6 +176,10 @@ def node_finished(ctx: RunContext, node: str, key: str, outcome: ChainResult, du
     tokens_in, tokens_out = outcome.usage.tokens_in, outcome.usage.tokens_out
     status = "ok" if outcome.ok else "failed"
     ctx.progress.finished(node, key, status, model, duration_ms, tokens_in + tokens_out)
+    queued, served = outcome.usage.queued_s, outcome.usage.served_s
+    if queued >= NOTE_QUEUED_S:
+        who = model or (outcome.hops[-1]["model"] if outcome.hops else "its model")
+        ctx.progress.note(f"{key}: {waiting_text(queued, served, who)}")
     log.info(
         "node.finished",
         node=node,
@@ -174,5 +190,12 @@ def node_finished(ctx: RunContext, node: str, key: str, outcome: ChainResult, du
         duration_ms=duration_ms,
         tokens_in=tokens_in,
         tokens_out=tokens_out,
+        queued_s=round(queued, 1),
+        served_s=round(served, 1),
         **fields,
     )
+
+
+def waiting_text(queued_s: float, served_s: float, model: str) -> str:
+    """Where a call's time went, as the progress and the report say it."""
+    return f"waited {queued_s:.0f} s for {model}, then {served_s:.0f} s generating"

@@ -41,14 +41,17 @@ class Hop(Record):
 
     model: str
     error_kind: str = Field(
-        description="unavailable | config | invalid_output | cooldown | budget | policy | provider | ..."
+        description="unavailable | timeout | config | invalid_output | cooldown | budget | policy | provider | ..."
     )
     message: str
     status: int | None = Field(default=None, description="the HTTP status, when there was one")
     attempts: int = 1
-    waited_s: float = 0.0
+    waited_s: float = Field(default=0.0, description="backoff slept between its attempts")
     latency_ms: int = 0
     served: Served | None = Field(default=None, description="policy: what the discarded answer reported")
+    queued_s: float = Field(default=0.0, description="its calls' time in the model's own queue (the embedded model)")
+    served_s: float = Field(default=0.0, description="its calls' time being served: prompt evaluation and generation")
+    tokens: int = Field(default=0, description="tokens the model produced, those of calls that timed out included")
 
 
 class CallError(Record):
@@ -139,6 +142,10 @@ class CallRecord(Record):
     latency_ms: int = 0
     attempts: int = 0
     waited_s: float = 0.0
+    queued_s: float = Field(
+        default=0.0, description="seconds its calls waited in the model's own queue (the embedded model's worker)"
+    )
+    served_s: float = Field(default=0.0, description="seconds the model spent on them: prompt evaluation, generation")
     structured_mode: str | None = None
     cached: bool = Field(default=False, description="answered from the result cache, no model call")
     cost_basis: str | None = Field(default=None, description="tokens (priced) | time (self-hosted, per hour) | null")

@@ -9,6 +9,10 @@ credentials (401/403) is opened at the first refusal; a model it does not serve 
 A success closes nothing that was opened: the run is short, and flapping costs more than it
 saves. A provider with a pool of hosts counts its transient failures per host instead (_hosts.py)
 and is opened here when every host of it is cooling.
+
+Only errors that say a model is broken count (`ProviderError.breaks`): a timeout of a model on
+this machine says the machine is busy, and never cools the model down. A remote model's timeout
+counts as before.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Breaker:
             self.opened.setdefault(key, why)
 
     def failure(self, provider: str, route: str, error: ProviderError) -> None:
+        if not error.breaks:
+            return
         with self.lock:
             if error.kind == "config":
                 if error.status in (401, 403) or "credentials" in error.message or "API key" in error.message:

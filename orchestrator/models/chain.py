@@ -26,12 +26,14 @@ from orchestrator.errors import (
     BudgetExceeded,
     ProviderCooledDown,
     ProviderError,
+    ProviderTimeout,
     ResidencyRefused,
     StructuredOutputError,
     storage_failure,
 )
 from orchestrator.log import get_logger
 from orchestrator.models._call import ModelCall, Usage, budgeted_call, tool_turn
+from orchestrator.models._serving import patience
 from orchestrator.models.budget import Budget
 from orchestrator.models.contract import Contract, ContractError, compact_schema
 from orchestrator.models.cost import cost_basis, price_call
@@ -122,7 +124,7 @@ async def call_structured(
     conversation = list(messages)
     problems: list[str] = []
     for attempt in (1, 2):
-        answer = await budgeted_call(bound, runnable, conversation, timeout_s, budget, max_output_tokens)
+        answer = await budgeted_call(bound, runnable, conversation, timeout_s, budget, max_output_tokens, usage)
         usage.add(answer)
         text = answer.text
         try:
@@ -176,6 +178,14 @@ async def call_route(
         after = float(getattr(error, "retry_after", None) or 0.0)
         return min(settings.max_wait_s, max(backoff, after))
 
+    # a model on this machine that timed out was slow, not stuck (stall_s stops a stuck one): its
+    # retry gets twice the time, which its cached prompt and the machine's load may need
+    limit = [settings.timeout_s]
+
+    def longer(error: BaseException | None) -> None:
+        if isinstance(error, ProviderTimeout) and error.local:
+            limit[0] *= 2
+
     def cooled() -> None:
         why = pool.breaker.why_open(route.provider, route.ref)
         if why:
@@ -195,9 +205,9 @@ async def call_route(
             try:
                 if tools is not None:
                     budget, most = pool.budget, pool.settings.max_output_tokens
-                    output = await tool_turn(at, messages, tools, usage, settings.timeout_s, budget, most, extra)
+                    output = await tool_turn(at, messages, tools, usage, limit[0], budget, most, extra)
                 else:
-                    output = await _negotiated(pool, at, messages, contract, usage, settings.timeout_s, check, extra)
+                    output = await _negotiated(pool, at, messages, contract, usage, limit[0], check, extra)
             except (StructuredOutputError, BudgetExceeded):
                 raise
             except ProviderError as known:
@@ -220,6 +230,7 @@ async def call_route(
         if settings.retries == 0 or not retryable(error):
             raise
         first_pause, first_error = pause(1, error), error
+    longer(first_error)
     attempts.waited(first_pause, first_error, route.ref)
     log.info("model.retry", model=route.ref, attempt=1, wait_s=round(first_pause, 2))
     await asyncio.sleep(first_pause)
@@ -228,6 +239,7 @@ async def call_route(
         return pause(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
 
     def slept(state: RetryCallState) -> None:
+        longer(state.outcome.exception() if state.outcome else None)
         seconds = state.next_action.sleep if state.next_action else 0.0
         attempts.waited(seconds, state.outcome.exception() if state.outcome else None, route.ref)
         log.info("model.retry", model=route.ref, attempt=state.attempt_number + 1, wait_s=round(seconds, 2))
@@ -314,14 +326,17 @@ async def call_chain(
                 if on_attempt:
                     on_attempt(route)
                 spans.wait("slot", wall, time.time() - wall, route.ref)
+                usage.queued_s += time.time() - wall  # waiting for the provider's room counts as waiting
                 started, wall = time.perf_counter(), time.time()  # model time, not time queued for the provider
                 unload = bound.kind.unload_kwargs() if unloads else {}
-                output = await call_route(
-                    pool, bound, messages, contract, usage, attempts, settings, check, unload, tools
-                )
+                with patience(settings.stall_s, settings.queue_wait_s):
+                    output = await call_route(
+                        pool, bound, messages, contract, usage, attempts, settings, check, unload, tools
+                    )
         except asyncio.CancelledError:
             raise
         except BudgetExceeded as exc:  # no further call: not this model, not the next one
+            spans.queued(route.ref, usage.queue_waits)
             spans.model(route.ref, wall, "budget", attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts)
             result.hops.append({"model": route.ref, "error_kind": "budget", "message": exc.message, "attempts": 0})
             break
@@ -330,8 +345,7 @@ async def call_chain(
             if _is_graph_signal(exc) or storage_failure(exc):
                 raise
             error = classify(exc, route.ref)
-            result.usage.tokens_in += usage.tokens_in
-            result.usage.tokens_out += usage.tokens_out
+            result.usage.merge(usage)
             result.hops.append(
                 {
                     "model": route.ref,
@@ -341,6 +355,7 @@ async def call_chain(
                     "attempts": attempts.count,
                     "waited_s": round(attempts.waited_s, 3),
                     "latency_ms": int((time.perf_counter() - started) * 1000),
+                    **usage.split(),
                 }
             )
             if isinstance(error, ResidencyRefused):  # what the discarded answer reported, and the pinning
@@ -349,15 +364,16 @@ async def call_chain(
                 result.hops[-1]["served"] = record
                 _account(pool, route.ref, record, "refused", error.message)
             log.warning("model.failed", model=route.ref, error_kind=error.kind, error=error.message)
+            spans.queued(route.ref, usage.queue_waits)
             spans.model(
                 route.ref, wall, error.kind, attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts
             )
             continue
+        spans.queued(route.ref, usage.queue_waits)
         spans.model(route.ref, wall, "ok", attempts.count, (usage.tokens_in, usage.tokens_out), attempts.hosts)
         result.output = output
         result.route = route
-        result.usage.tokens_in += usage.tokens_in
-        result.usage.tokens_out += usage.tokens_out
+        result.usage.merge(usage)
         result.latency_ms = int((time.perf_counter() - started) * 1000)
         result.attempts = attempts.count
         result.waited_s = round(attempts.waited_s, 3)

@@ -119,4 +119,7 @@ def classify(exc: BaseException, model: str) -> ProviderError:
     if found is None:
         return ProviderError(f"{model}: {type(exc).__name__}: {detail}", model=model, status=status)
     error_class, message = found
-    return error_class(f"{model}: {message}: {detail}", model=model, status=status, retry_after=retry_after(exc))
+    error = error_class(f"{model}: {message}: {detail}", model=model, status=status, retry_after=retry_after(exc))
+    # an exception may say it does not mean the model is broken (a worker stopped for being slow)
+    error.breaks = error.breaks and getattr(exc, "breaks", True) is not False
+    return error

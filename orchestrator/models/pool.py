@@ -198,7 +198,11 @@ class ModelPool:
 
     def failed(self, route: Route, host: Host | None, error: ProviderError) -> None:
         """Count a failed attempt: in the breaker, or, for a transient failure on a pool, against
-        its host (the provider opens when every host of it is cooling)."""
+        its host (the provider opens when every host of it is cooling). Slow is not broken: an
+        error that does not say the model is broken (a local model's timeout) counts nowhere."""
+        if not error.breaks:
+            log.info("model.slow", model=route.ref, error=error.message)
+            return
         pool = self.hosts(route.provider)
         if pool is None or host is None or not error.retryable:
             self.breaker.failure(route.provider, route.ref, error)

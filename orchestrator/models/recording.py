@@ -34,7 +34,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from orchestrator import errors
-from orchestrator.errors import NotRecorded, ProviderError
+from orchestrator.errors import NotRecorded, ProviderError, ProviderTimeout
 from orchestrator.models.failure import classify
 from orchestrator.policy.secrets import redact_tree
 
@@ -260,11 +260,14 @@ class RecordingChatModel(KeyedChatModel):
         try:
             answer = await self.inner.ainvoke(messages, stop=stop, **kwargs)
         except asyncio.CancelledError:  # the call timed out (or the run stopped): replays as a timeout
-            timeout = {"type": "ProviderUnavailable", "message": f"{self.route}: the call timed out", "status": None}
+            timeout = {"type": "ProviderTimeout", "message": f"{self.route}: the call timed out", "status": None}
             self.recorder.save(key, request, {"error": timeout})
             raise
         except Exception as exc:  # recorded as classified, then raised unchanged
+            # a model that stopped a call at one of its own bounds replays as that timeout
             error = classify(exc, self.route)
+            if isinstance(exc, TimeoutError):
+                error = ProviderTimeout(f"{self.route}: timed out: {exc}", model=self.route)
             error_record = {"type": type(error).__name__, "message": error.message, "status": error.status}
             self.recorder.save(key, request, {"error": {**error_record, "retry_after": error.retry_after}})
             raise

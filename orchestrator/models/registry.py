@@ -36,7 +36,9 @@ BUILTIN_MODULE = "orchestrator.providers."
 class CallSettings:
     temperature: float = 0.2
     max_output_tokens: int = 1024
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # from when the model starts serving a call, for a model that says when
+    stall_s: float = 120.0  # a model that reports its progress: no new token for this long stops the call
+    queue_wait_s: float = 1800.0  # such a model: the most a call may wait in its queue
     seed: int = 42
     retries: int = 2  # retries of a transient failure on one model, before falling back
     backoff_s: float = 1.0  # first backoff; doubles each retry (with jitter)
@@ -44,6 +46,12 @@ class CallSettings:
     cooldown_after: int = 3  # consecutive failed attempts that cool a provider down
     http_hooks: Any = field(default=None, compare=False)  # (sync, async) httpx event hooks: egress accounting
     pinning: Any = field(default=None, compare=False)  # the route's Pinning (catalog.serving): sent with each request
+
+    @property
+    def client_timeout_s(self) -> float:
+        """The SDK client's own read timeout: a backstop behind the call's timeout (which the
+        retries of a model on this machine double), so that the call's timeout is what fires."""
+        return float(self.timeout_s * 2 ** min(self.retries, 4) + 30.0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,9 @@ class ProviderTraits:
     exact_tokens: bool = False  # count_tokens uses the model's own tokenizer (not an estimate)
     lists_models: bool = False  # list_models() can ask the endpoint what it serves
     native_tools: bool = False  # the endpoint calls tools itself (`tool_kwargs`); else one JSON action per turn
+    # its chat model says when it starts serving a call and how it progresses (models/_serving.py),
+    # and keeps the call's bounds itself: timeout_s from the start, stall_s, queue_wait_s
+    reports_serving: bool = False
 
 
 def estimate_tokens(text: str) -> int:

@@ -1,7 +1,7 @@
 """The run's clock and what a chain call spent its time on, for the HTML timeline and
 OpenTelemetry: each model attempt (from a free slot to its answer or failure) and each wait (for a
-provider or model slot, a rate limit's Retry-After, a backoff). Times are milliseconds on the run's
-clock: since the run started, or since its first start for a resumed run."""
+provider or model slot, the model's own queue, a rate limit's Retry-After, a backoff). Times are
+milliseconds on the run's clock: since the run started, or since its first start for a resumed run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MIN_WAIT_S = 0.001  # shorter waits (an uncontended slot) are not worth a span
+MIN_QUEUE_S = 0.5  # nor a call's shorter wait in its model's own queue (the embedded model's)
 
 
 @dataclass
@@ -40,6 +41,12 @@ class SpanLog:
                     "detail": detail,
                 }
             )
+
+    def queued(self, ref: str, waits: Sequence[tuple[float, float]]) -> None:
+        """The waits of a model's calls in its own queue (behind other calls it was serving)."""
+        for start, seconds in waits:
+            if seconds >= MIN_QUEUE_S:
+                self.wait("queue", start, seconds, ref)
 
     def model(
         self, ref: str, start: float, status: str, attempts: int, tokens: tuple[int, int], hosts: Sequence[str] = ()

@@ -1,5 +1,5 @@
 """report.md: the run for people. Summary, plan, a section per role, failures, fallbacks taken,
-egress and context truncation, rendered from the typed result alone."""
+waiting, egress and context packing, rendered from the typed result alone."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from typing import Any
 
 from orchestrator.engine.state import CallRecord, PatchCheck
 from orchestrator.outputs._escape import cell, fenced, markdown, prose
+from orchestrator.outputs._waiting import markdown_waiting
 from orchestrator.outputs.residency import pinning_text
 from orchestrator.outputs.result import RoleInfo, RunResult
 from orchestrator.outputs.verification import markdown_tools, markdown_verification
 from orchestrator.spec.kinds import Patch
 
 Add = Callable[[str], None]
+SHOWN_OMITTED = 8  # files left out of a prompt named in the report (result.json has them all)
 
 
 def docs_markdown(output: dict[str, Any], role: RoleInfo | None, heading: str = "#") -> str:
@@ -56,6 +58,7 @@ def render_markdown(result: RunResult) -> str:
     markdown_verification(result, add)
     markdown_tools(result, add)
     _failures(result, add)
+    markdown_waiting(result, add)
     _egress(result, add)
     _context(result, add)
     return "\n".join(lines).rstrip() + "\n"
@@ -254,14 +257,22 @@ def _context(result: RunResult, add: Add) -> None:
             parts = []
             if ctx.get("truncated"):
                 parts.append("truncated " + ", ".join(ctx["truncated"]))
-            if ctx.get("omitted"):
-                parts.append("omitted " + ", ".join(ctx["omitted"]))
+            omitted = list(ctx.get("omitted") or [])
+            if omitted:
+                more = f" and {len(omitted) - SHOWN_OMITTED} more" if len(omitted) > SHOWN_OMITTED else ""
+                parts.append("omitted " + ", ".join(omitted[:SHOWN_OMITTED]) + more)
+            shown = (ctx.get("map") or {}).get("files")
+            if shown:
+                parts.append(f"the repository map outlined {shown} more")
             notes.append(f"- {sub.id} ({ctx.get('model')}, {ctx.get('budget')} tokens): {'; '.join(parts)}")
     skipped = result.files.skipped
     if notes or skipped:
         add("## Context\n")
         if notes:
-            add("Files did not fit some models' context windows:\n")
+            add(
+                "Files did not fit some models' context windows (the files the task is about are packed "
+                "first; result.json says for each file whether it was packed whole or cut, and why):\n"
+            )
             add("\n".join(notes) + "\n")
         for item in skipped:
             add(f"- skipped `{item.path}`: {item.reason}")

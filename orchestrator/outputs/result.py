@@ -37,6 +37,8 @@ class UsageTotals(Record):
     tokens_out: int = 0
     latency_ms: int = 0
     cost_usd: float | None = 0.0
+    queued_s: float = Field(default=0.0, description="seconds its calls waited for the model (its queue, a slot)")
+    served_s: float = Field(default=0.0, description="seconds the model spent on them")
 
 
 class Totals(Record):
@@ -45,6 +47,8 @@ class Totals(Record):
     cost_usd: float | None = Field(description="null when an API model has no known price")
     cost_note: str
     cached_calls: int
+    queued_s: float = Field(default=0.0, description="seconds calls waited for their models (queues, slots)")
+    served_s: float = Field(default=0.0, description="seconds the models spent on them: prompt evaluation, generation")
     by_model: dict[str, UsageTotals]
     by_role: dict[str, UsageTotals]
     by_node: dict[str, UsageTotals]

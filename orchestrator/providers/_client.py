@@ -5,9 +5,13 @@ while it loads the model), reused by every later call of the process, stopped at
 come back on a reader thread that resolves `concurrent.futures.Future`s, so any event loop (or a
 plain thread) can wait for them without blocking.
 
+- **Serving**: the worker says when it starts serving a call (admitted: prompt evaluation begins)
+  and how it progresses; each call's `Serving` record (models/_serving.py) is kept up to date
+  from the reader thread, so its caller can tell waiting from serving and keep its bounds.
 - **Cancellation**: a cancelled call (its timeout fired, or the run stopped) tells the worker to
-  stop that generation; when the worker has not confirmed within `CANCEL_GRACE_S`, it is killed
-  (and the next call starts a fresh one). Either way the model stops computing within a second.
+  stop that generation; when the worker has not confirmed within a grace (`CANCEL_GRACE_S`, or a
+  few of its recent steps when a busy machine makes a step longer), it is killed (and the next
+  call starts a fresh one).
 - **Crashes**: a worker that dies (crash, SIGKILL, out of memory) fails its calls in flight with
   `ModelWorkerLost`, which `models/failure.py` classifies as `unavailable`: the chain retries it,
   and the retry gets a fresh worker.
@@ -28,13 +32,23 @@ import time
 from concurrent.futures import Future
 from typing import IO, Any
 
-CANCEL_GRACE_S = 0.5
-PARALLEL = 4  # calls one worker decodes together (batched): faster than one by one here (docs/benchmarks.md)
+from orchestrator.models._serving import Serving
+
+CANCEL_GRACE_S = 5.0  # a worker so busy that it cannot stop a call in this long is killed...
+CANCEL_STEPS = 4  # ...or in this many of its longest recent steps
+# the most calls one worker decodes together; how many it does is measured (_width.py)
+PARALLEL = 4
 STOP_GRACE_S = 2.0
 
 
 class ModelWorkerLost(ConnectionError):
-    """The worker process stopped while calls were in flight (classified `unavailable`)."""
+    """The worker process stopped while calls were in flight (classified `unavailable`). When it
+    was stopped for being slow to stop a call, not for being broken, it says so (`breaks`): the
+    calls it took down do not cool the model down."""
+
+    def __init__(self, why: str, breaks: bool = True) -> None:
+        super().__init__(why)
+        self.breaks = breaks
 
 
 class ModelWorkerError(RuntimeError):
@@ -53,6 +67,8 @@ class ModelWorker:
         )
         self.pid = self.process.pid
         self.pending: dict[int, Future[dict[str, Any]]] = {}
+        self.serving: dict[int, Serving] = {}  # the calls in flight, as the worker reports them
+        self.steps: collections.deque[float] = collections.deque(maxlen=50)  # its recent steps, s
         self.cancelled_at: dict[int, float] = {}
         self.stop_delays: collections.deque[float] = collections.deque(maxlen=100)  # cancel -> stopped, s
         self.kills = 0  # times it was killed for not stopping a cancelled call in time
@@ -69,7 +85,8 @@ class ModelWorker:
     def alive(self) -> bool:
         return self.lost is None and self.process.poll() is None
 
-    def submit(self, request: dict[str, Any]) -> tuple[int, Future[dict[str, Any]]]:
+    def submit(self, request: dict[str, Any], serving: Serving | None = None) -> tuple[int, Future[dict[str, Any]]]:
+        """Queue a call; `serving` is kept up to date with its waiting and progress."""
         future: Future[dict[str, Any]] = Future()
         with self._lock:
             ident = next(self._ids)
@@ -77,6 +94,9 @@ class ModelWorker:
                 future.set_exception(ModelWorkerLost(self.lost))
                 return ident, future
             self.pending[ident] = future
+            if serving is not None:
+                serving.reported = True
+                self.serving[ident] = serving
         self._send({**request, "op": "generate", "id": ident})
         return ident, future
 
@@ -87,22 +107,26 @@ class ModelWorker:
                 return
             self.cancelled_at[ident] = time.perf_counter()
         self._send({"op": "cancel", "id": ident})
-        timer = threading.Timer(CANCEL_GRACE_S, self._enforce, args=(ident,))
+        timer = threading.Timer(self.grace_s(), self._enforce, args=(ident,))
         timer.daemon = True
         timer.start()
+
+    def grace_s(self) -> float:
+        """How long a cancelled call may take to stop: longer when the machine makes steps slow."""
+        return max(CANCEL_GRACE_S, CANCEL_STEPS * max(self.steps, default=0.0))
 
     def _enforce(self, ident: int) -> None:
         with self._lock:
             late = ident in self.pending
             started = self.cancelled_at.pop(ident, None)
         if late and self.alive:
-            self.kill(f"it did not stop a cancelled call within {CANCEL_GRACE_S} s")
+            self.kill(f"it did not stop a cancelled call within {self.grace_s():.1f} s", broken=False)
             if started is not None:  # killed: stopped now
                 self.stop_delays.append(time.perf_counter() - started)
             self.kills += 1
 
-    def kill(self, why: str) -> None:
-        self._lose(f"the embedded model's worker (pid {self.pid}) was stopped: {why}")
+    def kill(self, why: str, broken: bool = True) -> None:
+        self._lose(f"the embedded model's worker (pid {self.pid}) was stopped: {why}", broken)
         if self.process.poll() is None:
             self.process.kill()
 
@@ -137,9 +161,16 @@ class ModelWorker:
             if op == "ready":
                 self.ready.set()
                 continue
+            ident = int(message.get("id") or 0)
+            if op in ("started", "progress"):
+                self._progress(ident, message)
+                continue
             with self._lock:
-                future = self.pending.pop(int(message.get("id") or 0), None)
-                started = self.cancelled_at.pop(int(message.get("id") or 0), None)
+                future = self.pending.pop(ident, None)
+                started = self.cancelled_at.pop(ident, None)
+                serving = self.serving.pop(ident, None)
+            if serving is not None:
+                serving.end()
             if started is not None:
                 self.stop_delays.append(time.perf_counter() - started)
             if future is None or future.done():
@@ -156,20 +187,32 @@ class ModelWorker:
             f"the embedded model's worker (pid {self.pid}) exited with code {code}" + (f": {tail}" if tail else "")
         )
 
+    def _progress(self, ident: int, message: dict[str, Any]) -> None:
+        with self._lock:
+            serving = self.serving.get(ident)
+        if message.get("op") == "started":
+            if serving is not None:
+                serving.start()
+            return
+        self.steps.append(float(message.get("step_s") or 0.0))
+        if serving is not None:
+            serving.progress(int(message.get("tokens") or 0))
+
     def _drain(self, stream: IO[bytes]) -> None:
         for line in stream:
             text = line.decode("utf-8", errors="replace").strip()
             if text:
                 self._stderr.append(text[:300])
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, why: str, broken: bool = True) -> None:
         with self._lock:
             if self.lost is None:
                 self.lost = why
             waiting, self.pending = self.pending, {}
+            self.serving = {}
         for future in waiting.values():
             if not future.done():
-                future.set_exception(ModelWorkerLost(why))
+                future.set_exception(ModelWorkerLost(why, breaks=broken))
 
 
 _workers: dict[str, ModelWorker] = {}

@@ -7,7 +7,12 @@ It drives llama.cpp's C API (through llama-cpp-python's ctypes bindings) directl
   evaluates only what is new; a prefix cached in another slot is shared (`llama_memory_seq_cp`).
 - **batching**: up to `parallel` calls generate at once, one token each per `llama_decode`, with
   prompt chunks of newly admitted calls in the same batch (continuous batching, as llama.cpp's
-  server does). `parallel` is 1 unless measured to pay (bench/embedded.py).
+  server does). How many of them is decided from what the engine measures (`_width.py`): as many
+  as pay in tokens per second on this machine now; calls are admitted first come, first served,
+  save that a call whose prompt is mostly cached (a conversation's next turn) may go first.
+- **progress**: each call admitted is announced at once (`on_start`: its serving starts with its
+  prompt's evaluation), and the ids of the calls that made progress (a prompt chunk or a token)
+  are kept for the worker to report (`moved`).
 - **sampling**: llama.cpp's sampler chain with llama-cpp-python's defaults (repeat penalty, top-k
   40, top-p 0.95, min-p 0.05, temperature, seeded), and a constraint (`_constraint.py`).
 - **cancellation**: `cancelled` ids (set by the worker's reader thread) are dropped between
@@ -17,6 +22,8 @@ It drives llama.cpp's C API (through llama-cpp-python's ctypes bindings) directl
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +32,13 @@ import llama_cpp as C
 from orchestrator.providers._constraint import Constraint, GrammarCheck, GrammarFirst, JsonMask, UnsupportedSchema
 from orchestrator.providers._cpu import Fixed, Threads
 from orchestrator.providers._vocabulary import Vocabulary
+from orchestrator.providers._width import Width
 
 SLOTS = 4
 N_BATCH = 512
+PROMPT_BESIDE = 128  # prompt tokens per step beside calls that are generating
+WARM = 256  # prompt tokens in the cache that make a waiting call cheap enough to go first...
+OVERTAKEN_S = 300.0  # ...unless the oldest call has waited this long already
 
 
 @dataclass
@@ -48,6 +59,7 @@ class Sequence:
     text: bytearray = field(default_factory=bytearray)
     cached: int = 0  # prompt tokens reused from the cache
     finish: str | None = None
+    arrived: float = field(default_factory=time.monotonic)  # when it joined the queue
 
     def result(self) -> dict[str, Any]:
         text = self.text.decode("utf-8", errors="ignore")
@@ -70,6 +82,10 @@ class Slot:
     used: int = 0  # a clock tick: the least recently used idle slot is evicted first
 
 
+def _ignore(ident: int) -> None:
+    pass
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -87,6 +103,7 @@ class Engine:
         threads: int = 1,
         constraint: str = "llguidance",
         adapt_threads: bool = True,
+        adapt_width: bool = False,
     ) -> None:
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its log callback prints below this
         C.llama_backend_init()
@@ -97,6 +114,7 @@ class Engine:
         self.words = Vocabulary(self.model)
         self.window = window  # the most one call may use (prompt + answer)
         self.parallel = max(1, min(parallel, SLOTS))
+        self.width = Width(self.parallel, adapt=adapt_width)  # calls decoded together, up to parallel
         params = C.llama_context_default_params()
         params.n_ctx = window * 2  # one full-window call plus cached prefixes and parallel calls
         params.n_batch = params.n_ubatch = N_BATCH
@@ -118,6 +136,10 @@ class Engine:
         self.cancelled: set[int] = set()  # ids to stop: the worker's reader thread adds to it
         self.method = constraint
         self._in_batch: list[Sequence] = []
+        # told of each call admitted at once, before its prompt's first chunk is evaluated
+        self.on_start: Callable[[int], None] = _ignore
+        self.moved: set[int] = set()  # calls that evaluated a prompt chunk or made a token since then
+        self.step_s = 0.0  # the last decode's duration
         self._abort = C.ggml_abort_callback(self._should_abort)  # consulted per graph node: long prompts only
         self._no_abort = C.ggml_abort_callback()
 
@@ -186,10 +208,15 @@ class Engine:
         self._in_batch = members
         long_prompt = self.batch.n_tokens > self.parallel
         C.llama_set_abort_callback(self.ctx, self._abort if long_prompt else self._no_abort, None)
+        began = time.perf_counter()
         code = C.llama_decode(self.ctx, self.batch)
+        self.step_s = time.perf_counter() - began
         self._in_batch = []
         if code != 0:
             return ended + self._failed(members, code)
+        if self.batch.n_tokens == len(members):  # every member generates one token: a figure
+            self.width.record(threads, len(members), self.step_s)
+        self.moved.update(sequence.id for sequence in members)
         index = 0
         for sequence, count, wants_logits in self._layout:
             index += count
@@ -213,9 +240,12 @@ class Engine:
             if sequence.feed is not None:
                 n = self._put(n, sequence, [sequence.feed], True)
                 members.append(sequence)
+        # a prompt evaluated beside calls that generate goes in small chunks: each chunk holds
+        # their next token back for as long as it takes, and they came first
+        room = N_BATCH if n == 0 else min(N_BATCH, n + PROMPT_BESIDE)
         for sequence in self.active:
-            if sequence.feed is None and sequence.pending and n < N_BATCH:
-                chunk = sequence.pending[: N_BATCH - n]
+            if sequence.feed is None and sequence.pending and n < room:
+                chunk = sequence.pending[: room - n]
                 n = self._put(n, sequence, chunk, len(chunk) == len(sequence.pending))
                 members.append(sequence)
         batch.n_tokens = n
@@ -276,16 +306,33 @@ class Engine:
 
     # ---- slots and the cache
     def _admit(self) -> None:
-        while self.waiting and len(self.active) < self.parallel:
-            sequence = self.waiting[0]
+        width = self.width.choose(len(self.waiting) + len(self.active))
+        while self.waiting and len(self.active) < width:
+            sequence = self._next()
             need = len(sequence.prompt) + sequence.max_tokens
             while self._cells_in_use() + need > self.cells and self._evict(exclude_busy=True):
                 pass
             if self.active and self._cells_in_use() + need > self.cells:
                 return  # wait for a running call to finish
-            self.waiting.pop(0)
+            self.waiting.remove(sequence)
             self._place(sequence)
             self.active.append(sequence)
+            self.on_start(sequence.id)
+
+    def _next(self) -> Sequence:
+        """The waiting call to admit: first come, first served, except that a call whose prompt is
+        mostly in the cache already (a conversation's next turn, a retry of a stopped call) goes
+        first while the oldest has not waited `OVERTAKEN_S` (a busy machine makes every call wait a
+        minute or more): it costs little to serve, and served later its prefix may have been
+        evicted by the calls admitted before it."""
+        oldest = self.waiting[0]
+        if time.monotonic() - oldest.arrived >= OVERTAKEN_S:
+            return oldest
+        for sequence in self.waiting:
+            cached = max(common_prefix(slot.tokens, sequence.prompt) for slot in self.slots)
+            if cached >= max(WARM, len(sequence.prompt) // 2):
+                return sequence
+        return oldest
 
     def _place(self, sequence: Sequence) -> None:
         """Pick the idle slot to reuse and the longest cached prefix of the prompt anywhere."""

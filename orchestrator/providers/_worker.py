@@ -7,6 +7,10 @@ sent to stderr instead, so they cannot corrupt the protocol).
     parent -> worker  {"op": "generate", "id": 7, "messages": [...], "response_format": ..., ...}
                       {"op": "cancel", "id": 7}
     worker -> parent  {"op": "ready", "pid": ...}
+                      {"op": "started", "id": 7}        admitted: its prompt evaluation begins
+                      {"op": "progress", "id": 7, "tokens": 12, "prompt_left": 0, "step_s": 0.05}
+                                                        a prompt chunk or tokens since the last one
+                                                        (at most every PROGRESS_S per call)
                       {"op": "done", "id": 7, "text": ..., "finish_reason": ..., "prompt_tokens": ...}
                       {"op": "cancelled", "id": 7}      once the generation has stopped
                       {"op": "error", "id": 7, "type": "ValueError", "message": ...}
@@ -24,7 +28,10 @@ import queue
 import signal
 import sys
 import threading
+import time
 from typing import Any, TextIO
+
+PROGRESS_S = 0.5  # the most often one call's progress is reported
 
 
 def _reader(inbox: queue.Queue[dict[str, Any] | None], cancelled: set[int]) -> None:
@@ -52,11 +59,14 @@ def serve(options: dict[str, Any], out: TextIO) -> None:
         parallel=int(options.get("parallel", 1)),
         threads=int(options.get("threads") or os.cpu_count() or 1),
         constraint=str(options.get("constraint", "llguidance")),
+        adapt_width=bool(options.get("adapt_width", True)),
     )
+    engine.on_start = lambda ident: send({"op": "started", "id": ident})
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_reader, args=(inbox, engine.cancelled), daemon=True, name="requests").start()
     send({"op": "ready", "pid": os.getpid()})
     answered: set[int] = set()
+    reported: dict[int, float] = {}  # call -> when its progress was last reported
     while True:
         message = inbox.get() if engine.idle() else _next(inbox)
         while message is not None:
@@ -68,14 +78,29 @@ def serve(options: dict[str, Any], out: TextIO) -> None:
             for sequence in [*engine.active, *engine.waiting]:
                 send({"op": "error", "id": sequence.id, "type": type(exc).__name__, "message": str(exc)})
             raise
+        _report(engine, send, reported, {sequence.id for sequence, _ in ended})
         for sequence, how in ended:
             answered.add(sequence.id)
+            reported.pop(sequence.id, None)
             if how == "done":
                 send({"op": "done", "id": sequence.id, **sequence.result()})
             elif how == "cancelled":
                 send({"op": "cancelled", "id": sequence.id})
             else:
                 send({"op": "error", "id": sequence.id, "type": "RuntimeError", "message": how})
+
+
+def _report(engine: Any, send: Any, reported: dict[int, float], ended: set[int]) -> None:
+    """Tell the parent which calls made progress (throttled)."""
+    now = time.monotonic()
+    for sequence in engine.active:
+        due = now - reported.get(sequence.id, 0.0) >= PROGRESS_S
+        if due and sequence.id in engine.moved and sequence.id not in ended:
+            reported[sequence.id] = now
+            engine.moved.discard(sequence.id)
+            message = {"id": sequence.id, "tokens": len(sequence.out), "prompt_left": len(sequence.pending)}
+            send({"op": "progress", **message, "step_s": round(engine.step_s, 4)})
+    engine.moved.intersection_update(s.id for s in engine.active)
 
 
 def _next(inbox: queue.Queue[dict[str, Any] | None]) -> dict[str, Any] | None:

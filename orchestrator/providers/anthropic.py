@@ -36,7 +36,7 @@ class AnthropicProvider(ProviderKind):
             api_key=SecretStr(key or ""),
             max_tokens=settings.max_output_tokens,
             temperature=settings.temperature,
-            timeout_s=settings.timeout_s,
+            timeout_s=settings.client_timeout_s,
             extra_body=pin,
             sync_hooks=sync_hooks,
             async_hooks=async_hooks,

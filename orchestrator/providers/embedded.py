@@ -1,10 +1,16 @@
 """The embedded model as a LangChain chat model (imported only when the embedded model is used:
 langchain-core is not cheap to import). Calls go to the model's worker process (`_client.py`);
-the event loop only waits on a future, and a cancelled call stops its generation."""
+the event loop only waits on a future, and a cancelled call stops its generation.
+
+It keeps a call's bounds itself (models/_serving.py): the time in the worker's queue (up to
+`queue_wait_s`) does not count towards `timeout_s`, which starts when the worker admits the call;
+and a call that makes no progress for `stall_s` is stopped. A call stopped so raises
+`CallTimedOut` (a TimeoutError), which the call path reports as a `timeout` with its split."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +21,15 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
+from orchestrator.models._serving import Serving, current_serving
 from orchestrator.providers._client import PARALLEL, ModelWorker, worker_for, worker_options
 from orchestrator.providers._llama import CONTEXT_WINDOW, count_tokens
+
+WATCH_S = 0.5  # how often a waiting call's bounds are checked
+
+
+class CallTimedOut(TimeoutError):
+    """The embedded model stopped a call that passed one of its bounds (the message says which)."""
 
 
 class EmbeddedChatModel(BaseChatModel):
@@ -67,10 +80,15 @@ class EmbeddedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         worker = self.worker()
-        ident, future = worker.submit(self._request(messages, stop, kwargs))
+        serving = current_serving() or Serving()
+        ident, future = worker.submit(self._request(messages, stop, kwargs), serving)
         try:
-            return self._result(future.result())
-        except BaseException:  # interrupted: the generation must stop too
+            while True:
+                try:
+                    return self._result(future.result(timeout=WATCH_S))
+                except concurrent.futures.TimeoutError:
+                    _check(serving)
+        except BaseException:  # interrupted or out of bounds: the generation must stop too
             worker.cancel(ident)
             raise
 
@@ -82,13 +100,19 @@ class EmbeddedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         worker = self.worker()
-        ident, future = worker.submit(self._request(messages, stop, kwargs))
+        serving = current_serving() or Serving()
+        ident, future = worker.submit(self._request(messages, stop, kwargs), serving)
+        waiting = asyncio.wrap_future(future)
         try:
-            reply = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:  # a timeout or a stopped run: tell the worker to stop
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=WATCH_S)
+                if done:
+                    return self._result(waiting.result())
+                _check(serving)
+        except (asyncio.CancelledError, CallTimedOut):  # a timeout or a stopped run: stop the worker too
             worker.cancel(ident)
+            waiting.cancel()
             raise
-        return self._result(reply)
 
     def _result(self, reply: dict[str, Any]) -> ChatResult:
         prompt, completion = int(reply["prompt_tokens"]), int(reply["completion_tokens"])
@@ -100,6 +124,12 @@ class EmbeddedChatModel(BaseChatModel):
             response_metadata={"finish_reason": reply.get("finish_reason"), "model_name": self.model_name},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _check(serving: Serving) -> None:
+    why = serving.overdue()
+    if why is not None:
+        raise CallTimedOut(why)
 
 
 def _role(message: BaseMessage) -> str:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 class LocalProvider(ProviderKind):
     traits: ClassVar[ProviderTraits] = ProviderTraits(
-        in_process=True, self_hosted=True, exact_tokens=True, lists_models=True
+        in_process=True, self_hosted=True, exact_tokens=True, lists_models=True, reports_serving=True
     )
 
     def chat_model(self, route: Route, config: ProviderConfig, settings: CallSettings) -> BaseChatModel:

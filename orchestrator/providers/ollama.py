@@ -35,7 +35,7 @@ class OllamaProvider(ProviderKind):
             num_ctx=route.context_window,
             seed=settings.seed,
             client_kwargs={
-                "timeout": httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+                "timeout": httpx.Timeout(settings.client_timeout_s, connect=min(10.0, settings.timeout_s)),
                 "verify": ssl_context("httpx"),  # one CA bundle load per process, not two per model
             },
             sync_client_kwargs={"event_hooks": sync_hooks},

@@ -51,18 +51,18 @@ class OpenAICompatibleProvider(ProviderKind):
             # OpenAI's own API refuses it for its reasoning models (GPT-5, o-series)
             "extra_body": {_token_field(config): settings.max_output_tokens, **pin},
             "seed": settings.seed,
-            "timeout": settings.timeout_s,
+            "timeout": settings.client_timeout_s,
             "max_retries": 0,
             # no redirects: a model endpoint cannot send the conversation to a host the policy never saw
             "http_async_client": openai.DefaultAsyncHttpxClient(
-                timeout=settings.timeout_s, event_hooks=async_hooks, verify=verify, follow_redirects=False
+                timeout=settings.client_timeout_s, event_hooks=async_hooks, verify=verify, follow_redirects=False
             ),
         }
         chat = served_chat_openai()
 
         def with_sync_client() -> BaseChatModel:
             sync = openai.DefaultHttpxClient(
-                timeout=settings.timeout_s, event_hooks=sync_hooks, verify=verify, follow_redirects=False
+                timeout=settings.client_timeout_s, event_hooks=sync_hooks, verify=verify, follow_redirects=False
             )
             return chat(**fields, http_client=sync)  # type: ignore[no-any-return]
 

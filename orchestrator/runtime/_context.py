@@ -33,6 +33,8 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
     settings = CallSettings(
         max_output_tokens=limits.max_output_tokens,
         timeout_s=limits.timeout_s,
+        stall_s=limits.stall_s,
+        queue_wait_s=limits.queue_wait_s,
         retries=limits.retries,
         backoff_s=limits.backoff_s,
         max_wait_s=limits.max_wait_s,
@@ -64,6 +66,7 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
         check_class=workflow.check_class,
         checks=dict(spec.checks),
         agent=agent,
+        map_tokens=limits.map_tokens,
     )
     context.verifier = make_verifier(
         workflow.loaded, secrets, recorder, context.offset_ms, policy=workflow.operator.policy

@@ -6,7 +6,7 @@
         │                        gen_ai.provider.name, gen_ai.request.model, gen_ai.usage.*, error.type
         ├── execute_tool TOOL    tool calls of agentic roles
         ├── check NAME           patch checks (git apply --check, the project's checks)
-        └── wait CAUSE           waits for a slot, a rate limit, a backoff, the budget
+        └── wait CAUSE           waits for a slot, the model's queue, a rate limit, a backoff, the budget
 
 Times are the run's own (`timing` offsets from `clock_origin`). No span carries what a tool
 returned. Imported only with `--otel`."""

@@ -174,6 +174,8 @@ def totals(calls: list[CallRecord]) -> Totals:
         cost_usd=round(sum(c for c in costs if c is not None), 6) if known else None,
         cost_note=note.strip(),
         cached_calls=sum(1 for c in made if c.cached),
+        queued_s=round(sum(c.queued_s for c in made), 1),
+        served_s=round(sum(c.served_s for c in made), 1),
         by_model=_group(made, lambda c: c.model),
         by_role=_group(made, lambda c: c.role),
         by_node=_group(made, lambda c: c.node or c.role),
@@ -191,6 +193,8 @@ def _group(calls: list[CallRecord], key: Callable[[CallRecord], str | None]) -> 
         entry.tokens_in += call.tokens_in
         entry.tokens_out += call.tokens_out
         entry.latency_ms += call.latency_ms
+        entry.queued_s = round(entry.queued_s + call.queued_s, 1)
+        entry.served_s = round(entry.served_s + call.served_s, 1)
         cost = call.cost_usd
         entry.cost_usd = None if cost is None or entry.cost_usd is None else round(entry.cost_usd + cost, 6)
     return groups

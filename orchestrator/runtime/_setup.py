@@ -6,6 +6,7 @@ graph compiled for the run's checkpointer."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ def set_up_run(
         allow_tracing(workflow, context.pool.egress)
     context.pausable = location != OFF
     warnings = _sandbox_checked(context)
+    _busy_machine(context)
     executor = start_executor(workflow, options.executor, bool(options.record or options.replay))
     context.executor = executor
     finished = finished_store(workflow, run_id, location)
@@ -83,6 +85,23 @@ def _sandbox_checked(context: RunContext) -> list[str]:
     log.warning("checks.unsandboxed", reason=context.verifier.sandbox.reason if context.verifier else "")
     context.progress.note(warning)
     return [warning]
+
+
+def _busy_machine(context: RunContext) -> None:
+    """A doctor's hint: on a machine busier than its cores, say what to expect of the models that
+    run on it (progress only: the result does not depend on the machine's load)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = os.cpu_count() or 1
+    providers = context.pool.providers
+    on_this_machine = {name for name, config in providers.items() if config.is_local}
+    local = sorted(ref for ref in context.chains.allowed if ref.split("/", 1)[0] in on_this_machine)
+    if load <= cores or not local:
+        return
+    context.progress.note(
+        f"this machine is busy (load {load:.1f} on {cores} cores): calls to {', '.join(local)} wait their turn "
+        "and take longer; timeout_s counts from when a model starts a call, not while it waits "
+        "(limits.queue_wait_s bounds the wait, limits.stall_s a call that stops progressing)"
+    )
 
 
 def compile_run_graph(workflow: Workflow, saver: Any) -> tuple[Any, int]:

@@ -164,7 +164,20 @@ class PolicySpec(RulesSpec):
 
 class LimitsSpec(Strict):
     concurrency: int = Field(default=4, ge=1, le=1024)
-    timeout_s: float = Field(default=120, gt=0)
+    timeout_s: float = Field(
+        default=120,
+        gt=0,
+        description="per model call; for a model on this machine, counted from when it starts serving the call",
+    )
+    stall_s: float = Field(
+        default=120, gt=0, description="the embedded model: a call with no new token for this long is stopped"
+    )
+    queue_wait_s: float = Field(
+        default=1800, gt=0, description="the embedded model: the most a call waits in its queue behind others"
+    )
+    map_tokens: int = Field(
+        default=1024, ge=0, le=65536, description="the repository map's share of a prompt (0: no map)"
+    )
     max_cost_usd: float | None = Field(default=None, ge=0, description="stop (exit 4) before a call could overrun")
     max_tokens: int | None = Field(default=None, ge=1, description="tokens in + out for the whole run")
     max_output_tokens: int = Field(default=1024, ge=16, le=65536)

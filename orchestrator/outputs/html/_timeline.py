@@ -1,7 +1,7 @@
 """The run on one time axis, as inline SVG: a row per call (the plan, each subtask, the
 aggregation), the call's own span behind, and on it every timed event (outputs/events.py): model
 attempts coloured by outcome and labelled with the model and its lab's country, waits (slot,
-rate limit, backoff, budget) hatched, checks and tool calls in colours of their own."""
+queue, rate limit, backoff, budget) hatched, checks and tool calls in colours of their own."""
 
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ def _event(result: RunResult, event: Span, y: float, scale: float) -> str:
 
 LEGEND = (
     '<p class="legend"><span class="sw k-model"></span>model call <span class="sw k-failed"></span>failed '
-    '<span class="sw k-wait"></span>wait (slot, rate limit, backoff, budget) <span class="sw k-check"></span>check '
+    '<span class="sw k-wait"></span>wait (slot, queue, rate limit, backoff, budget) '
+    '<span class="sw k-check"></span>check '
     '<span class="sw k-tool"></span>tool call · the light bar is the whole call; hover for details</p>'
 )
