@@ -13,7 +13,8 @@ from orchestrator import CallSettings, ProviderConfig
 from orchestrator.catalog import Route
 from orchestrator.errors import ProviderConfigError, ProviderError, ProviderUnavailable
 from orchestrator.models import contract_for
-from orchestrator.models.chain import call_chain, parse_json
+from orchestrator.models._structured import parse_json
+from orchestrator.models.chain import call_chain
 from orchestrator.models.failure import classify
 from orchestrator.models.pool import ModelPool
 from orchestrator.testing import Call, FakeProvider

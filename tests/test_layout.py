@@ -97,11 +97,14 @@ def test_the_package_shows_its_layers_and_has_few_top_level_modules() -> None:
 def test_the_layer_contract_is_declared_in_layer_order() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     layers = re.findall(r'^  "(orchestrator[^"]*)",$', text.split("[tool.importlinter]")[1], re.M)
-    assert layers[0] == "orchestrator.cli | orchestrator.testing" and layers[-1] == "orchestrator.errors"
+    assert (
+        layers[0] == "orchestrator.cli | orchestrator.testing"
+        and layers[-1] == "orchestrator.errors | orchestrator.log"
+    )
     order = [name.removeprefix("orchestrator.") for name in layers[1:]]
     assert order == [
         "serve", "runtime", "outputs", "workflow", "engine", "checks | orchestrator.mcp_tools", "providers", "models",
-        "policy", "catalog", "spec", "diff", "workspace", "errors",
+        "policy", "catalog", "spec", "diff", "workspace", "errors | orchestrator.log",
     ]  # fmt: skip
 
 

@@ -110,7 +110,13 @@ def test_a_review_comments_on_the_diff_and_suggests_only_the_verified_fix(fake: 
             and f"{BUG_LINE:>5} +|     return sum(values) / len(values) - 1" in call.task
         )
         assert "legacy.py (deleted; not reviewed: deleted)" in call.task
-        assert '<file path="calc.py">' in call.messages[0].text and "tests/test_calc.py" not in call.messages[0].text
+        # the changed file is packed whole; an unchanged one is at most outlined in the repository map
+        text = call.messages[0].text
+        assert '<file path="calc.py">' in text and '<file path="tests/test_calc.py">' not in text
+    # ...first, as the changed file of the diff under review (result.json says why it was packed)
+    for subtask in result["subtasks"]:
+        first = subtask["context"]["packed"][0]
+        assert (first["path"], first["why"]) == ("calc.py", "changed in the diff under review"), subtask["id"]
     places = {(p["line"], p["in_diff"]) for p in result["diff"]["findings"]}
     assert places == {(BUG_LINE, True), (ADD_LINE, False)}
     verdicts = {v["id"]: v["verdict"] for s in result["subtasks"] for v in s["verification"]}

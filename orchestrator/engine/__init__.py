@@ -3,6 +3,7 @@ node factories, and the compilation of YAML and Python graphs."""
 
 from orchestrator.engine._compile import compile_graph
 from orchestrator.engine._nodes import role_work, subtask_files
+from orchestrator.engine._relevance import Priority
 from orchestrator.engine.context import Executor, Progress, RunContext, SilentProgress
 from orchestrator.engine.python_graph import GraphKit, build_python_graph, load_python_graph
 from orchestrator.engine.state import (
@@ -26,6 +27,7 @@ __all__ = [
     "Hop",
     "PatchCheck",
     "PlanRecord",
+    "Priority",
     "Progress",
     "Record",
     "RunContext",

@@ -40,7 +40,8 @@ from orchestrator.engine.context import RunContext, node_finished
 from orchestrator.engine.state import BoundHit, PatchCheck, ToolCall
 from orchestrator.errors import NotRecorded
 from orchestrator.models import BoundModel, CallSettings, Contract, ContractError, ToolOffer
-from orchestrator.models.chain import ChainResult, call_chain, parse_json
+from orchestrator.models._structured import parse_json
+from orchestrator.models.chain import ChainResult, call_chain
 from orchestrator.policy import CLASSES, redact_tree
 from orchestrator.spec import Role
 from orchestrator.spec.kinds import REPLACE_MODELS

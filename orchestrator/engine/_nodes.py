@@ -42,7 +42,8 @@ from orchestrator.engine.state import (
     SubtaskInput,
 )
 from orchestrator.models import BoundModel, CallSettings, Contract, contract_for
-from orchestrator.models.chain import ChainResult, Check, call_chain
+from orchestrator.models._structured import Check
+from orchestrator.models.chain import ChainResult, call_chain
 from orchestrator.policy import redact_tree
 from orchestrator.spec import AGGREGATE, PLANNER, Role, worker_roles
 from orchestrator.spec.kinds import Plan

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+from orchestrator.diff import Hunk
+from orchestrator.engine import Priority
 from orchestrator.engine.context import AgentLimits, Progress, RunContext
 from orchestrator.engine.state import PlanRecord, RunState, Subtask
 from orchestrator.mcp_tools import McpHub, open_servers
@@ -74,6 +76,11 @@ def build_context(workflow: Workflow, run_id: str, progress: Progress, recorder:
     if workflow.diff is not None:  # the hunks the models see, with the same secrets masked as the files
         patches = {path: redact(text, secrets) for path, text in workflow.diff.patches.items()}
         context.diff = replace(workflow.diff, patches=patches)
+        # the changed files are packed before any other, cut (when they must be) around their hunks
+        context.priority = [
+            Priority(f.path, "changed in the diff under review", tuple(_hunk_lines(f.hunks)))
+            for f in workflow.diff.report.reviewed()
+        ]
     if cache is not None:  # an unchanged tool result keeps its fence's boundary: the cache keeps answering
         context.fence_key = hmac.new(cache.secret, b"tool-result-fence", hashlib.sha256).digest()
     return context
@@ -149,3 +156,8 @@ class Tracker:
                     state[key] = update[key]
         state["results"] = results
         return state
+
+
+def _hunk_lines(hunks: list[Hunk]) -> list[tuple[int, int]]:
+    """The lines of the new file each hunk shows (1-based, inclusive)."""
+    return [(h.new_start, h.new_start + h.new_count - 1) for h in hunks if h.new_count]
