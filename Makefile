@@ -72,7 +72,7 @@ netns:
 # two workers on a 2-core machine: the suite waits on subprocesses and servers as much as it computes
 TEST_WORKERS ?= 2
 check: lint types
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 lint:
 	$(BIN)/ruff check orchestrator tests bench

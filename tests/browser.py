@@ -50,6 +50,8 @@ QUIET = [
 # schemes that never leave the machine: a page's own file, inline data, blobs
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
 TIMEOUT_S = 120
+# this long without an event from the browser: release any target still waiting on its start
+QUIET_S = 10
 
 
 def chromium() -> str:
@@ -186,9 +188,20 @@ class DevTools:
     def _until(self, awaited: str, session: str) -> None:
         """Handle events (attaching to new targets, keeping requests) until `awaited` arrives."""
         deadline = time.monotonic() + TIMEOUT_S
+        seen: list[str] = []
         while True:
-            event = self._events.get(timeout=max(0.1, deadline - time.monotonic()))
+            try:
+                event = self._events.get(timeout=QUIET_S)
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no {awaited} in {TIMEOUT_S} s; the last events: {seen[-20:]}") from None
+                # a target still paused on its start holds its parent's load: let every one run
+                for paused in list(self.sessions):
+                    with contextlib.suppress(RuntimeError, queue.Empty):
+                        self.send("Runtime.runIfWaitingForDebugger", session=paused)
+                continue
             method, params, source = event.get("method"), event.get("params", {}), event.get("sessionId")
+            seen.append(f"{method} {self.sessions[source].kind if source in self.sessions else source}")
             watched = self.sessions.get(source or "")
             if method == "Target.attachedToTarget":
                 self._watch(params["sessionId"], params["targetInfo"]["type"])

@@ -132,6 +132,7 @@ def test_arbitrary_text_is_either_taken_the_same_or_left_to_ruamel(text: str) ->
         ("<<: {a: 1}\n", "a merge key"),
         ("a: 1\n---\nb: 2\n", "two documents"),
         ("a: [1, 2\n", "a syntax error"),
+        ("0:\t", "a tab: libyaml takes this one, ruamel refuses it"),
         ("x: " + "[" * (MAX_DEPTH + 2) + "]" * (MAX_DEPTH + 2) + "\n", "past the depth bound"),
     ],
 )

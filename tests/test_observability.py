@@ -70,8 +70,10 @@ def test_openai_client_has_a_timeout_and_no_retries_of_its_own(monkeypatch: pyte
 
     monkeypatch.setenv("TEST_KEY", "k-123456789")
     config = ProviderConfig(name="x", kind="openai", base_url="http://127.0.0.1:9/v1", api_key_env="TEST_KEY")
-    model: Any = provider.chat_model(Route("x", "m"), config, CallSettings(timeout_s=7))
-    assert model.max_retries == 0 and model.request_timeout == 7
+    settings = CallSettings(timeout_s=7)
+    model: Any = provider.chat_model(Route("x", "m"), config, settings)
+    # the client's own timeout is finite, a backstop behind the call's (so the call's is what fires)
+    assert model.max_retries == 0 and model.request_timeout == settings.client_timeout_s > 7
     assert model.openai_api_key.get_secret_value() == "k-123456789"
 
 
@@ -90,10 +92,9 @@ def test_ollama_client_always_has_a_timeout() -> None:
     from orchestrator.providers.ollama import provider
 
     config = ProviderConfig(name="ollama", kind="ollama", base_url="http://127.0.0.1:9")
-    model: Any = provider.chat_model(
-        Route("ollama", "qwen3:8b", context_window=4096), config, CallSettings(timeout_s=9)
-    )
+    settings = CallSettings(timeout_s=9)
+    model: Any = provider.chat_model(Route("ollama", "qwen3:8b", context_window=4096), config, settings)
     timeout = model.client_kwargs["timeout"]
-    assert timeout.read == 9 and timeout.connect <= 9
+    assert timeout.read == settings.client_timeout_s > 9 and timeout.connect <= 9
     assert model.num_ctx == 4096
     assert provider.structured_kwargs({"type": "object"}, "X", config) == {"format": {"type": "object"}}

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.engine.state import CallRecord, PlanRecord
-from orchestrator.errors import CheckpointError
+from orchestrator.errors import CheckpointError, storage_failure
 
 
 class NodeUpdate(BaseModel):
@@ -151,7 +151,12 @@ class FinishedStore:
                     with conn:
                         conn.executemany("INSERT OR REPLACE INTO finished VALUES (?, ?, ?)", rows)
             except (OSError, sqlite3.Error) as exc:  # a full disk: the nodes waiting on it fail (exit 3)
-                error = CheckpointError(f"cannot keep the run's finished nodes in {self.path}: {exc}")
+                # a storage failure stays itself: the run says what finished is checkpointed, and how to resume
+                error = (
+                    exc
+                    if storage_failure(exc)
+                    else CheckpointError(f"cannot keep the run's finished nodes in {self.path}: {exc}")
+                )
             for _, _, _, loop, done in writes:
                 if not loop.is_closed():
                     loop.call_soon_threadsafe(_settle, done, error)

@@ -117,19 +117,28 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
     except StateError as failed:  # the run finished, its outputs could not be written
         raise _kept(workflow, options, run_id, failed, listed) from failed.__cause__
     except OrchestratorError as failed:  # e.g. the checkpoint database is down: a resume can try again
+        code = failed.exit_code
         if listed and not resume:
-            ledger.finish_run(run_id, "error", failed.exit_code)
+            _quietly(lambda: ledger.finish_run(run_id, "error", code))
         raise
     except STATE_ERRORS as exc:  # a checkpoint, the cache, a recording or a scratch copy on a full disk
-        if listed:
-            _quietly(lambda: ledger.finish_run(run_id, "error", ExitStatus.PROVIDER_FAILURE))
-        again = f"then `orchestrator resume {run_id}`: what finished is checkpointed" if listed else ""
-        hint = "; ".join(h for h in (StateError.hint, again) if h)
-        raise StateError.of(exc, f"write the state of run {run_id}", hint=hint) from exc
+        raise _unwritable(exc, run_id, listed) from exc
     if listed:
-        ledger.finish_run(run_id, outcome.result.status, outcome.exit_code)
-        store_result(workflow, options, outcome.result)
+        try:
+            ledger.finish_run(run_id, outcome.result.status, outcome.exit_code)
+            store_result(workflow, options, outcome.result)
+        except STATE_ERRORS as exc:  # the disk filled as the run ended: its last checkpoint has it all
+            raise _unwritable(exc, run_id, listed) from exc
     return outcome
+
+
+def _unwritable(exc: BaseException, run_id: str, listed: bool) -> StateError:
+    """The error of a run whose state could not be written, saying how to finish it."""
+    if listed:
+        _quietly(lambda: ledger.finish_run(run_id, "error", ExitStatus.PROVIDER_FAILURE))
+    again = f"then `orchestrator resume {run_id}`: what finished is checkpointed" if listed else ""
+    hint = "; ".join(h for h in (StateError.hint, again) if h)
+    return StateError.of(exc, f"write the state of run {run_id}", hint=hint)
 
 
 def _kept(workflow: Workflow, options: RunOptions, run_id: str, failed: StateError, listed: bool) -> StateError:

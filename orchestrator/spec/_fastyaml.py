@@ -8,8 +8,9 @@ YAML 1.2 rules (libyaml alone would read `yes`, `on` and `017` the YAML 1.1 way)
 values are built by ruamel's own constructor. Anything this path does not handle the same way
 returns None, and the caller loads the document with ruamel.yaml, which also words every error:
 a syntax error, a directive (`%YAML 1.1`), an explicit tag, an anchor or alias, a merge key, a
-duplicate or non-scalar key, more than one document, a document past the loader's bounds, or a
-character that only YAML 1.1 reads as a line break (libyaml would count lines differently)."""
+duplicate or non-scalar key, more than one document, a document past the loader's bounds, a
+character that only YAML 1.1 reads as a line break (libyaml would count lines differently), or a
+tab (libyaml takes some that ruamel refuses, `0:\t`)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def fast_load(text: str, max_nodes: int, max_depth: int) -> tuple[Any, dict[Loc,
     parts = _parts()
     if parts is None or ("%" in text and any(line.startswith("%") for line in text.splitlines())):
         return None
-    if any(char in text for char in YAML11_BREAKS):
+    if "\t" in text or any(char in text for char in YAML11_BREAKS):
         return None
     yaml = parts[0]
     try:
