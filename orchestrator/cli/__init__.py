@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from orchestrator.cli import cleanup, inspect, mcp, patches, publish, run, studio, sweep
+from orchestrator.cli import eval as evaluation
 from orchestrator.cli._common import fail
 from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError, StateError
 
@@ -47,6 +48,6 @@ def main() -> None:
     models suited to them, and the planner aggregates one report."""
 
 
-_GROUPS = (inspect, run, patches, publish, mcp, studio, sweep, cleanup)
+_GROUPS = (inspect, run, patches, publish, mcp, studio, sweep, evaluation, cleanup)
 for _command in (command for group in _GROUPS for command in group.COMMANDS):
     main.add_command(_command)
