@@ -1,7 +1,7 @@
 """The `orchestrator` command. The only place that prints, configures logging and exits.
 
 `run.py` holds run, resume and runs; `inspect.py` validate, models, graph and schema; `patches.py`
-verify and apply; `cleanup.py` gc. The group
+verify and apply; `eval.py` eval run and eval make; `cleanup.py` gc. The group
 is the one error boundary: an OrchestratorError raised by any command becomes its message, its
 hint and its exit status (errors.ExitStatus); an OSError or SQLite error that reaches it (its own
 state unwritable: a full disk, a read-only folder) is a StateError, exit 3, never a traceback.

@@ -145,7 +145,7 @@ class _Lines:
 
 
 def _table(result: Any) -> None:
-    from orchestrator.outputs.evaluation import money, percent, seconds
+    from orchestrator.outputs.evaluation import money, per_resolved, percent, seconds
 
     rows = [
         (
@@ -158,7 +158,7 @@ def _table(result: Any) -> None:
             f"{arm.tokens_in}+{arm.tokens_out}",
             money(arm.cost_usd),
             seconds(arm.duration_ms),
-            money(arm.cost_per_resolved) if arm.cost_per_resolved is not None else "-",
+            per_resolved(arm),
             str(arm.refused),
         )
         for rank, arm in enumerate(result.arms, 1)

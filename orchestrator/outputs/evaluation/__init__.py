@@ -14,7 +14,7 @@ from orchestrator.outputs.evaluation._records import (
     RoleUsage,
     Winner,
 )
-from orchestrator.outputs.evaluation._render import money, percent, render_html, render_markdown, seconds
+from orchestrator.outputs.evaluation._render import money, per_resolved, percent, render_html, render_markdown, seconds
 
 __all__ = [
     "INTERVAL",
@@ -29,6 +29,7 @@ __all__ = [
     "RoleUsage",
     "Winner",
     "money",
+    "per_resolved",
     "percent",
     "render_html",
     "render_markdown",

@@ -33,6 +33,13 @@ def seconds(ms: int) -> str:
     return f"{ms / 1000:.1f}s"
 
 
+def per_resolved(arm: ArmSummary) -> str:
+    """Its cost per resolved run: "-" when it resolved none, "unknown" when its cost is."""
+    if arm.cost_per_resolved is not None:
+        return money(arm.cost_per_resolved)
+    return "unknown" if arm.resolved and arm.cost_usd is None else "-"
+
+
 def percent(value: float) -> str:
     return f"{value * 100:.0f}%"
 
@@ -74,7 +81,7 @@ def tables(result: EvalResult) -> list[Table]:
                 (
                     str(n),
                     cell(a.arm),
-                    money(a.cost_per_resolved),
+                    per_resolved(a),
                     f"{a.resolved}/{a.judged}",
                     percent(a.rate),
                     money(a.cost_usd),
@@ -165,7 +172,7 @@ def _arm_table(arms: list[ArmSummary], title: str) -> Table:
                 f"{a.tokens_in}+{a.tokens_out}",
                 money(a.cost_usd),
                 seconds(a.duration_ms),
-                money(a.cost_per_resolved) if a.cost_per_resolved is not None else "-",
+                per_resolved(a),
                 str(a.tool_turns),
                 str(a.refused),
             )

@@ -110,8 +110,9 @@ async def run_eval_async(loaded: LoadedEval, operator: Operator, options: EvalOp
     reuse = options.record is None and not replaying
     planned = plan_runs(loaded, places, operator, out, reuse=reuse)
     recorders: list[Recorder] = []
-    judges = await _judges(loaded, places, planned, options, recorders)
+    judges: dict[str, Judge] = {}
     try:
+        await _judges(loaded, places, planned, options, judges, recorders)
         for one in planned:
             if one.row is None and one.place.problem:
                 one.row = _left_out(one)
@@ -131,11 +132,16 @@ async def run_eval_async(loaded: LoadedEval, operator: Operator, options: EvalOp
 
 
 async def _judges(
-    loaded: LoadedEval, places: list[Checkout], planned: list[Planned], options: EvalOptions, recorders: list[Recorder]
-) -> dict[str, Judge]:
-    """Per instance with runs to judge: its setup, its judge, and whether its tests hold."""
+    loaded: LoadedEval,
+    places: list[Checkout],
+    planned: list[Planned],
+    options: EvalOptions,
+    judges: dict[str, Judge],
+    recorders: list[Recorder],
+) -> None:
+    """Per instance with runs to judge: its setup, its judge (into `judges`), and whether its
+    tests hold."""
     slots = asyncio.Semaphore(options.concurrency)
-    judges: dict[str, Judge] = {}
 
     async def one(place: Checkout) -> None:
         mine = [p.item for p in planned if p.place is place and p.row is None and p.item is not None]
@@ -159,7 +165,6 @@ async def _judges(
             options.progress.note(f"{place.instance.id}: left out: {place.problem}")
 
     await asyncio.gather(*(one(place) for place in places))
-    return judges
 
 
 async def _setup(place: Checkout, workflow: Workflow, timeout_s: float) -> str:
@@ -283,8 +288,10 @@ async def _judge_one(run: Planned, judge: Judge | None, stopped_by: str | None) 
         code = swept.exit_code if swept is not None else int(ExitStatus.PROVIDER_FAILURE)
         return EvalRun(**base, status=status, exit_code=code, outcome="run_failed", reason=error[:500])
     base.update(usage_of(result))
-    if result.status == "interrupted" or (stopped_by is not None and judge is None):
+    if result.status == "interrupted":
         return EvalRun(**base, outcome="not_run", reason="stopped before it finished: run the eval again to finish it")
+    if stopped_by is not None:  # no check starts once the eval is stopped: the next eval judges it
+        return EvalRun(**base, outcome="not_run", reason=f"stopped by {stopped_by} before it was judged")
     diff = model_patch(result)
     if not diff.strip():
         if result.status in FINISHED:

@@ -150,7 +150,7 @@ def winners(summaries: Sequence[ArmSummary], arms: Mapping[str, ArmSpec], object
     found = []
     order = ranked(summaries, objective)
     for role in sorted({role for arm in arms.values() for role in arm.models}):
-        best = next((s for s in order if role in arms[s.arm].models and s.judged), None)
+        best = next((s for s in order if role in arms[s.arm].models and s.judged > s.refused), None)
         if best is not None:
             found.append(Winner(role=role, arm=best.arm, models=arms[best.arm].models[role]))
     return found
