@@ -279,7 +279,7 @@ async def _judge_one(run: Planned, judge: Judge | None, stopped_by: str | None) 
     result = read_result(result_path) if result_path else None
     if result is None:
         status = swept.status if swept is not None else "not_started"
-        if status in ("interrupted", "not_started"):
+        if status in ("interrupted", "not_started") or stopped_by is not None:
             why = "stopped before it finished: run the eval again to finish it"
             return EvalRun(
                 **base, status=status, exit_code=swept.exit_code if swept else 130, outcome="not_run", reason=why
@@ -320,7 +320,9 @@ def _result(
             seen.add((run.arm, run.instance))
             refusals.append(Refusal(arm=run.arm, instance=run.instance, reason=run.reason))
     codes = [int(ExitStatus.POLICY)] if refusals else []
-    codes += [run.exit_code for run in runs if run.outcome in ("run_failed", "not_run")]
+    # once the eval is stopped, its stop says why runs did not finish (a stopped run says 130 itself)
+    unfinished = ("run_failed",) if stopped_by else ("run_failed", "not_run")
+    codes += [run.exit_code for run in runs if run.outcome in unfinished]
     if stopped_by:
         codes.append(int(ExitStatus.TERMINATED if stopped_by == "SIGTERM" else ExitStatus.INTERRUPTED))
     shapes = [(p.instance.id, len(p.instance.fail_to_pass), len(p.instance.pass_to_pass)) for p in places]

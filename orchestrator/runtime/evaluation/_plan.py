@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from orchestrator.spec.evalfile import ArmSpec, LoadedEval
 from orchestrator.spec.operator import Operator
 from orchestrator.workflow import prepare_workflow
 
+_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 ROW = "eval-run.json"  # in a run's folder: the run judged
 STARTED = "eval-started.json"  # in a run's folder: its run id and key, written when it starts
 REUSABLE = ("resolved", "unresolved", "no_patch", "judge_only", "not_applied")
@@ -48,10 +50,17 @@ class Planned:
         return self.row is None and self.item is not None and self.result is None
 
 
+def quoted(value: object) -> str:
+    """A value as a YAML flow node that reads back as exactly itself: JSON, with the characters
+    YAML does not keep raw (DEL, C1 controls, line separators, U+FEFF, U+FFFE, U+FFFF) escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def overrides(place: Checkout, arm: ArmSpec) -> list[str]:
     """The `--set` assignments of one run: the goal, the arm's models, the instance's data class."""
-    found = [f"goal={json.dumps(place.instance.goal, ensure_ascii=False)}"]
-    found += [f"models.{role}={json.dumps(model)}" for role, model in sorted(arm.models.items())]
+    found = [f"goal={quoted(place.instance.goal)}"]
+    found += [f"models.{role}={quoted(model)}" for role, model in sorted(arm.models.items())]
     if place.instance.data_class:
         found.append(f"policy.data_class={place.instance.data_class}")
     return [*found, *arm.set]
