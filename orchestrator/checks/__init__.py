@@ -8,7 +8,7 @@ diffs. Imports no LangChain: `orchestrator verify` runs without any model librar
 
 from orchestrator.checks._edits import Edit, EditError, EditProblem, apply_edits, edits_to_diffs, unified_diff
 from orchestrator.checks._interpreter import Interpreter, find_interpreter
-from orchestrator.checks._junit import named_tests
+from orchestrator.checks._junit import matching, named_tests, normalized
 from orchestrator.checks._patch import apply_patch, escapes, git, header_paths, rejection, unsafe_path
 from orchestrator.checks._protect import DEFAULT_PROTECT, Protection, command_files
 from orchestrator.checks._records import (
@@ -64,7 +64,9 @@ __all__ = [
     "git",
     "header_paths",
     "leftovers",
+    "matching",
     "named_tests",
+    "normalized",
     "rejection",
     "remove_leftovers",
     "sandbox_mode",

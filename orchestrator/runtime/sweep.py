@@ -55,6 +55,7 @@ class SweepItem:
     label: str  # NN-NAME: the run's folder in the sweep's output folder
     workflow: Workflow | None = None
     error: OrchestratorError | None = None  # why it could not be prepared
+    resume: bool = False  # finish the interrupted run `options_for` names (its run id) from its checkpoint
 
 
 class _Record(BaseModel):
@@ -268,7 +269,7 @@ async def _attempt(item: SweepItem, workflow: Workflow, options: RunOptions) -> 
         return int((time.perf_counter() - began) * 1000)
 
     try:
-        outcome = await run_workflow_async(workflow, options)
+        outcome = await run_workflow_async(workflow, options, resume=item.resume)
     except Interrupted as stopped:  # the run kept what finished; its outcome says so
         if stopped.outcome is not None:
             return outcome_row(item, stopped.outcome)

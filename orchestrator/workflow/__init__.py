@@ -5,6 +5,7 @@ from orchestrator.workflow._describe import describe
 from orchestrator.workflow._mcp import sandboxed_servers
 from orchestrator.workflow._prepare import Workflow, needed_roles, needs, prepare_workflow
 from orchestrator.workflow._providers import default_providers, merge_providers
+from orchestrator.workflow._trust import command_pattern, repository_root
 from orchestrator.workflow.chains import DEFAULT_KEY, EMBEDDED, Need
 
 __all__ = [
@@ -12,11 +13,13 @@ __all__ = [
     "EMBEDDED",
     "Need",
     "Workflow",
+    "command_pattern",
     "default_providers",
     "describe",
     "merge_providers",
     "needed_roles",
     "needs",
     "prepare_workflow",
+    "repository_root",
     "sandboxed_servers",
 ]
