@@ -247,16 +247,21 @@ def test_a_client_that_goes_away_mid_run_leaves_it_interrupted_and_resumable(tmp
         write_spec(tmp_path, HTTP_SPEC.format(url=models.url))
 
         async def main() -> None:
-            async with (
-                stdio_session(tmp_path, tmp_path / "server.log", "--trusted") as session,
-                anyio.create_task_group() as group,
-            ):
-                group.start_soon(
-                    lambda: session.call_tool("run_workflow", {"spec": "spec.yaml"}, progress_callback=on_progress)
-                )
-                while not any(m.startswith("started ") for m in progress):
-                    await anyio.sleep(0.05)
-                group.cancel_scope.cancel()  # the client leaves: stdin closes, the server stops the run
+            # the SDK's stdio client may fail its own exit when a message (here a progress
+            # notification) arrives as it closes (modelcontextprotocol/python-sdk#1960): only that is let pass
+            try:
+                async with (
+                    stdio_session(tmp_path, tmp_path / "server.log", "--trusted") as session,
+                    anyio.create_task_group() as group,
+                ):
+                    group.start_soon(
+                        lambda: session.call_tool("run_workflow", {"spec": "spec.yaml"}, progress_callback=on_progress)
+                    )
+                    while not any(m.startswith("started ") for m in progress):
+                        await anyio.sleep(0.05)
+                    group.cancel_scope.cancel()  # the client leaves: stdin closes, the server stops the run
+            except* anyio.BrokenResourceError:
+                pass
 
         run_async(main, timeout=120)
         run_id = progress[0].split()[1].rstrip(":")
