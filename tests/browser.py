@@ -94,6 +94,12 @@ def page_requests(page: Path, proxy: str | None = None, budget_ms: int = 3000) -
         return [r for r in devtools.load(page.as_uri(), budget_ms) if not r.url.startswith(LOCAL_SCHEMES)]
 
 
+def evaluate(page: Path, expression: str) -> Any:
+    """The value of a JavaScript expression in `page` once it has loaded (returned by value)."""
+    with DevTools([]) as devtools:
+        return devtools.evaluate(page.as_uri(), expression)
+
+
 @contextlib.contextmanager
 def _profile() -> Iterator[str]:
     profile = tempfile.mkdtemp(prefix="orchestrator-chromium-")
@@ -222,6 +228,19 @@ class DevTools:
             self.send("Target.setAutoAttach", auto, session=session)
         with contextlib.suppress(RuntimeError):
             self.send("Runtime.runIfWaitingForDebugger", session=session)
+
+    def evaluate(self, url: str, expression: str) -> Any:
+        """Open `url` in a new page and, once it has loaded, the value of `expression` in it."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self._watch(session, "page")
+        self.send("Page.enable", session=session)
+        self.send("Page.navigate", {"url": url}, session=session)
+        self._until("Page.loadEventFired", session)
+        said = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
+        if "exceptionDetails" in said:
+            raise RuntimeError(f"the page's script failed: {said['exceptionDetails']}")
+        return said["result"].get("value")
 
     def load(self, url: str, budget_ms: int) -> list[Request]:
         """Open `url` in a new page and let it run `budget_ms` of virtual time; every request made."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -183,6 +184,33 @@ def test_transient_failure_is_retried_on_the_same_model(fake: FakeProvider) -> N
     result = run_chain(fake, ["a", "b"])
     assert result.ok and result.route.model == "a" and result.hops == []
     assert result.attempts == 3 and len(fake.calls_to("a")) == 3
+
+
+def test_each_attempt_is_a_span_of_its_own_and_a_retry_never_hides(fake: FakeProvider) -> None:
+    """Two failures retried on the same model, then its answer: three model spans one after the
+    other (the failed ones `retried`, with their error kind), the Retry-After wait between them."""
+    fake.script("a", failing_then(GOOD, HTTPError(429, retry_after="0.2"), HTTPError(503)))
+    result = run_chain(fake, ["a", "b"])
+    assert result.ok and result.attempts == 3
+    models = [s for s in result.spans if s["kind"] == "model"]
+    assert [(s["name"], s["status"], s["retried"]) for s in models] == [
+        ("fake/a", "unavailable", True), ("fake/a", "unavailable", True), ("fake/a", "ok", False)
+    ]  # fmt: skip
+    assert [s["detail"] for s in models] == ["attempt 1 of 3, retried", "attempt 2 of 3, retried", "attempt 3 of 3"]
+    assert models[0]["tokens_in"] is None and models[2]["tokens_in"] is not None  # tokens: the answer's
+    for before, after in itertools.pairwise(models):
+        assert before["started_ms"] + before["duration_ms"] <= after["started_ms"]  # one after the other
+    (wait,) = [s for s in result.spans if s["kind"] == "wait" and s["name"] == "rate_limit"]
+    assert wait["duration_ms"] >= 200
+    assert models[0]["started_ms"] + models[0]["duration_ms"] <= wait["started_ms"]
+    assert wait["started_ms"] + wait["duration_ms"] <= models[1]["started_ms"]
+
+
+def test_a_model_that_answers_at_once_is_one_span(fake: FakeProvider) -> None:
+    fake.script("a", lambda c: GOOD)
+    result = run_chain(fake, ["a"])
+    (model,) = [s for s in result.spans if s["kind"] == "model"]
+    assert model["status"] == "ok" and not model["retried"] and model["detail"] == ""
 
 
 def test_retries_are_bounded_then_the_chain_falls_back(fake: FakeProvider) -> None:

@@ -23,7 +23,7 @@ from orchestrator.outputs.result import RunResult
 from orchestrator.spec import load_spec
 from orchestrator.testing import Call, FakeProvider, valid_answer
 from orchestrator.workflow import prepare_workflow
-from tests.browser import browse, page_requests
+from tests.browser import browse, evaluate, page_requests
 from tests.png import ink
 from tests.process import orchestrator
 from tests.servers.proxy import RecordingProxy
@@ -149,10 +149,34 @@ def test_the_html_report_shows_timing_fallbacks_and_egress(fake: FakeProvider, w
     page = Page((tmp_path / "out" / "report.html").read_text())
     rows = page.find("g", **{"class": "trow"})
     assert {r["data-call"] for r in rows} == {"t1", "t2", "t3", "t4", "aggregate"}  # one timeline row per call
-    assert len(page.find("rect", **{"class": "ev ev-model"})) == 6  # 5 answers and the failed attempt
+    attempts = [a["data-status"] for a in page.find("rect", **{"class": "ev ev-model"})]
+    # 5 answers, and fake/down's three attempts, each drawn: two retried, the last failed for good
+    assert sorted(attempts) == ["ok"] * 5 + ["retried"] * 2 + ["unavailable"]
     assert page.find("rect", **{"class": "ev ev-check"})  # the refactor's patch check
     (node,) = [a for a in page.find("g", **{"class": "node"}) if a["data-node"] == "architecture_review"]
     assert node["data-status"] == "ok"
+
+
+def test_diagnoses_have_their_own_section_and_every_chart_says_something(
+    fake: FakeProvider, write_spec: Any, tmp_path: Path
+) -> None:
+    result, page = hostile_result(fake, write_spec, tmp_path)
+    bodies = dict(re.findall(r'<section id="([a-z]+)">(.*?)</section>', page, re.S))
+    assert list(bodies).index("diagnoses") < list(bodies).index("patches")
+    assert 'class="diagnosis"' in bodies["diagnoses"] and 'class="diagnosis"' not in bodies["patches"]
+    usage = bodies["usage"]
+    # nothing cost anything: no cost chart; each node ran one role: no second set of the same charts
+    assert "<figcaption>cost</figcaption>" not in usage and "No call cost anything" in usage
+    assert result.totals.by_node == result.totals.by_role
+    assert "<h3>Per role</h3>" in usage and "<h3>Per graph node</h3>" not in usage
+    priced = result.model_copy(deep=True)
+    for group in (priced.totals.by_model, priced.totals.by_role, priced.totals.by_node):
+        for usage_totals in group.values():
+            usage_totals.cost_usd = 0.002
+    nodes = priced.totals.by_node
+    priced.totals.by_node = {"review_node": nodes.pop("architecture_review"), **nodes}  # a node named otherwise
+    shown = dict(re.findall(r'<section id="([a-z]+)">(.*?)</section>', render_html(priced), re.S))["usage"]
+    assert shown.count("<figcaption>cost</figcaption>") == 3 and "<h3>Per graph node</h3>" in shown
 
 
 def test_tool_calls_and_checks_of_a_record_reach_the_timeline(
@@ -209,6 +233,43 @@ def test_chromium_renders_the_quickstart_report(quickstart_report: Path, tmp_pat
     pdf = tmp_path / "report.pdf"
     browse(quickstart_report / "report.html", f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
     assert int(re.findall(rb"/Count (\d+)", pdf.read_bytes())[0]) >= 2
+
+
+BOXES = """(() => {
+  const box = e => { const b = e.getBBox(); return [b.x, b.y, b.x + b.width, b.y + b.height]; };
+  const svg = document.querySelector("svg.timeline");
+  return {
+    labels: [...svg.querySelectorAll("text.rlabel, text.mlabel")].map(e => [e.textContent, ...box(e)]),
+    bars: [...svg.querySelectorAll("rect.call, rect.ev")].map(box),
+    width: svg.viewBox.baseVal.width,
+  };
+})()"""
+
+
+@pytest.mark.integration
+def test_timeline_labels_never_touch_the_bars_and_retries_show(
+    fake: FakeProvider, write_spec: Any, tmp_path: Path
+) -> None:
+    """Laid out by Chromium: no label's box meets a bar's (long model names, a fallback, retries);
+    a retried attempt is drawn as such, not inside the attempt that answered."""
+    long_name = "a-model-name-long-enough-to-run-into-the-bars-of-its-row"
+    fake.script(long_name, valid_answer)
+    fake.script("down", lambda c: (_ for _ in ()).throw(ConnectionRefusedError("refused")))
+    spec = SPEC.replace("fake/m", f"fake/{long_name}").replace(
+        f"architecture_review: fake/{long_name},", f"architecture_review: [fake/down, fake/{long_name}],"
+    )
+    outcome = run_workflow(prepare_workflow(load_spec(write_spec(spec))), RunOptions(output_dir=tmp_path / "out"))
+    page = tmp_path / "out" / "report.html"
+    statuses = [a["data-status"] for a in Page(page.read_text()).find("rect", **{"class": "ev ev-model"})]
+    assert statuses.count("retried") == 2 and statuses.count("unavailable") == 1  # fake/down's three attempts
+    laid = evaluate(page, BOXES)
+    assert len(laid["labels"]) == 2 * len(outcome.result.subtasks) + 2  # a call and a model label per row
+    assert any(long_name[:20] in text for text, *_ in laid["labels"])
+    for text, *label in laid["labels"]:
+        assert label[0] >= 0 and label[2] <= laid["width"], text  # inside the picture
+        for bar in laid["bars"]:
+            apart = label[2] <= bar[0] or bar[2] <= label[0] or label[3] <= bar[1] or bar[3] <= label[1]
+            assert apart, (text, label, bar)
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -76,6 +77,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, f"no server on {url} after {READY_S} s"
             time.sleep(0.25)
+        said = (home / "server.log").read_text(errors="replace")
+        assert f"serving the graphs on {url}" in said  # what Studio is and needs, before the server starts
+        assert "needs the internet and a LangSmith login" in said
         yield url
     finally:
         _stop(process)
@@ -276,6 +280,20 @@ def test_studio_without_the_extra_names_it_and_exits_2() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 2, done.stderr
     assert "pip install 'sovereign-orchestrator[langgraph]'" in done.stderr
+
+
+def test_studio_refuses_a_port_that_is_taken() -> None:
+    """`langgraph dev` would quietly serve on another port: the command refuses, naming a free one."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(ORCHESTRATOR), "studio", "--port", str(port)], capture_output=True, text=True, timeout=120, cwd=REPO
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"port {port} on 127.0.0.1 is taken" in done.stderr and "--port" in done.stderr
+    assert "serving the graphs" not in done.stderr  # nothing was started
 
 
 def test_studio_without_a_config_says_where_to_run_it(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 ORCHESTRATOR = Path(sys.executable).parent / "orchestrator"
 CALL = timedelta(seconds=120)  # one tool call (a run of canned models, a verification)
 needs_bwrap = pytest.mark.needs(bubblewrap_problem())
+TOOLS = {"run_workflow", "start_workflow", "get_run", "cancel_run", "validate_spec", "list_models", "verify_patch"}
 
 
 def quickstart(tmp_path: Path) -> Path:
@@ -122,7 +123,7 @@ def test_stdio_tools_validate_models_resources_and_hostile_arguments(tmp_path: P
     async def main() -> None:
         async with stdio_session(tmp_path, tmp_path / "server.log") as session:
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-            assert set(tools) == {"run_workflow", "validate_spec", "list_models", "verify_patch"}
+            assert set(tools) == TOOLS
             assert tools["validate_spec"].inputSchema["required"] == ["spec"]
 
             invalid = await session.call_tool("validate_spec", {"spec": "spec.yaml"})
@@ -246,16 +247,21 @@ def test_a_client_that_goes_away_mid_run_leaves_it_interrupted_and_resumable(tmp
         write_spec(tmp_path, HTTP_SPEC.format(url=models.url))
 
         async def main() -> None:
-            async with (
-                stdio_session(tmp_path, tmp_path / "server.log", "--trusted") as session,
-                anyio.create_task_group() as group,
-            ):
-                group.start_soon(
-                    lambda: session.call_tool("run_workflow", {"spec": "spec.yaml"}, progress_callback=on_progress)
-                )
-                while not any(m.startswith("started ") for m in progress):
-                    await anyio.sleep(0.05)
-                group.cancel_scope.cancel()  # the client leaves: stdin closes, the server stops the run
+            # the SDK's stdio client may fail its own exit when a message (here a progress
+            # notification) arrives as it closes (modelcontextprotocol/python-sdk#1960): only that is let pass
+            try:
+                async with (
+                    stdio_session(tmp_path, tmp_path / "server.log", "--trusted") as session,
+                    anyio.create_task_group() as group,
+                ):
+                    group.start_soon(
+                        lambda: session.call_tool("run_workflow", {"spec": "spec.yaml"}, progress_callback=on_progress)
+                    )
+                    while not any(m.startswith("started ") for m in progress):
+                        await anyio.sleep(0.05)
+                    group.cancel_scope.cancel()  # the client leaves: stdin closes, the server stops the run
+            except* anyio.BrokenResourceError:
+                pass
 
         run_async(main, timeout=120)
         run_id = progress[0].split()[1].rstrip(":")
@@ -374,7 +380,7 @@ def test_over_http_tools_a_run_on_a_loopback_model_server_and_its_report(tmp_pat
         async def main() -> None:
             async with http_session(url) as session:
                 names = {tool.name for tool in (await session.list_tools()).tools}
-                assert names == {"run_workflow", "validate_spec", "list_models", "verify_patch"}
+                assert names == TOOLS
                 assert not (await session.call_tool("validate_spec", {"spec": "spec.yaml"})).isError
                 bad = await session.call_tool("validate_spec", {"spec": "bad.yaml"})
                 assert bad.isError and "bad.yaml:3: roles.x.output: " in text(bad)
@@ -406,6 +412,7 @@ def test_over_http_tools_a_run_on_a_loopback_model_server_and_its_report(tmp_pat
     assert any(m.startswith("started debug") for m in progress) and progress[-1].startswith("done: ok")
 
 
+@pytest.mark.xdist_group("ollama-port")  # one test at a time on Ollama's port
 def test_an_inline_run_is_confined_to_the_workspace_and_served_by_the_catalogs_ollama(tmp_path: Path) -> None:
     """An inline goal with files and one model for every role, on the catalog's own Ollama address
     (the test's Ollama-compatible server listens there)."""

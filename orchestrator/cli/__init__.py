@@ -1,7 +1,8 @@
 """The `orchestrator` command. The only place that prints, configures logging and exits.
 
 `run.py` holds run, resume and runs; `inspect.py` validate, models, graph and schema; `patches.py`
-verify and apply; `eval.py` eval run and eval make; `cleanup.py` gc. The group
+verify and apply; `eval.py` eval run and eval make; `cleanup.py` gc; `doctor.py` doctor; `init.py`
+init. The group
 is the one error boundary: an OrchestratorError raised by any command becomes its message, its
 hint and its exit status (errors.ExitStatus); an OSError or SQLite error that reaches it (its own
 state unwritable: a full disk, a read-only folder) is a StateError, exit 3, never a traceback.
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli import cleanup, inspect, mcp, patches, publish, run, studio, sweep
+from orchestrator.cli import cleanup, doctor, init, inspect, mcp, patches, publish, run, studio, sweep
 from orchestrator.cli import eval as evaluation
 from orchestrator.cli._common import fail
 from orchestrator.errors import ExitStatus, Interrupted, OrchestratorError, StateError
@@ -48,6 +49,6 @@ def main() -> None:
     models suited to them, and the planner aggregates one report."""
 
 
-_GROUPS = (inspect, run, patches, publish, mcp, studio, sweep, evaluation, cleanup)
+_GROUPS = (inspect, run, patches, publish, mcp, studio, sweep, evaluation, cleanup, doctor, init)
 for _command in (command for group in _GROUPS for command in group.COMMANDS):
     main.add_command(_command)

@@ -1,11 +1,17 @@
 """`orchestrator studio`: the graphs of `langgraph.json` on LangGraph Server (`langgraph dev`, in
 memory) for LangGraph Studio, bound to this machine, with analytics, version checks and LangSmith
-tracing off. The server's code is the optional extra `langgraph`; nothing of it is imported here."""
+tracing off. The server's code is the optional extra `langgraph`; nothing of it is imported here.
+
+LangGraph Studio itself is a web page hosted by LangChain (smith.langchain.com): it needs the
+internet and a LangSmith login, and from the browser it talks to this server. The command says
+so before it starts, and refuses a port something already listens on (`langgraph dev` would
+quietly serve elsewhere)."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +32,36 @@ QUIET_ENV = {
     "LANGSMITH_TRACING": "false",
     "LANGCHAIN_TRACING_V2": "false",
 }
+
+
+def notice(host: str, port: int) -> str:
+    """What Studio is and needs, said before the server starts."""
+    shown = f"[{host}]" if ":" in host else host
+    return (
+        f"serving the graphs on http://{shown}:{port} (LangGraph Server, in memory: the API, with docs at /docs)\n"
+        "LangGraph Studio is a web page hosted by LangChain (https://smith.langchain.com): it needs the internet "
+        "and a LangSmith login, and your browser connects it to this server. Offline, use the API instead "
+        f"(langgraph-sdk: get_client(url='http://{shown}:{port}')) or `orchestrator run`."
+    )
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Something already listens on host:port (a socket left in TIME_WAIT does not count)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        return False  # an address that does not resolve: the server says so itself
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False
+
+
+def free_port_near(host: str, port: int) -> int | None:
+    return next((p for p in range(port + 1, min(port + 50, 65536)) if not port_taken(host, p)), None)
 
 
 def server_command(host: str, port: int, config: Path, reload: bool = False) -> list[str]:
@@ -55,14 +91,20 @@ def server_command(host: str, port: int, config: Path, reload: bool = False) -> 
 def studio(port: int, host: str, config: Path, reload: bool) -> None:
     """Serve the shipped graphs (or those of --config) on LangGraph Server for LangGraph Studio.
 
-    Runs `langgraph dev --no-browser` in memory; open the Studio URL it prints, or use the API
-    (langgraph-sdk) at http://HOST:PORT. Every run is prepared like `orchestrator run`: policy,
-    budgets and egress are enforced in the nodes."""
+    Runs `langgraph dev --no-browser` in memory; use the API (langgraph-sdk) at http://HOST:PORT,
+    or open the Studio URL it prints: Studio is a page hosted by LangChain that needs the internet
+    and a LangSmith login. A port already taken is refused. Every run is prepared like
+    `orchestrator run`: policy, budgets and egress are enforced in the nodes."""
     missing = [name for name in ("langgraph_cli", "langgraph_api") if importlib.util.find_spec(name) is None]
     if missing:
         fail(f"LangGraph Server is not installed ({', '.join(missing)} missing)", f"install it: {EXTRA}")
     if not config.is_file():
         fail(f"no LangGraph config at {config}", "run from the repository root, or pass --config langgraph.json")
+    if port_taken(host, port):
+        free = free_port_near(host, port)
+        hint = f"stop what listens there, or pass another port (--port {free} is free)" if free else "pass --port"
+        fail(f"port {port} on {host} is taken: something already listens there", hint)
+    click.echo(notice(host, port), err=True)
     argv = server_command(host, port, config, reload)
     env = {**os.environ, **QUIET_ENV}
     if os.name == "posix":  # the server takes this process's place: signals reach it directly

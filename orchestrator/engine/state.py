@@ -78,6 +78,7 @@ class Span(Record):
     detail: str = ""
     tokens_in: int | None = None
     tokens_out: int | None = None
+    retried: bool = Field(default=False, description="a model attempt that failed and was tried again")
 
 
 class CallTiming(Record):

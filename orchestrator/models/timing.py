@@ -1,7 +1,9 @@
 """The run's clock and what a chain call spent its time on, for the HTML timeline and
 OpenTelemetry: each model attempt (from a free slot to its answer or failure) and each wait (for a
-provider or model slot, the model's own queue, a rate limit's Retry-After, a backoff). Times are
-milliseconds on the run's clock: since the run started, or since its first start for a resumed run."""
+provider or model slot, the model's own queue, a rate limit's Retry-After, a backoff). An attempt
+that failed and was retried is a span of its own (`retried`, its error kind as its status), so a
+retry never hides inside the span of the attempt that answered. Times are milliseconds on the
+run's clock: since the run started, or since its first start for a resumed run."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ class SpanLog:
 
     clock: RunClock
     spans: list[dict[str, Any]] = field(default_factory=list)
+    # the retries of models whose attempts are not written down yet: (model, at, seconds, error kind)
+    retries: list[tuple[str, float, float, str]] = field(default_factory=list)
 
     def wait(self, name: str, start: float, seconds: float, detail: str = "") -> None:
         if seconds >= MIN_WAIT_S:
@@ -51,23 +55,45 @@ class SpanLog:
     def model(
         self, ref: str, start: float, status: str, attempts: int, tokens: tuple[int, int], hosts: Sequence[str] = ()
     ) -> None:
-        """A model's attempts; `hosts`: the host of a pool each attempt went to, in order."""
-        detail = [f"{attempts} attempts"] if attempts > 1 else []
-        if hosts:
-            shown = [host for index, host in enumerate(hosts) if index == 0 or hosts[index - 1] != host]
-            detail.append("host " + " -> ".join(shown))
-        self.spans.append(
-            {
-                "kind": "model",
-                "name": ref,
-                "started_ms": self.clock.ms(start),
-                "duration_ms": max(0, int((time.time() - start) * 1000)),
-                "status": status,
-                "detail": "; ".join(detail),
-                "tokens_in": tokens[0],
-                "tokens_out": tokens[1],
-            }
-        )
+        """A model's attempts, one span each (the retried ones split at the waits between them);
+        `hosts`: the host of a pool each attempt went to, in order."""
+        mine = [retry for retry in self.retries if retry[0] == ref]
+        self.retries = [retry for retry in self.retries if retry[0] != ref]
+        now = time.time()
+        begins = [start, *(at + seconds for _, at, seconds, _ in mine)]
+        ends = [*(at for _, at, _, _ in mine), now]
+        count = len(begins)
+        per_attempt = len(hosts) == count
+        for index, (begin, end) in enumerate(zip(begins, ends, strict=True)):
+            final = index == count - 1
+            detail = [f"attempt {index + 1} of {count}"] if count > 1 else []
+            if not final:
+                detail[0] += ", retried"
+            elif count == 1 and attempts > 1:
+                detail.append(f"{attempts} attempts")
+            if per_attempt and count > 1:
+                detail.append(f"host {hosts[index]}")
+            elif hosts and final:
+                shown = [host for i, host in enumerate(hosts) if i == 0 or hosts[i - 1] != host]
+                detail.append("host " + " -> ".join(shown))
+            self.spans.append(
+                {
+                    "kind": "model",
+                    "name": ref,
+                    "started_ms": self.clock.ms(begin),
+                    "duration_ms": max(0, int((end - begin) * 1000)),
+                    "status": status if final else mine[index][3],
+                    "retried": not final,
+                    "detail": "; ".join(detail),
+                    "tokens_in": tokens[0] if final else None,
+                    "tokens_out": tokens[1] if final else None,
+                }
+            )
+
+    def retried(self, ref: str, at: float, seconds: float, error: BaseException | None) -> None:
+        """An attempt of `ref` failed and the next one comes after `seconds` (from `at`)."""
+        kind = getattr(error, "kind", None) or (type(error).__name__ if error is not None else "error")
+        self.retries.append((ref, at, seconds, str(kind)))
 
 
 @dataclass
@@ -83,5 +109,7 @@ class Attempts:
         """A sleep before the next attempt: a rate limit's Retry-After (or a 429), or our backoff."""
         self.waited_s += seconds
         if self.log is not None:
+            at = time.time()
             limited = getattr(error, "retry_after", None) or getattr(error, "status", None) == 429
-            self.log.wait("rate_limit" if limited else "backoff", time.time(), seconds, model)
+            self.log.wait("rate_limit" if limited else "backoff", at, seconds, model)
+            self.log.retried(model, at, seconds, error)

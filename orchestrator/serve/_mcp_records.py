@@ -1,5 +1,5 @@
-"""What the MCP server's run_workflow answers, as a plain JSON record and a few lines: a finished
-run's summary, findings, patches with their verdicts, exit status and outputs."""
+"""What the MCP server's run_workflow and get_run answer, as a plain JSON record and a few lines:
+a finished run's summary, findings, patches with their verdicts, exit status and outputs."""
 
 from __future__ import annotations
 
@@ -7,18 +7,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from orchestrator.outputs import RunResult
     from orchestrator.runtime import RunOutcome
 
 
 def run_record(outcome: RunOutcome, output_dir: Path) -> dict[str, Any]:
     """A finished run as a tool answers it: status, summary, findings, patches with their
     verdicts and checks, and where every output was written."""
+    return result_record(outcome.result, int(outcome.exit_code), outcome.written, output_dir)
+
+
+def result_record(result: RunResult, exit_status: int, written: list[Path], output_dir: Path) -> dict[str, Any]:
+    """The record of a run's result, however it was obtained (a run of this server, or the ledger's)."""
     from orchestrator.outputs._write import slug
 
-    result = outcome.result
     judged = result.verification.patches if result.verification else []
     verdicts = {v.id: v for v in judged if v.final}
-    written = [p.resolve() for p in outcome.written]
+    written = [p.resolve() for p in written]
     summary = (result.aggregate.output or {}).get("summary") if result.aggregate else None
     findings = [
         {"subtask": sub.id, "role": sub.role, **finding.model_dump(mode="json")}
@@ -48,7 +53,7 @@ def run_record(outcome: RunOutcome, output_dir: Path) -> dict[str, Any]:
     return {
         "run_id": result.run_id,
         "status": result.status,
-        "exit_status": int(outcome.exit_code),
+        "exit_status": exit_status,
         "spec": result.spec.name,
         "graph": result.spec.graph,
         "summary": summary if isinstance(summary, str) else "",

@@ -1,22 +1,25 @@
 """Resources: the built-in graphs (`graph://NAME`, the YAML text `orchestrator graph show NAME`
 draws) and the outputs of finished runs (`run://RUN_ID/report.md`, `result.json`, `report.html`
 when the run wrote it), found through the run ledger that `orchestrator runs` lists. A run id is
-looked up in the ledger, never joined to a path."""
+looked up in the ledger, never joined to a path. The ledger (and with it the run machinery) is
+imported at the first read, not when the server starts."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.fastmcp.exceptions import ResourceError
 from mcp.server.fastmcp.resources import FunctionResource
 from mcp.types import Resource
 
 from orchestrator.errors import printable
-from orchestrator.runtime import ledger
 from orchestrator.spec import read_data
 from orchestrator.spec.graphfile import builtin_graph_names
+
+if TYPE_CHECKING:
+    from orchestrator.runtime.ledger import RunEntry
 
 RUN_FILES = {"report.md": "text/markdown", "result.json": "application/json", "report.html": "text/html"}
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
@@ -44,6 +47,8 @@ def _graph(name: str) -> FunctionResource:
 
 def run_file(run_id: str, name: str) -> Path:
     """A finished run's output file, as the ledger knows it (ResourceError when there is none)."""
+    from orchestrator.runtime import ledger
+
     if not RUN_ID.match(run_id):
         raise ResourceError(f"'{printable(run_id[:130])}' is not a run id (see `orchestrator runs`)")
     stored = ledger.stored_result(run_id)
@@ -68,6 +73,8 @@ def read_run_file(run_id: str, name: str) -> str:
 
 def run_resources(limit: int = LISTED_RUNS) -> list[Resource]:
     """The outputs of the newest finished runs, as concrete resources."""
+    from orchestrator.runtime import ledger
+
     found: list[Resource] = []
     for entry in ledger.list_runs(limit):
         stored = ledger.stored_result(entry.run_id)
@@ -80,7 +87,7 @@ def run_resources(limit: int = LISTED_RUNS) -> list[Resource]:
     return found
 
 
-def _listed(entry: ledger.RunEntry, name: str, mime: str) -> Resource:
+def _listed(entry: RunEntry, name: str, mime: str) -> Resource:
     meta: dict[str, Any] = {"status": entry.status, "exit_status": entry.exit_code, "started_at": entry.started_at}
     return Resource(
         uri=f"run://{entry.run_id}/{name}",  # type: ignore[arg-type]  # pydantic parses the URL

@@ -1,10 +1,14 @@
 """`orchestrator mcp`: the orchestrator as a Model Context Protocol server, built on the official
 `mcp` SDK (an optional extra, imported only by this command: `orchestrator --help` stays fast).
 
-Tools: `run_workflow` (a spec, or an inline goal with files, models and a graph; progress as MCP
-progress notifications), `validate_spec`, `list_models` and `verify_patch`. Resources: the
-built-in graphs (`graph://NAME`) and finished runs (`run://RUN_ID/report.md`, `result.json`,
-`report.html`), with resource templates for `run://`.
+Tools: `run_workflow` (a spec, or an inline goal with files, models and a graph; it blocks until
+the run ends, with progress notifications at least every few seconds), `start_workflow` (the same
+run, answered at once with its run id), `get_run` and `cancel_run` (a started run's progress and
+result; stopping it, checkpointed), `validate_spec`, `list_models` and `verify_patch`. Resources:
+the built-in graphs (`graph://NAME`) and finished runs (`run://RUN_ID/report.md`, `result.json`,
+`report.html`), with resource templates for `run://`. The server names itself with the
+orchestrator's version. Nothing of the run machinery (LangGraph, the engine) is imported until a
+tool needs it, so the server answers its first request about as soon as a bare FastMCP server.
 
 Transports: stdio (the default; stdout carries only the protocol, anything else written to file
 descriptor 1 goes to stderr), or streamable HTTP on a loopback address (`--http PORT`, at
@@ -14,6 +18,8 @@ beyond this machine.
 Every argument is hostile input (typed, bounded, confined to the server's workspace); every spec
 is held to the operator's policy and trust as on the command line; an error in one call is that
 call's result (isError, naming the exit status the CLI would exit with), never the server's end.
+A request or notification the SDK does not know (a newer client probing for a feature) is
+answered as the SDK answers it, without the SDK's page of validation warnings.
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, Resource, ToolAnnotations
 from pydantic import Field
 
+from orchestrator import __version__
 from orchestrator.catalog import is_loopback
 from orchestrator.errors import SpecError
+from orchestrator.log import get_logger
 from orchestrator.serve._mcp_args import (
     MAX_CHAIN,
     MAX_FILES,
@@ -54,9 +62,12 @@ from orchestrator.spec.operator import Operator
 NAME = "sovereign-orchestrator"
 INSTRUCTIONS = (
     "Runs coding workflows (review, refactor, debug, docs) across many LLMs under the operator's "
-    "sovereignty policy. validate_spec before run_workflow; list_models shows the catalog; "
-    "verify_patch judges a unified diff with a spec's checks. Finished runs are resources run://RUN_ID/..."
+    "sovereignty policy. validate_spec before a run; runs take minutes: start_workflow answers at once "
+    "with a run id, get_run reports progress and the result (wait_s waits), cancel_run stops a run; "
+    "run_workflow blocks until the end. list_models shows the catalog; verify_patch judges a unified "
+    "diff with a spec's checks. Finished runs are resources run://RUN_ID/..."
 )
+log = get_logger(__name__)
 
 SpecPath = Annotated[
     str, Field(min_length=1, max_length=MAX_PATH, description="a spec file (YAML), relative to the server's workspace")
@@ -65,6 +76,19 @@ PathText = Annotated[str, Field(min_length=1, max_length=MAX_PATH)]
 ModelRef = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_REF)]
 Chain = Annotated[list[ModelRef], Field(min_length=1, max_length=MAX_CHAIN)]
 RoleModels = Annotated[dict[Annotated[str, Field(max_length=64)], ModelRef | Chain], Field(max_length=MAX_MODELS)]
+RunId = Annotated[str, Field(min_length=1, max_length=128, description="a run id, as start_workflow answers it")]
+Goal = Annotated[str | None, Field(max_length=MAX_GOAL, description="inline mode: what to do")]
+Files = Annotated[
+    list[PathText] | None, Field(max_length=MAX_FILES, description="inline mode: paths or globs inside the workspace")
+]
+Models = Annotated[
+    RoleModels | ModelRef | None,
+    Field(description="inline mode: role -> model id (or a fallback chain), or one model id for every role"),
+]
+GraphName = Annotated[
+    str | None,
+    Field(max_length=MAX_PATH, description="inline mode: a built-in graph (coding-workflow) or a graph file"),
+]
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,8 @@ def build_server(settings: McpSettings) -> tuple[OrchestratorMCP, Tools]:
         log_level="WARNING",
         transport_security=security,
     )
+    # clients see the orchestrator's version, not the SDK's
+    server._mcp_server.version = __version__
     tools = Tools(settings.operator, settings.root, settings.max_runs)
     _add_tools(server, tools)
     _add_resources(server)
@@ -116,25 +142,51 @@ def _add_tools(server: FastMCP[Any], tools: Tools) -> None:
     async def run_workflow(
         ctx: Context[Any, Any, Any],
         spec: SpecPath | None = None,
-        goal: Annotated[str | None, Field(max_length=MAX_GOAL, description="inline mode: what to do")] = None,
-        files: Annotated[
-            list[PathText] | None,
-            Field(max_length=MAX_FILES, description="inline mode: paths or globs inside the workspace"),
-        ] = None,
-        models: Annotated[
-            RoleModels | ModelRef | None,
-            Field(description="inline mode: role -> model id (or a fallback chain), or one model id for every role"),
-        ] = None,
-        graph: Annotated[
-            str | None,
-            Field(max_length=MAX_PATH, description="inline mode: a built-in graph (coding-workflow) or a graph file"),
-        ] = None,
+        goal: Goal = None,
+        files: Files = None,
+        models: Models = None,
+        graph: GraphName = None,
     ) -> CallToolResult:
-        """Run a workflow: a spec file, or an inline goal with files (plus models and a graph).
-        Progress comes as notifications, one per node started or finished. Returns the summary,
-        findings, patches with their verification verdicts, the exit status (0 ok, 1 quality
-        gate, 3 provider failure, 4 budget reached), the run id and the output paths."""
+        """Run a workflow and wait for its end: a spec file, or an inline goal with files (plus
+        models and a graph). Runs take minutes: clients with a request time limit should use
+        start_workflow. Progress comes as notifications (progress out of a total that grows as
+        the planner plans), one per node started or finished and a heartbeat every few seconds.
+        Returns the summary, findings, patches with their verification verdicts, the exit status
+        (0 ok, 1 quality gate, 3 provider failure, 4 budget reached), the run id and the outputs."""
         return await tools.run_workflow(ctx, spec, goal, files, models, graph)
+
+    @server.tool(annotations=ToolAnnotations(title="Start a workflow", destructiveHint=False, openWorldHint=True))
+    async def start_workflow(
+        spec: SpecPath | None = None,
+        goal: Goal = None,
+        files: Files = None,
+        models: Models = None,
+        graph: GraphName = None,
+    ) -> CallToolResult:
+        """Start a workflow (as run_workflow) and answer at once with its run id; the run goes on
+        in the server. get_run reports its progress and, once it has ended, its result;
+        cancel_run stops it. A spec error is answered at once, as validate_spec answers it."""
+        return await tools.start_workflow(spec, goal, files, models, graph)
+
+    @server.tool(annotations=ToolAnnotations(title="Get a run", readOnlyHint=True, openWorldHint=False))
+    async def get_run(
+        run_id: RunId,
+        wait_s: Annotated[
+            float, Field(ge=0, le=50, description="wait up to this long for the run to end (0: answer at once)")
+        ] = 0,
+    ) -> CallToolResult:
+        """A run's state (queued, running, finished, interrupted, error, cancelled) and progress
+        (calls finished out of those known, the calls in flight, the last progress lines); once
+        it has ended, the result run_workflow returns. Runs this server did not start are
+        reported from the run ledger (`orchestrator runs`)."""
+        return await tools.get_run(run_id, wait_s)
+
+    @server.tool(annotations=ToolAnnotations(title="Cancel a run", destructiveHint=False, openWorldHint=False))
+    async def cancel_run(run_id: RunId) -> CallToolResult:
+        """Stop a run started with start_workflow, as Ctrl-C does: what finished is checkpointed
+        and kept in its outputs, and `orchestrator resume RUN_ID` finishes it. Answers once the
+        run has written down where it stopped."""
+        return await tools.cancel_run(run_id)
 
     @server.tool(annotations=ToolAnnotations(title="Validate a spec", readOnlyHint=True, openWorldHint=False))
     async def validate_spec(spec: SpecPath) -> CallToolResult:
@@ -181,12 +233,13 @@ def serve(settings: McpSettings, announce: Callable[[str], None] | None = None) 
     is told where an HTTP server listens. On the way out, runs still going are stopped and wait
     until they have written down where they stopped (`orchestrator resume RUN_ID` finishes them)."""
     server, tools = build_server(settings)
+    logging.getLogger().addFilter(_quiet_probes)
     try:
         if settings.port is None:
             _protect_stdout()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda signum, frame: _terminated(tools, signum))
-            server.run("stdio")
+            anyio.run(_serve_stdio, server, tools)
         else:
             if announce is not None:
                 host = server.settings.host
@@ -194,6 +247,30 @@ def serve(settings: McpSettings, announce: Callable[[str], None] | None = None) 
             anyio.run(_serve_http, server, tools)
     finally:
         tools.shutdown()
+
+
+async def _serve_stdio(server: FastMCP[Any], tools: Tools) -> None:
+    """The stdio session, with the server's own task group for started runs: they outlive the
+    call that started them, and when the client closes stdin they are stopped and written down."""
+    async with anyio.create_task_group() as group:
+        tools.group = group
+        try:
+            await server.run_stdio_async()
+        finally:
+            await anyio.to_thread.run_sync(tools.shutdown)
+            tools.group = None
+            group.cancel_scope.cancel()
+
+
+def _quiet_probes(record: logging.LogRecord) -> bool:
+    """The SDK answers a request it does not know (a newer client probing for a feature) with an
+    error, then logs the pydantic error of every request type it knows: about 200 lines. Only a
+    debug line is kept."""
+    message = record.getMessage()
+    if message.startswith(("Failed to validate request", "Failed to validate notification")):
+        log.debug("mcp.unknown_message", detail=message.splitlines()[0][:200])
+        return False
+    return True
 
 
 def _terminated(tools: Tools, signum: int) -> None:
@@ -233,7 +310,11 @@ async def _serve_http(server: FastMCP[Any], tools: Tools) -> None:
     config = uvicorn.Config(
         app, host=server.settings.host, port=server.settings.port, log_level="warning", timeout_graceful_shutdown=30
     )
-    await Server(config).serve()
+    async with anyio.create_task_group() as group:  # started runs outlive their call and the client's session
+        tools.group = group
+        await Server(config).serve()
+        tools.group = None
+        group.cancel_scope.cancel()
 
 
 def _quiet_goodbyes(record: logging.LogRecord) -> bool:

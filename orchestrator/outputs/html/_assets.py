@@ -49,13 +49,14 @@ article{border:1px solid var(--line);border-radius:6px;padding:8px 12px;margin:.
 svg{max-width:100%;height:auto;font-family:system-ui,"DejaVu Sans",sans-serif}
 svg text{font-size:12px}svg .nname{font-weight:600;font-size:13px}svg .nfacts{font-size:11px}
 svg .elabel,svg .tick,svg .cvalue{fill:#455a64;font-size:11px}svg .rlabel,svg .mlabel,svg .clabel{fill:#212121}
+svg .rlabel,svg .mlabel{font-family:"DejaVu Sans Mono",ui-monospace,Menlo,Consolas,monospace;font-size:11px}
 .scroll{overflow-x:auto}
 .legend{font-size:.85em;color:var(--muted)}
 .sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;margin:0 3px 0 8px;
 print-color-adjust:exact;-webkit-print-color-adjust:exact}
 .s-ok{background:#2e7d32}.s-failed{background:#c62828}.s-partial{background:#ef6c00}
 .s-not_run{background:#fff;border:2px solid #9e9e9e}
-.k-model{background:#1e88e5}.k-failed{background:#e53935}.k-check{background:#8e24aa}.k-tool{background:#00897b}
+.k-model{background:#1e88e5}.k-failed{background:#e53935}.k-retried{background:#fb8c00}.k-check{background:#8e24aa}.k-tool{background:#00897b}
 .k-wait{background:repeating-linear-gradient(45deg,#78909c 0 3px,#eceff1 3px 6px)}
 .charts{display:flex;flex-wrap:wrap;gap:0 24px}.charts h3{width:100%}
 @media print{nav,.controls{display:none!important}body{font-size:11pt}

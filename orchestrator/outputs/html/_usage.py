@@ -1,6 +1,8 @@
 """Models and egress (each model's lab and country, each host contacted with its bytes each way
 and the policy rule that allowed it), and tokens, cost and time per model, role and node as small
-bar charts (SVG, with the numbers written beside the bars so they read printed)."""
+bar charts (SVG, with the numbers written beside the bars so they read printed). A chart that
+would say nothing is left out: cost when nothing cost anything, the graph nodes when each node
+is one role (the per-role charts say it all)."""
 
 from __future__ import annotations
 
@@ -130,19 +132,20 @@ def _group(title: str, groups: dict[str, UsageTotals]) -> str:
     time_text = {k: f"{fmt_ms(g.latency_ms)} · {g.calls} call{'s' if g.calls != 1 else ''}" for k, g in groups.items()}
     cost = {k: float(g.cost_usd or 0.0) for k, g in groups.items()}
     cost_text = {k: fmt_cost(g.cost_usd) for k, g in groups.items()}
+    priced = any(value > 0 for value in cost.values())
     return (
         f'<div class="charts"><h3>{esc(title)}</h3>'
         f"{_bars('tokens (in, then out)', tokens_in, token_text, tokens_out)}"
-        f"{_bars('model time', time, time_text)}{_bars('cost', cost, cost_text)}</div>"
+        f"{_bars('model time', time, time_text)}{_bars('cost', cost, cost_text) if priced else ''}</div>"
     )
 
 
 def render_usage(result: RunResult) -> str:
     totals = result.totals
     note = f'<p class="muted">{esc(totals.cost_note)}</p>' if totals.cost_note else ""
-    return (
-        note
-        + _group("Per model", totals.by_model)
-        + _group("Per role", totals.by_role)
-        + _group("Per graph node", totals.by_node)
-    )
+    if not any((g.cost_usd or 0) > 0 for g in totals.by_model.values()):
+        note += f'<p class="muted">No call cost anything (total {esc(fmt_cost(totals.cost_usd))}): no cost chart.</p>'
+    nodes = _group("Per graph node", totals.by_node)
+    if totals.by_node == totals.by_role:
+        nodes = '<p class="muted">Per graph node: as per role (each node ran one role).</p>' if nodes else ""
+    return note + _group("Per model", totals.by_model) + _group("Per role", totals.by_role) + nodes
