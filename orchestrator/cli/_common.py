@@ -42,6 +42,24 @@ def setup_logging(log_format: str, verbose: int, quiet: bool = False) -> None:
     configure_logging(log_format, level)
 
 
+# the operator's policy file and whether what they run is trusted, as every command takes them
+policy_option = click.option(
+    "--policy",
+    "policy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the operator's policy file (default: $ORCHESTRATOR_POLICY, then ~/.config/sovereign-orchestrator)",
+)
+
+
+def trusted_option(what: str = "the spec") -> Callable[[F], F]:
+    return click.option(
+        "--trusted/--untrusted",
+        "trusted",
+        default=None,
+        help=f"treat {what} as trusted or as a hostile pull request (default: untrusted on a CI pull request)",
+    )
+
+
 def trust_options(func: F) -> F:
     """The operator's side: their policy file, whether the spec is trusted, their workspace."""
     func = click.option(
@@ -50,19 +68,7 @@ def trust_options(func: F) -> F:
         type=click.Path(file_okay=False, exists=True, path_type=Path),
         help="the workspace to use instead of the spec's (the operator widens the spec's confinement)",
     )(func)
-    func = click.option(
-        "--trusted/--untrusted",
-        "trusted",
-        default=None,
-        help="treat the spec as trusted or as a hostile pull request (default: untrusted on a CI pull request)",
-    )(func)
-    func = click.option(
-        "--policy",
-        "policy",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="the operator's policy file (default: $ORCHESTRATOR_POLICY, then ~/.config/sovereign-orchestrator)",
-    )(func)
-    return func
+    return policy_option(trusted_option()(func))
 
 
 def operator(policy: Path | None, trusted: bool | None, workspace: Path | None) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli._common import echo
+from orchestrator.cli._common import echo, policy_option
 
 MARK = {"ok": "ok", "info": "info", "warn": "WARN", "fail": "FAIL"}
 AREAS = ("python", "llama.cpp", "sandbox", "chromium", "extras", "keys", "policy", "data")
@@ -24,12 +24,7 @@ AREAS = ("python", "llama.cpp", "sandbox", "chromium", "extras", "keys", "policy
 @click.option("--online", is_flag=True, help="also ask the configured hosts (Ollama: which catalog tags are pulled)")
 @click.option("--timeout", default=5.0, show_default=True, help="with --online: seconds per host")
 @click.option("--json", "as_json", is_flag=True, help="the findings as JSON")
-@click.option(
-    "--policy",
-    "policy",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the operator's policy file (default: $ORCHESTRATOR_POLICY, then ~/.config/sovereign-orchestrator)",
-)
+@policy_option
 @click.option("--trusted/--untrusted", "trusted", default=None, help="as `orchestrator run` takes them")
 @click.option(
     "--only",

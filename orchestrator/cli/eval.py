@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli._common import echo, log_options, operator, setup_logging, table
+from orchestrator.cli._common import echo, log_options, operator, policy_option, setup_logging, table, trusted_option
 
 
 @click.group(name="eval")
@@ -41,18 +41,8 @@ def eval_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="eval.json on stdout instead of the table")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
-@click.option(
-    "--trusted/--untrusted",
-    "trusted",
-    default=None,
-    help="treat the eval and its spec as trusted or as a hostile pull request (default: untrusted on a CI PR)",
-)
-@click.option(
-    "--policy",
-    "policy",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the operator's policy file (default: $ORCHESTRATOR_POLICY, then ~/.config/sovereign-orchestrator)",
-)
+@trusted_option("the eval and its spec")
+@policy_option
 @log_options
 def run_eval_command(
     eval_file: Path,
@@ -186,12 +176,7 @@ def _table(result: Any) -> None:
     show_default=True,
     help="the SWE-bench-style JSONL written",
 )
-@click.option(
-    "--policy",
-    "policy",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the operator's policy file (default: $ORCHESTRATOR_POLICY, then ~/.config/sovereign-orchestrator)",
-)
+@policy_option
 @log_options
 def make_command(
     repo: Path,

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli._common import echo, log_options, operator, setup_logging, table
+from orchestrator.cli._common import echo, log_options, operator, policy_option, setup_logging, table, trusted_option
 from orchestrator.cli.run import FORMATS, SEVERITIES
 
 
@@ -35,18 +35,8 @@ from orchestrator.cli.run import FORMATS, SEVERITIES
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")
 @click.option("--json", "as_json", is_flag=True, help="the summary as JSON on stdout")
 @click.option("-q", "--quiet", is_flag=True, help="no progress, errors only")
-@click.option(
-    "--trusted/--untrusted",
-    "trusted",
-    default=None,
-    help="treat the specs as trusted or as a hostile pull request (default: untrusted on a CI pull request)",
-)
-@click.option(
-    "--policy",
-    "policy",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the operator's policy file (default: $ORCHESTRATOR_POLICY, then ~/.config/sovereign-orchestrator)",
-)
+@trusted_option("the specs")
+@policy_option
 @log_options
 def sweep(
     specs: tuple[str, ...],
