@@ -23,6 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[OWNER] = str(os.getpid())
 
 
+# first: xdist's own hook reads the xdist_group marks into the test ids (a mark added after it counts for nothing)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The embedded model's tests go first, as one group: on several workers (`make test`:
     pytest-xdist, --dist loadgroup) one worker runs them one after another from the start while
@@ -31,6 +33,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in embedded:
         item.add_marker(pytest.mark.xdist_group("embedded"))
     items[:] = embedded + [item for item in items if not item.get_closest_marker("embedded")]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker with --dist loadgroup, every grouped test must carry its group in its id
+    (that is how xdist keeps a group on one worker): a pytest that names tests otherwise would
+    silently run the embedded model's tests on every worker at once (pytest-xdist#1386)."""
+    if not session.config.getvalue("loadgroup"):
+        return
+    lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"xdist groups are lost ({lost[0]}, ...): use a pytest this project's test extras allow")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
