@@ -88,3 +88,8 @@ unit:
 bench: $(BIN)/python sandbox
 	$(BIN)/pip install --quiet -e ".[test]"
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench
+
+# the reference in docs/reference/ is generated from the code (tests/test_reference.py checks it)
+.PHONY: docs
+docs:
+	$(BIN)/python -m orchestrator.cli._reference

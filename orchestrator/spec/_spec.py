@@ -54,12 +54,14 @@ def _bounded_globs(patterns: list[str]) -> list[str]:
 
 
 class TaskSpec(Strict):
-    role: str = Field(max_length=64)
-    instruction: str = Field(min_length=1, max_length=20_000)
+    role: str = Field(max_length=64, description="the role that does this task")
+    instruction: str = Field(min_length=1, max_length=20_000, description="what the role is asked to do")
     files: Annotated[list[PathText], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
-        default_factory=list, max_length=200
+        default_factory=list,
+        max_length=200,
+        description="workspace paths the task concerns (default: every included file)",
     )
-    id: Identifier | None = None
+    id: Identifier | None = Field(default=None, description="the subtask's id in outputs (default: t1, t2, ...)")
 
 
 # an endpoint of a pool: http(s), bounded, nothing a terminal or a log would misread
@@ -78,7 +80,7 @@ def _distinct(urls: list[str]) -> list[str]:
 
 class ProviderSpec(Strict):
     kind: str | None = Field(default=None, description="local | ollama | openai, or a plugin's kind")
-    base_url: str | None = None
+    base_url: str | None = Field(default=None, description="the service's address (default: the catalog's)")
     base_urls: Annotated[list[EndpointUrl], AfterValidator(_distinct)] | None = Field(
         default=None,
         min_length=2,
@@ -86,7 +88,9 @@ class ProviderSpec(Strict):
         description="instead of base_url: several hosts of the same service (a pool); each call goes to the "
         "least busy healthy one, and a host that keeps failing cools down",
     )
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_key_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the environment variable holding the API key"
+    )
     max_concurrency: int | None = Field(
         default=None, ge=1, description="calls in flight on this provider; with base_urls, on each of its hosts"
     )
@@ -125,10 +129,12 @@ class ProviderSpec(Strict):
 class RulesSpec(Strict):
     """Policy rules; every field left out keeps the value of the level above."""
 
-    data_class: DataClass | None = None
+    data_class: DataClass | None = Field(
+        default=None, description="how sensitive the data is; confidential: only this machine and allow_hosts"
+    )
     allow_countries: list[str] | None = Field(default=None, description="ISO 3166 codes of the labs allowed")
-    deny_countries: list[str] | None = None
-    open_weights_only: bool | None = None
+    deny_countries: list[str] | None = Field(default=None, description="ISO 3166 codes of the labs refused")
+    open_weights_only: bool | None = Field(default=None, description="only models whose weights are open")
     allow_licenses: list[str] | None = Field(default=None, description="licenses allowed, as the catalog names them")
     local_only: bool | None = Field(default=None, description="only the embedded model and loopback hosts")
     allow_hosts: list[str] | None = Field(
@@ -152,7 +158,9 @@ class RulesSpec(Strict):
 class PolicySpec(RulesSpec):
     """The run's policy, with per-role rules and data classes for files (by glob)."""
 
-    data_class: DataClass | None = "internal"
+    data_class: DataClass | None = Field(
+        default="internal", description="how sensitive the data is; confidential: only this machine and allow_hosts"
+    )
     roles: dict[str, RulesSpec] = Field(default_factory=dict, description="role -> rules overriding the run's")
     classes: dict[DataClass, RulesSpec] = Field(
         default_factory=dict, description="data class -> rules for the calls that see data of that class"
@@ -163,7 +171,7 @@ class PolicySpec(RulesSpec):
 
 
 class LimitsSpec(Strict):
-    concurrency: int = Field(default=4, ge=1, le=1024)
+    concurrency: int = Field(default=4, ge=1, le=1024, description="subtasks in flight across the run")
     timeout_s: float = Field(
         default=120,
         gt=0,
@@ -180,7 +188,7 @@ class LimitsSpec(Strict):
     )
     max_cost_usd: float | None = Field(default=None, ge=0, description="stop (exit 4) before a call could overrun")
     max_tokens: int | None = Field(default=None, ge=1, description="tokens in + out for the whole run")
-    max_output_tokens: int = Field(default=1024, ge=16, le=65536)
+    max_output_tokens: int = Field(default=1024, ge=16, le=65536, description="the most tokens one answer may have")
     retries: int = Field(default=2, ge=0, le=10, description="retries of a transient failure per model")
     backoff_s: float = Field(default=1.0, ge=0, description="first backoff; doubles each retry")
     max_wait_s: float = Field(default=30.0, ge=0, description="longest Retry-After honoured before falling back")
@@ -203,45 +211,67 @@ class LimitsSpec(Strict):
 class PriceSpec(Strict):
     """USD per million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float = Field(ge=0, description="USD per million input (prompt) tokens")
+    output: float = Field(ge=0, description="USD per million output tokens")
 
 
 class OutputSpec(Strict):
-    dir: PathText = "out"
-    formats: list[OutputFormat] = Field(default_factory=lambda: list[OutputFormat](["markdown", "html", "json"]))
+    dir: PathText = Field(default="out", description="where outputs are written, relative to the spec file")
+    formats: list[OutputFormat] = Field(
+        default_factory=lambda: list[OutputFormat](["markdown", "html", "json"]), description="the outputs written"
+    )
 
 
 class Spec(Strict):
     """A workflow: a goal, the files it concerns, the graph and the models that serve it."""
 
-    version: Literal[1] = 1
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    goal: str = Field(min_length=1, max_length=20_000)
-    workspace: PathText = "."
-    include: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=lambda: ["**/*"])
-    exclude: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(default_factory=list)
+    version: Literal[1] = Field(default=1, description="the spec format's version")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="the workflow's name")
+    goal: str = Field(min_length=1, max_length=20_000, description="what the run is for; the planner plans from it")
+    workspace: PathText = Field(default=".", description="the folder the roles may read, relative to the spec file")
+    include: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(
+        default_factory=lambda: ["**/*"], description="globs of the workspace files the run concerns"
+    )
+    exclude: Annotated[Globs, AfterValidator(_bounded_globs)] = Field(
+        default_factory=list, description="globs of files left out of include"
+    )
     diff_base: GitRef | None = Field(
         default=None,
         description="review what changed: the files changed between the merge base of this revision and HEAD "
         "(default in a pull-request job: the CI's base branch; 'none' reviews the whole include set)",
     )
-    graph: PathText = "coding-workflow"
-    tasks: list[TaskSpec] = Field(default_factory=list, max_length=5000)
-    models: dict[str, ModelChain] = Field(default_factory=dict)
-    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
-    roles: dict[str, RoleSpec] = Field(default_factory=dict)
-    policy: PolicySpec = Field(default_factory=PolicySpec)
-    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    graph: PathText = Field(
+        default="coding-workflow",
+        description="a built-in graph's name, a graph file (relative to the spec) or a Python graph (module:function)",
+    )
+    tasks: list[TaskSpec] = Field(
+        default_factory=list, max_length=5000, description="subtasks given instead of the planner's plan"
+    )
+    models: dict[str, ModelChain] = Field(
+        default_factory=dict,
+        description="role -> one model or a fallback chain (the first that works); `default`: every role not named",
+    )
+    providers: dict[str, ProviderSpec] = Field(
+        default_factory=dict, description="provider -> its settings, over the catalog's defaults"
+    )
+    roles: dict[str, RoleSpec] = Field(
+        default_factory=dict, description="role -> a new role, or changes to a built-in one"
+    )
+    policy: PolicySpec = Field(default_factory=PolicySpec, description="which models may see the data (sovereignty)")
+    limits: LimitsSpec = Field(default_factory=LimitsSpec, description="concurrency, timeouts, retries and budgets")
     prices: dict[str, PriceSpec] = Field(
         default_factory=dict, description="provider/model -> USD per million tokens, overriding the catalog"
     )
-    output: OutputSpec = Field(default_factory=OutputSpec)
-    fail_on: Severity | Literal["none"] = "high"
+    output: OutputSpec = Field(default_factory=OutputSpec, description="where outputs go and which formats")
+    fail_on: Severity | Literal["none"] = Field(
+        default="high", description="exit 1 when a finding is at or above this severity (none: never)"
+    )
     checks: dict[str, CheckSpec] = Field(
         default_factory=dict, description="name -> a command that judges the code (exit 0: pass)"
     )
-    verify: VerifySpec = Field(default_factory=VerifySpec)
+    verify: VerifySpec = Field(
+        default_factory=VerifySpec, description="how proposed patches are verified by the checks"
+    )
     mcp_servers: dict[str, McpServerSpec] = Field(
         default_factory=dict, max_length=16, description="name -> an MCP server whose tools roles may be granted"
     )

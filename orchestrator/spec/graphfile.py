@@ -44,7 +44,10 @@ NodeKind = Literal["plan", "fanout", "role", "ensemble", "merge", "aggregate"]
 
 
 class NodeSpec(Strict):
-    kind: NodeKind
+    kind: NodeKind = Field(
+        description="plan: the plan; fanout: one node per subtask; role: one role; ensemble: one role on several "
+        "models; merge: an ensemble's proposals merged; aggregate: the final report"
+    )
     role: str | None = Field(default=None, description="role kinds: the role this node runs")
     models: StrList | None = Field(
         default=None, description="a model or fallback chain overriding the spec's models for this node"
@@ -52,27 +55,29 @@ class NodeSpec(Strict):
     instruction: str | None = Field(default=None, description="what the node does ($goal is the spec's goal)")
     files: list[str] = Field(default_factory=list, description="globs: the files given to this node")
     inputs: list[str] | None = Field(default=None, description="nodes whose outputs this node reads")
-    retries: int | None = Field(default=None, ge=0, le=10)
-    timeout_s: float | None = Field(default=None, gt=0)
+    retries: int | None = Field(default=None, ge=0, le=10, description="this node's limits.retries")
+    timeout_s: float | None = Field(default=None, gt=0, description="this node's limits.timeout_s")
     max_iterations: int | None = Field(default=None, ge=1, le=100, description="bound on runs inside a loop")
     proposers: int | None = Field(default=None, ge=1, le=16, description="ensemble: how many proposals")
     of: str | None = Field(default=None, description="merge: the ensemble node it merges")
-    description: str = ""
+    description: str = Field(default="", description="free text for people reading the graph")
 
 
 class EdgeSpec(Strict):
-    source: str = Field(alias="from")
-    target: str = Field(alias="to")
+    source: str = Field(alias="from", description="the node (or START) the edge leaves")
+    target: str = Field(alias="to", description="the node (or END) the edge enters")
     when: str | None = Field(default=None, description="condition on the source's result, or 'else'")
 
 
 class GraphFile(Strict):
-    version: Literal[1] = 1
-    name: str
-    description: str = ""
-    roles: dict[str, RoleSpec] = Field(default_factory=dict)
-    nodes: dict[str, NodeSpec] = Field(min_length=1, max_length=MAX_NODES)
-    edges: list[tuple[str, str] | EdgeSpec] = Field(min_length=1, max_length=4 * MAX_NODES)
+    version: Literal[1] = Field(default=1, description="the graph format's version")
+    name: str = Field(description="the graph's name")
+    description: str = Field(default="", description="free text for people reading the graph")
+    roles: dict[str, RoleSpec] = Field(default_factory=dict, description="role -> a role of this graph, as in a spec")
+    nodes: dict[str, NodeSpec] = Field(min_length=1, max_length=MAX_NODES, description="name -> node")
+    edges: list[tuple[str, str] | EdgeSpec] = Field(
+        min_length=1, max_length=4 * MAX_NODES, description="[FROM, TO], or {from, to, when} for a conditional edge"
+    )
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,15 @@ LabelMap = dict[
 class ExecutorSpec(Strict):
     """Where role nodes' work runs: here (local), or on a Ray cluster."""
 
-    kind: Literal["local", "ray"] = "local"
+    kind: Literal["local", "ray"] = Field(default="local", description="local: this process; ray: a Ray cluster")
     address: str | None = Field(default=None, max_length=512, description="ray: the cluster (default $RAY_ADDRESS)")
 
 
 class PlacementSpec(Strict):
     """Policy facts -> the node labels a subtask's work needs (Ray label selectors)."""
 
-    public: LabelMap | None = None
-    internal: LabelMap | None = None
+    public: LabelMap | None = Field(default=None, description="labels a node needs for public data")
+    internal: LabelMap | None = Field(default=None, description="labels a node needs for internal data")
     confidential: LabelMap | None = Field(default=None, description="e.g. {zone: onprem}")
     countries: dict[Annotated[str, Field(pattern=r"^[A-Z]{2}$")], LabelMap] = Field(
         default_factory=dict, description="a model's country -> labels, e.g. {FR: {region: eu-west}}"
@@ -61,7 +61,7 @@ class PlacementSpec(Strict):
 class OperatorProvider(Strict):
     """What the operator declares about a provider: where it serves (wins over the spec's and the catalog's)."""
 
-    serving: ServingSpec
+    serving: ServingSpec = Field(description="where the provider serves inference")
 
 
 # a variable name a check may receive (`PYTEST_ADDOPTS`), or a prefix of names (`PYTEST_*`)

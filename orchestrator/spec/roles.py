@@ -32,7 +32,7 @@ class RoleSpec(Strict):
     )
     prompt: str | None = Field(default=None, description="inline prompt template ($goal, $instruction)")
     prompt_file: str | None = Field(default=None, description="template file, relative to the file declaring it")
-    description: str = ""
+    description: str = Field(default="", description="what the role does: the planner reads it to assign subtasks")
     lang: str | None = Field(
         default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47 language of what it writes"
     )
