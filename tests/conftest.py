@@ -39,11 +39,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """On an xdist worker with --dist loadgroup, every grouped test must carry its group in its id
     (that is how xdist keeps a group on one worker): a pytest that names tests otherwise would
     silently run the embedded model's tests on every worker at once (pytest-xdist#1386)."""
-    if not session.config.getvalue("loadgroup"):
+    if not getattr(session.config.option, "loadgroup", False):
         return
     lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
     if lost:
-        raise pytest.UsageError(f"xdist groups are lost ({lost[0]}, ...): use a pytest this project's test extras allow")
+        raise pytest.UsageError(f"xdist groups are lost ({lost[0]}, ...): install the pytest the test extras pin")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
