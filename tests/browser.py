@@ -191,14 +191,17 @@ class DevTools:
             raise RuntimeError(f"{method}: {reply['error']}")
         return dict(reply.get("result", {}))
 
-    def _until(self, awaited: str, session: str) -> None:
-        """Handle events (attaching to new targets, keeping requests) until `awaited` arrives."""
+    def _until(self, awaited: str, session: str, enough: str | None = None) -> None:
+        """Handle events (attaching to new targets, keeping requests) until `awaited` arrives, or
+        until the browser goes quiet after `enough` arrived."""
         deadline = time.monotonic() + TIMEOUT_S
         seen: list[str] = []
         while True:
             try:
                 event = self._events.get(timeout=QUIET_S)
             except queue.Empty:
+                if enough is not None and f"{enough} page" in seen:
+                    return
                 if time.monotonic() > deadline:
                     raise AssertionError(f"no {awaited} in {TIMEOUT_S} s; the last events: {seen[-20:]}") from None
                 # a target still paused on its start holds its parent's load: let every one run
@@ -249,9 +252,10 @@ class DevTools:
         self._watch(session, "page")
         self.send("Page.enable", session=session)
         self.send("Page.navigate", {"url": url}, session=session)
-        # once it has loaded, its timers run ahead on virtual time (as --virtual-time-budget does)
-        self._until("Page.loadEventFired", session)
-        policy = {"policy": "pauseIfNetworkFetchesPending", "budget": budget_ms}
+        # once it has loaded (or, with a frame that never finishes, parsed and gone quiet), its
+        # timers run ahead on virtual time, whether or not a fetch is still pending
+        self._until("Page.loadEventFired", session, enough="Page.domContentEventFired")
+        policy = {"policy": "advance", "budget": budget_ms}
         self.send("Emulation.setVirtualTimePolicy", policy, session=session)
         self._until("Emulation.virtualTimeBudgetExpired", session)
         return [r for s in self.sessions.values() for r in s.requests if r.url != url]

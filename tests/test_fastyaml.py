@@ -140,6 +140,17 @@ def test_what_the_fast_path_leaves_to_ruamel(text: str, why: str) -> None:
     assert fast_load(text, MAX_NODES, MAX_DEPTH) is None, why
 
 
+@pytest.mark.parametrize("text", ["x: !!float .\n", "x: !!int abc\n"])
+def test_what_ruamels_constructors_choke_on_is_a_spec_error(text: str) -> None:
+    from orchestrator.errors import SpecError
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spec.yaml"
+        path.write_text(text)
+        with pytest.raises(SpecError, match="invalid YAML"):
+            load_yaml(path)
+
+
 def test_errors_keep_their_file_line_field_message_form() -> None:
     """A document with an error is read by ruamel: its error, with the line, as before."""
     from orchestrator.errors import SpecError

@@ -317,7 +317,7 @@ def test_the_spec_output_folder_stays_inside_its_repository(tmp_path: Path) -> N
     assert orchestrator("validate", spec, "--set", "output.dir=/tmp/anywhere").returncode == 0  # the operator's
 
 
-@pytest.mark.parametrize("content", [b"\x00\x01binary", b"x" * 300_000])
+@pytest.mark.parametrize("content", [b"\x00\x01binary", b"x" * 300_000], ids=["binary", "300KB"])
 def test_a_prompt_file_must_be_bounded_text(tmp_path: Path, content: bytes) -> None:
     spec = spec_at(
         tmp_path, "version: 1\nname: p\ngoal: g\nworkspace: ws\nroles: {r: {output: text, prompt_file: p.md}}\n"

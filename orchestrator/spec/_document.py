@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from orchestrator.errors import Problem, SpecError
+from orchestrator.errors import Problem, SpecError, printable
 from orchestrator.spec._fastyaml import fast_load
 
 Loc = tuple[str | int, ...]
@@ -136,6 +136,8 @@ def _load_ruamel(path: Path, text: str, kind: str) -> Document:
         raise SpecError([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from None
     except RecursionError:
         raise SpecError([Problem(str(path), None, "", f"invalid YAML: nested deeper than {MAX_DEPTH}")]) from None
+    except (ValueError, IndexError, TypeError, AttributeError) as exc:  # ruamel's constructors on odd input (`!!float .`)
+        raise SpecError([Problem(str(path), None, "", f"invalid YAML: {printable(str(exc))[:200]}")]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
