@@ -120,6 +120,7 @@ workspace: {workspace}
 include: ['inventory/*.py', 'tests/*.py']
 graph: {graph}
 fail_on: none
+limits: {{max_turns: 2}}
 """
 
 

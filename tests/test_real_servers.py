@@ -86,7 +86,7 @@ def write_spec(tmp_path: Path, provider: str, model: str) -> Path:
               - {{role: debug, instruction: Find why test_new_store_is_empty fails., files: [inventory/store.py]}}
               - {{role: architecture_review, instruction: Review the store., files: [inventory/store.py]}}
             models: {{default: {model}}}
-            limits: {{timeout_s: 120, max_output_tokens: 1024}}
+            limits: {{timeout_s: 120, max_output_tokens: 1024, max_turns: 2}}
             fail_on: none
             """
         )
