@@ -136,7 +136,8 @@ def _load_ruamel(path: Path, text: str, kind: str) -> Document:
         raise SpecError([Problem(str(path), None, "", f"invalid YAML: {exc}")]) from None
     except RecursionError:
         raise SpecError([Problem(str(path), None, "", f"invalid YAML: nested deeper than {MAX_DEPTH}")]) from None
-    except (ValueError, IndexError, TypeError, AttributeError) as exc:  # ruamel's constructors on odd input (`!!float .`)
+    # ruamel's constructors on odd input (`!!float .`)
+    except (ValueError, IndexError, TypeError, AttributeError) as exc:
         raise SpecError([Problem(str(path), None, "", f"invalid YAML: {printable(str(exc))[:200]}")]) from None
     if raw is None:
         raw = {}
