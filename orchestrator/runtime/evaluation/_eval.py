@@ -29,7 +29,7 @@ from orchestrator.runtime._run import RunOptions, new_run_id
 from orchestrator.runtime._stores import DEFAULT
 from orchestrator.runtime.evaluation._checkout import Checkout, apply_test_patch, check_out, resolve_commits
 from orchestrator.runtime.evaluation._judge import Judge, judged_checks, run_setup, verifier_at
-from orchestrator.runtime.evaluation._plan import Planned, mark_started, plan_runs, store
+from orchestrator.runtime.evaluation._plan import Planned, decided, mark_started, plan_runs, store
 from orchestrator.runtime.evaluation._rows import (
     FINISHED,
     model_patch,
@@ -115,7 +115,7 @@ async def run_eval_async(loaded: LoadedEval, operator: Operator, options: EvalOp
         await _judges(loaded, places, planned, options, judges, recorders)
         for one in planned:
             if one.row is None and one.place.problem:
-                one.row = _left_out(one)
+                one.row = decided(one, "invalid", one.place.problem or "")
         stopped_by = await _run(planned, options)
         runs = await _judged(planned, judges, options, stopped_by)
     finally:
@@ -189,19 +189,6 @@ def _judge_recorder(options: EvalOptions, instance: str) -> Recorder | None:
         except FileNotFoundError as exc:
             raise SpecError(f"--replay: {exc}") from None
     return None
-
-
-def _left_out(one: Planned) -> EvalRun:
-    return EvalRun(
-        label=one.label,
-        arm=one.arm,
-        instance=one.place.instance.id,
-        repeat=one.repeat,
-        key=one.key,
-        status="invalid",
-        outcome="invalid",
-        reason=one.place.problem,
-    )
 
 
 async def _run(planned: list[Planned], options: EvalOptions) -> str | None:

@@ -106,7 +106,7 @@ def plan_runs(
                         replace(operator, workspace=place.base.resolve()),
                     )
                 except PolicyError as refused:
-                    one.row = _decided(one, "refused", str(refused), exit_code=int(refused.exit_code))
+                    one.row = decided(one, "refused", str(refused), exit_code=int(refused.exit_code))
                     continue
                 except SpecError as wrong:
                     where = loaded.document.line_of(("arms", name))
@@ -122,7 +122,8 @@ def plan_runs(
     return planned
 
 
-def _decided(one: Planned, outcome: str, reason: str, exit_code: int = 0) -> EvalRun:
+def decided(one: Planned, outcome: str, reason: str, exit_code: int = 0) -> EvalRun:
+    """The row of a run decided without running it (refused, invalid)."""
     return EvalRun(
         label=one.label,
         arm=one.arm,
