@@ -24,7 +24,7 @@ from orchestrator.spec import load_spec
 from orchestrator.workflow import prepare_workflow
 from tests.process import orchestrator
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart" / "spec.yaml"
 

@@ -8,6 +8,7 @@ server runs as the `postgres` user.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -84,6 +85,7 @@ class PostgresServer:
             ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # runuser passes no SIGINT on: the server gets it as its group's
         )
         self._wait_ready()
         return self
@@ -113,7 +115,8 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
-            self.process.send_signal(signal.SIGINT)  # "fast" shutdown
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGINT)  # "fast" shutdown
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
