@@ -53,21 +53,22 @@ class Overlay:
     bound: str = ""
 
 
-def ignored_entries(workspace: Path) -> list[str] | None:
-    """What git ignores under the workspace (a folder as `name/`), None outside a repository."""
+def ls_files(workspace: Path, *options: str) -> list[str] | None:
+    """`git ls-files -z OPTIONS` under the workspace, sorted, or None outside a repository."""
     try:
         done = subprocess.run(
-            ["git", "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"],
-            cwd=workspace,
-            capture_output=True,
-            timeout=60,
-            check=False,
+            ["git", "ls-files", "-z", *options], cwd=workspace, capture_output=True, timeout=60, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
         return None
     return sorted({p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p})
+
+
+def ignored_entries(workspace: Path) -> list[str] | None:
+    """What git ignores under the workspace (a folder as `name/`), None outside a repository."""
+    return ls_files(workspace, "--others", "--ignored", "--exclude-standard", "--directory")
 
 
 def plan_ignored(workspace: Path, entries: list[str]) -> tuple[list[str], Overlay]:

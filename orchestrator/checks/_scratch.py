@@ -22,13 +22,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from orchestrator.checks._ignored import Overlay, ignored_entries, overlay_ignored, plan_ignored
+from orchestrator.checks._ignored import Overlay, ignored_entries, ls_files, overlay_ignored, plan_ignored
 from orchestrator.checks._limits import CGROUP, PidsGroup, stale_groups
 from orchestrator.checks._owner import owner_alive, owner_token
 
@@ -179,19 +178,7 @@ def _files(workspace: Path) -> list[str]:
 
 def _git_files(workspace: Path) -> list[str] | None:
     """The files git knows or would add under the workspace, or None outside a repository."""
-    try:
-        done = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=workspace,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return sorted({p for p in done.stdout.decode("utf-8", "surrogateescape").split("\0") if p})
+    return ls_files(workspace, "--cached", "--others", "--exclude-standard")
 
 
 def _slug(text: str) -> str:
