@@ -283,7 +283,7 @@ def test_the_operators_sandbox_floor_and_allow_checks_hold_outside_pull_requests
 
 
 def test_allow_checks_patterns_never_match_a_chained_command() -> None:
-    from orchestrator.workflow._trust import check_command, command_pattern
+    from orchestrator.policy.commands import check_command, command_pattern
 
     pattern = command_pattern("python -m pytest*")
     assert pattern.match("python -m pytest") and pattern.match("python -m pytest -q tests/unit")

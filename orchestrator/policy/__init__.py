@@ -1,6 +1,15 @@
-"""The sovereignty boundary, readable end to end in this folder: which model may see which data
-(`_rules`), where API keys may go (`trust`), which values are never written or sent (`secrets`),
-and what left the machine (`egress`)."""
+"""The sovereignty boundary, readable end to end in this folder. A run's preparation asks one
+`RunPolicy` (`run`) everything that decides what the run may do, for whom and where:
+
+- `confine`: what a spec points at stays inside its repository;
+- `floor`: the operator's floor and ceilings, pull-request mode, the effective rules and sources;
+- `commands`: the operator's command patterns (checks, MCP servers);
+- `chains`: the chain table, each role's and node's models under the rules of each data class;
+- `_rules`: which model may see which data; `serving`: where a model is served;
+- `trust`: where API keys may go; `mcp`: what MCP servers may reach and start;
+- `tracing`: whether `--trace` may send prompts out; `evaluation`: an eval file's trust;
+- `secrets`: which values are never written or sent; `egress`: what left the machine.
+"""
 
 from orchestrator.policy._rules import (
     CLASSES,

@@ -22,7 +22,7 @@ from orchestrator.policy.secrets import remember
 from orchestrator.runtime._mcp_sandbox import sandboxed_launch
 from orchestrator.runtime.verify import make_verifier
 from orchestrator.spec import AGGREGATE, PLANNER, mcp_server_of, worker_roles
-from orchestrator.workflow import DEFAULT_KEY, Workflow, sandboxed_servers
+from orchestrator.workflow import DEFAULT_KEY, Workflow
 from orchestrator.workspace import FileSet, SourceFile
 
 
@@ -96,7 +96,7 @@ async def mcp_tools(workflow: Workflow, context: RunContext) -> AsyncIterator[Mc
         return
     servers = workflow.loaded.spec.mcp_servers
     workspace = workflow.loaded.workspace
-    sandboxed = sandboxed_servers(workflow.loaded, workflow.operator)
+    sandboxed = workflow.sandboxed_servers
     with sandboxed_launch(sandboxed, workspace) as launch:
         async with open_servers(servers, granted, workspace, context.pool.egress, launch) as hub:
             context.mcp = hub

@@ -42,7 +42,6 @@ from orchestrator.runtime._stores import (
     recorder_for,
     store_carries,
 )
-from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.otel import prepare_export
 from orchestrator.runtime.verify import finish_verification
 from orchestrator.spec import load_spec
@@ -95,7 +94,7 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
     location = checkpoint_location(options.checkpoint, workflow)
     recorder = recorder_for(options, workflow)
     if options.telemetry:
-        allow_tracing(workflow, None)  # exit 5 before anything is listed, opened or sent
+        workflow.allow_tracing(None)  # exit 5 before anything is listed, opened or sent
     listed = options.ledger and location not in (None, OFF)
     origin = datetime.now(UTC)  # the run's clock starts when the ledger says it did (to the millisecond)
     origin = origin.replace(microsecond=origin.microsecond // 1000 * 1000)

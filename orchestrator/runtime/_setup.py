@@ -18,7 +18,6 @@ from orchestrator.models.timing import RunClock
 from orchestrator.runtime._context import build_context
 from orchestrator.runtime._finished import FinishedStore, KeptInMemory
 from orchestrator.runtime._stores import OFF, cache_for, finished_store
-from orchestrator.runtime._tracing import allow_tracing
 from orchestrator.runtime.executor import start_executor
 from orchestrator.runtime.verify import refuse_without_sandbox, sandbox_warning
 from orchestrator.workflow import Workflow
@@ -63,7 +62,7 @@ def set_up_run(
     context = build_context(workflow, run_id, options.progress, recorder, cache)
     context.pool.clock = RunClock(origin.timestamp())
     if options.telemetry:
-        allow_tracing(workflow, context.pool.egress)
+        workflow.allow_tracing(context.pool.egress)
     context.pausable = location != OFF
     warnings = _sandbox_checked(context)
     _busy_machine(context)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.workflow._mcp import mcp_plan, sandboxed_servers
+from orchestrator.workflow._mcp import mcp_plan
 from orchestrator.workflow._prepare import Workflow
 
 
@@ -33,9 +33,7 @@ def describe(workflow: Workflow) -> dict[str, Any]:
         "warnings": workflow.warnings,
         "checks": {name: check.run for name, check in spec.checks.items()},
         "verify": _verify_plan(workflow),
-        "mcp_servers": mcp_plan(
-            workflow.loaded, workflow.roles, sandboxed=sandboxed_servers(workflow.loaded, workflow.operator)
-        ),
+        "mcp_servers": mcp_plan(workflow.loaded, workflow.roles, sandboxed=workflow.sandboxed_servers),
         "diff": _diff_plan(workflow),
     }
 

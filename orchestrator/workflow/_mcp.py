@@ -1,32 +1,16 @@
-"""MCP servers a spec declares, checked before anything starts: every granted tool names a
-declared server; a server's URL is egress (a role that may hold confidential data reaches only the
-hosts its rules allow, exactly as a model's host); and in pull-request mode a spec starts no
-server process and reaches no host the operator has not admitted (`allow_mcp_servers` command
-patterns, `trusted_hosts`), and the stdio servers it starts run in the sandbox, but for those the
-operator lists as its own (`trusted_mcp_servers`)."""
+"""What `validate` shows of the MCP servers a spec declares, and the graph file's grants checked
+against them (every granted tool names a declared server). What a server may reach, start or be
+sent is policy: `orchestrator.policy.mcp`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from orchestrator.catalog.provider import is_loopback
 from orchestrator.errors import Problem
-from orchestrator.policy import CLASSES, host_refusal, rules_for
-from orchestrator.spec import LoadedSpec, McpServerSpec, Role, mcp_server_of, unknown_server
+from orchestrator.policy.mcp import server_host
+from orchestrator.spec import LoadedSpec, Role, mcp_server_of, unknown_server
 from orchestrator.spec.graphfile import GraphDefinition
-from orchestrator.spec.operator import Operator, OperatorPolicy
-from orchestrator.workflow._trust import check_command, command_pattern, command_refusal
-
-
-def server_host(server: McpServerSpec) -> str | None:
-    """The host (lower case) an HTTP server is reached at; None for a local stdio server."""
-    return (urlsplit(server.url).hostname or "").lower() if server.url else None
-
-
-def granted_servers(role: Role) -> list[str]:
-    return list(dict.fromkeys(s for s in map(mcp_server_of, role.tools) if s is not None))
 
 
 def mcp_plan(loaded: LoadedSpec, roles: dict[str, Role], *, sandboxed: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
@@ -43,19 +27,6 @@ def mcp_plan(loaded: LoadedSpec, roles: dict[str, Role], *, sandboxed: Sequence[
     return plan
 
 
-def sandboxed_servers(loaded: LoadedSpec, operator: Operator) -> list[str]:
-    """Pull-request mode: the spec's stdio servers that run in the sandbox, which is all of them but
-    those whose command the operator's `trusted_mcp_servers` patterns admit (its own)."""
-    if not operator.untrusted:
-        return []
-    own = [command_pattern(p) for p in operator.policy.trusted_mcp_servers]
-    return [
-        name
-        for name, server in loaded.spec.mcp_servers.items()
-        if server.command is not None and not any(p.match(check_command(server.command)) for p in own)
-    ]
-
-
 def graph_tool_problems(loaded: LoadedSpec, graph: GraphDefinition | None) -> list[Problem]:
     """A graph file's roles granting tools of servers the spec does not declare."""
     if graph is None:
@@ -68,42 +39,3 @@ def graph_tool_problems(loaded: LoadedSpec, graph: GraphDefinition | None) -> li
             if why:
                 problems.append(graph.document.problem(("roles", name, "tools", index), why))
     return problems
-
-
-def mcp_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
-    """Pull-request mode (or the operator's allow_mcp_servers): servers the operator did not admit."""
-    found = []
-    for name, server in loaded.spec.mcp_servers.items():
-        if server.command is not None:
-            loc = ("mcp_servers", name, "command")
-            why = command_refusal(loaded, operator, pr, loc, server.command, "allow_mcp_servers")
-            found += [why] if why else []
-        host = server_host(server)
-        if host and operator.untrusted and host not in operator.trusted_hosts:
-            where = loaded.problem(("mcp_servers", name, "url"), "").render().rstrip(": ")
-            found.append(
-                f"{where}: {pr} refuses host {host}, which the spec introduces; "
-                "the operator can trust it with trusted_hosts in their policy"
-            )
-    return found
-
-
-def mcp_egress_refusals(
-    loaded: LoadedSpec, roles: dict[str, Role], file_classes: dict[str, str], base: str, floor: OperatorPolicy | None
-) -> list[str]:
-    """A role granted an HTTP server's tools may send it anything it has seen: it is held to the
-    highest class of the workspace (what its tools can reach), and the host to that class's rules."""
-    top = max([base, *file_classes.values()], key=CLASSES.index)
-    found = []
-    for role_name, role in roles.items():
-        for name in granted_servers(role):
-            server = loaded.spec.mcp_servers.get(name)
-            host = server_host(server) if server is not None else None
-            if not host:
-                continue
-            rules = rules_for(loaded.spec.policy, role_name, top, floor)
-            why = host_refusal(f"MCP server {name}", host, is_loopback(host), rules)
-            if why:
-                where = loaded.problem(("mcp_servers", name, "url"), "").render().rstrip(": ")
-                found.append(f"{where}: role '{role_name}' may see {top} data and is granted {name}'s tools: {why}")
-    return found

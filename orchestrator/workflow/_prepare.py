@@ -4,7 +4,6 @@ validate` stops here; nothing in this module calls a model."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,19 @@ from jsonschema.exceptions import SchemaError
 from orchestrator.catalog import load_catalog
 from orchestrator.diff import DiffScope
 from orchestrator.errors import PolicyError, Problem, SpecError
-from orchestrator.policy import CLASSES, file_class
-from orchestrator.policy.chains import ChainTable
+from orchestrator.policy import CLASSES, Egress
+from orchestrator.policy.chains import (
+    DEFAULT_KEY,
+    ChainTable,
+    Need,
+    Resolver,
+    Written,
+    resolve_node_chains,
+    resolve_role_chains,
+)
+from orchestrator.policy.floor import PolicyLine
+from orchestrator.policy.run import RunPolicy
+from orchestrator.policy.tracing import allow_tracing
 from orchestrator.spec import (
     AGGREGATE,
     PLANNER,
@@ -32,23 +42,9 @@ from orchestrator.spec.graphfile import GraphDefinition, check_graph, is_python_
 from orchestrator.spec.operator import Operator, OperatorPolicy, load_operator
 from orchestrator.spec.roles import configure_role, make_role
 from orchestrator.workflow._diff import review_scope
-from orchestrator.workflow._mcp import (
-    graph_tool_problems,
-    mcp_egress_refusals,
-    mcp_refusals,
-)
+from orchestrator.workflow._mcp import graph_tool_problems
 from orchestrator.workflow._prices import check_prices
 from orchestrator.workflow._providers import declare_serving, merge_providers
-from orchestrator.workflow._trust import PolicyLine, apply_ceilings, confine, describe_policy, operator_floor, refusals
-from orchestrator.workflow.chains import (
-    DEFAULT_KEY,
-    Need,
-    Resolver,
-    Written,
-    check_needs,
-    resolve_node_chains,
-    resolve_role_chains,
-)
 from orchestrator.workspace import FileSet, collect_files, glob_match
 
 RESERVED = (PLANNER, AGGREGATE, DEFAULT_KEY, "plan", "START", "END")
@@ -68,6 +64,7 @@ class Workflow:
     operator: Operator = field(default_factory=Operator)  # their policy floor; whether the spec is trusted
     floor: OperatorPolicy | None = None  # the rules the spec cannot relax
     policy_lines: list[PolicyLine] = field(default_factory=list)  # the effective rules and their sources
+    sandboxed_servers: list[str] = field(default_factory=list)  # the spec's MCP servers run in the sandbox
     diff: DiffScope | None = None  # the files changed since diff_base, which the run reviews (None: every file)
     # the highest class of what a check's scratch copy holds (every file, selected or not):
     # a check's output is withheld from a model that may not see it ("": no checks)
@@ -80,6 +77,17 @@ class Workflow:
     @property
     def graph_name(self) -> str:
         return self.graph.name if self.graph is not None else self.loaded.spec.graph
+
+    @property
+    def top_class(self) -> str:
+        """The highest data class of the run and its files (what a role may see of the workspace)."""
+        return max([self.base_class, *self.file_classes.values()], key=CLASSES.index)
+
+    def allow_tracing(self, egress: Egress | None) -> None:
+        """PolicyError (exit 5) when `--trace`'s endpoint may not receive what the run sees; else
+        the endpoint is declared in the egress report (`orchestrator.policy.tracing`)."""
+        spec = self.loaded.spec
+        allow_tracing(spec.policy, self.floor, roles=self.roles, data_class=self.top_class, egress=egress)
 
     @property
     def worker_roles(self) -> list[str]:
@@ -97,13 +105,14 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
         loaded.workspace = operator.workspace
     problems: list[Problem] = []
     catalog = load_catalog()
+    rules = RunPolicy(loaded, operator, catalog)
     graph: GraphDefinition | None = None
     if not is_python_graph(spec.graph):
         try:
             graph = load_graph(spec.graph, loaded.base_dir)
         except SpecError as exc:
             problems += [_at_graph(loaded, p) for p in exc.problems]
-    confine(loaded, operator, graph, problems)
+    rules.confine(graph, problems)
     problems += graph_tool_problems(loaded, graph)
     if problems:  # before any file of the workspace, prompt or module is read
         raise SpecError(problems)
@@ -111,19 +120,17 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     _check_model_keys(loaded, roles, problems)
     providers = merge_providers(loaded, catalog, problems, operator.trusted_hosts, operator.trusted_keys)
     declare_serving(providers, loaded, operator)
-    refused = refusals(loaded, operator, providers, catalog)
-    refused += mcp_refusals(loaded, operator, f"pull-request mode ({operator.why_untrusted})")
+    refused = rules.refusals(providers)
     if refused and not problems:
         raise PolicyError("\n".join(refused))
-    floor = operator_floor(loaded, operator)
-    apply_ceilings(loaded, operator)
+    floor = rules.settle()
     files = collect_files(loaded.workspace, spec.include, spec.exclude)
     diff_warnings: list[str] = []
     scope = review_scope(loaded, files, diff_warnings)
-    file_classes = {f.path: file_class(spec.policy, f.path, floor) for f in files.files}
-    unselected = _unselected_classes(loaded, floor, file_classes)
+    file_classes = {f.path: rules.file_class(f.path) for f in files.files}
+    unselected = _unselected_classes(rules, file_classes)
     classes = [*file_classes.values(), *unselected.values()]
-    resolver = Resolver(catalog, providers, spec.policy, spec.prices, classes, floor)
+    resolver = rules.resolver(providers, classes)
     raw_models = loaded.document.data.get("models") or {}
     resolve_role_chains(resolver, dict(spec.models), raw_models, loaded.document, roles, problems)
     if graph is not None:
@@ -134,13 +141,13 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
     check_prices(loaded, [*table.base_chains().values(), *table.node_chains().values()], providers, problems)
     if problems:
         raise SpecError(problems)
-    refused = mcp_egress_refusals(loaded, roles, file_classes, table.base_class, floor)
+    refused = rules.egress_refusals(roles, file_classes, table.base_class)
     if refused:
         raise PolicyError("\n".join(refused))
     workflow = Workflow(loaded, graph, roles, providers, table, files, file_classes=file_classes)
     workflow.operator, workflow.floor = operator, floor
     if spec.checks:
-        selected = max([table.base_class, *file_classes.values()], key=CLASSES.index)
+        selected = workflow.top_class
         workflow.check_class = max([selected, *unselected.values()], key=CLASSES.index)
         above = [p for p, c in unselected.items() if CLASSES.index(c) > CLASSES.index(selected)]
         if above:
@@ -149,7 +156,8 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
                 f"checks run on a copy of the whole workspace, which holds {len(above)} {top} file(s) the "
                 f"selection leaves out: check output is withheld from every model that may not see {top} data"
             )
-    workflow.policy_lines = describe_policy(loaded, floor, operator)
+    workflow.policy_lines = rules.lines()
+    workflow.sandboxed_servers = rules.sandboxed_servers()
     workflow.diff = scope
     workflow.warnings += diff_warnings
     if is_python_graph(spec.graph):
@@ -158,11 +166,7 @@ def prepare_workflow(loaded: LoadedSpec, operator: Operator | None = None) -> Wo
         workflow.warnings.append("no file in the workspace matches include/exclude")
     if spec.tasks and graph is not None and not graph.nodes_of("plan"):
         workflow.warnings.append(f"graph '{graph.name}' has no plan node: the spec's tasks are not used")
-    try:
-        check_needs(table, needs(workflow))
-    except PolicyError as exc:  # name where the rules that refused came from
-        sources = "; ".join(f"{line.field}: {json.dumps(line.value)} ({line.source})" for line in workflow.policy_lines)
-        raise PolicyError(f"{exc.message}\nthe rules: {sources}" if sources else exc.message) from None
+    rules.check_needs(table, needs(workflow), workflow.policy_lines)
     for role in worker_roles(workflow.roles):
         if not table.base(role):
             workflow.warnings.append(f"role '{role}' has no allowed model; the planner will not use it")
@@ -241,19 +245,17 @@ def _build_python_graph(workflow: Workflow, resolver: Resolver) -> None:
         raise SpecError([_at_graph(loaded, p) for p in exc.problems]) from None
 
 
-def _unselected_classes(
-    loaded: LoadedSpec, floor: OperatorPolicy | None, file_classes: dict[str, str]
-) -> dict[str, str]:
+def _unselected_classes(rules: RunPolicy, file_classes: dict[str, str]) -> dict[str, str]:
     """The data class of each file a check's scratch copy holds that the selection leaves out (a
     check reads the whole workspace); none without checks, or without file rules (then every
     file is of the run's class)."""
     from orchestrator.checks import copied_paths
 
-    spec = loaded.spec
-    if not spec.checks or not (spec.policy.files or (floor is not None and floor.files)):
+    spec = rules.loaded.spec
+    if not spec.checks or not (spec.policy.files or (rules.floor is not None and rules.floor.files)):
         return {}
-    copied = copied_paths(loaded.workspace)
-    return {p: file_class(spec.policy, p, floor) for p in copied if p not in file_classes}
+    copied = copied_paths(rules.loaded.workspace)
+    return {p: rules.file_class(p) for p in copied if p not in file_classes}
 
 
 def _check_tasks(loaded: LoadedSpec, roles: dict[str, Role], files: FileSet, problems: list[Problem]) -> None:

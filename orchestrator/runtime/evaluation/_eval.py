@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from orchestrator.errors import ExitStatus, SpecError
 from orchestrator.models.recording import Recorder
 from orchestrator.outputs.evaluation import EvalResult, EvalRun, Objective, Refusal, render_html, render_markdown
+from orchestrator.policy.evaluation import refuse_untrusted
 from orchestrator.runtime._run import RunOptions, new_run_id
 from orchestrator.runtime._stores import DEFAULT
 from orchestrator.runtime.evaluation._checkout import Checkout, apply_test_patch, check_out, resolve_commits
@@ -48,7 +49,6 @@ from orchestrator.runtime.evaluation._summary import (
     role_summaries,
     winners,
 )
-from orchestrator.runtime.evaluation._trust import refuse_untrusted
 from orchestrator.runtime.sweep import SweepItem, SweepRow, ranked_exit, run_sweep_async
 from orchestrator.spec import load_spec
 from orchestrator.spec.evalfile import LoadedEval

@@ -1,32 +1,25 @@
-"""What an untrusted spec may not do, checked before anything is read or sent.
+"""The operator's floor and pull-request mode: what a spec may not do whoever wrote it.
 
-- Confinement (always): the workspace, the graph file and prompt files stay inside the spec's
-  repository (the git top level of the spec's folder, or the folder itself outside git), and
-  include/exclude globs cannot climb out; only the operator widens this (`--workspace DIR`, or the
-  operator policy's `workspaces`).
 - The operator's floor: their policy file, and `policy.*` values set with `--set` (the command
   line is the operator's, so a spec's own `policy.roles` entries cannot undo them), with budget
-  ceilings and `python_graphs: false`.
+  ceilings, the least sandbox for checks and `python_graphs: false`.
 - Pull-request mode: no host the spec introduces, no Python graph, no check the operator's
   `allow_checks` does not admit, and checks only in the sandbox.
+- The effective rules, each with where it came from (what `validate` prints).
 """
 
 from __future__ import annotations
 
-import re
-import shlex
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.catalog import Catalog, ProviderConfig
-from orchestrator.errors import Problem, printable
+from orchestrator.policy.commands import command_refusal
 from orchestrator.policy.trust import endpoint_field, introduced_hosts
-from orchestrator.spec import LoadedSpec, PolicySpec
+from orchestrator.spec import LoadedSpec
 from orchestrator.spec._document import OVERRIDE
-from orchestrator.spec.graphfile import GraphDefinition, is_python_graph, python_graph_problem
+from orchestrator.spec.graphfile import is_python_graph
 from orchestrator.spec.operator import Operator, OperatorPolicy
 
 RULE_FIELDS = (
@@ -43,57 +36,6 @@ RULE_FIELDS = (
     "trains_on_data",
 )
 SANDBOX_ORDER = ("off", "preferred", "required")
-SHELL_CONTROL = ";&|`$<>()\n"  # a pattern's wildcards never match these: no command chained on
-
-
-def repository_root(spec_path: Path) -> Path:
-    """The git top level of the spec's folder (a `.git` folder or file), or the folder itself."""
-    folder = spec_path.resolve().parent
-    for candidate in (folder, *folder.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return folder
-
-
-def _inside(path: Path, roots: list[Path]) -> bool:
-    resolved = path.resolve()
-    return any(resolved.is_relative_to(root) for root in roots)
-
-
-def confine(loaded: LoadedSpec, operator: Operator, graph: GraphDefinition | None, problems: list[Problem]) -> None:
-    """Problems (exit 2) for everything of the spec that points outside its repository."""
-    root = repository_root(loaded.path)
-    roots = [root, *(Path(p).expanduser().resolve() for p in operator.policy.workspaces)]
-    widen = "; only the operator can widen it (--workspace DIR, or the operator policy's workspaces)"
-    if operator.workspace is None and not _inside(loaded.workspace, roots):
-        message = f"{loaded.workspace} is outside the spec's repository {root}{widen}"
-        problems.append(loaded.problem(("workspace",), message))
-    for key in ("include", "exclude"):
-        for index, pattern in enumerate(getattr(loaded.spec, key)):
-            pure = PurePosixPath(pattern)
-            if pure.is_absolute() or ".." in pure.parts or "\0" in pattern:
-                listed = isinstance(loaded.document.data.get(key), list)
-                where: tuple[str | int, ...] = (key, index) if listed else (key,)
-                problems.append(loaded.problem(where, f"'{pattern}' climbs out of the workspace"))
-    output = loaded.base_dir / loaded.spec.output.dir
-    if loaded.document.origin_of(("output", "dir")) != OVERRIDE and not _inside(output, [root]):
-        message = f"{output} is outside the spec's repository {root}; the operator may choose --output-dir"
-        problems.append(loaded.problem(("output", "dir"), message))
-    ref = loaded.spec.graph
-    outside = f"prompt file is outside the spec's repository {root}"
-    if graph is not None and not graph.builtin and not _inside(graph.document.path, [root]):
-        problems.append(loaded.problem(("graph",), f"graph file {graph.document.path} is outside {root}"))
-    for name, role in loaded.spec.roles.items():
-        if role.prompt_file and not _inside(loaded.base_dir / role.prompt_file, [root]):
-            problems.append(
-                loaded.problem(("roles", name, "prompt_file"), f"prompt file is outside the spec's repository {root}")
-            )
-    if graph is not None and not graph.builtin:  # a shipped graph's prompts are the package's
-        for name, role in graph.graph.roles.items():
-            if role.prompt_file and not _inside(graph.base_dir / role.prompt_file, [root]):
-                problems.append(graph.document.problem(("roles", name, "prompt_file"), outside))
-    if is_python_graph(ref) and (why := python_graph_problem(ref)):
-        problems.append(loaded.problem(("graph",), why))
 
 
 def refusals(
@@ -137,20 +79,6 @@ def _introduced(
     return found
 
 
-def check_command(run: str | list[str]) -> str:
-    """A check's command line as `allow_checks` patterns see it (an argument list shell-quoted)."""
-    return run if isinstance(run, str) else shlex.join(run)
-
-
-@lru_cache(maxsize=64)
-def command_pattern(pattern: str) -> re.Pattern[str]:
-    """A glob over a command line whose `*` and `?` never match a shell control character, so
-    `python -m pytest*` admits `python -m pytest -q tests/` but not `python -m pytest; curl ...`."""
-    other = f"[^{re.escape(SHELL_CONTROL)}]"
-    parts = [f"{other}*" if c == "*" else other if c == "?" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts) + r"\Z")
-
-
 def _check_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
     """Checks are commands from the spec: in pull-request mode, or whenever the operator lists
     `allow_checks`, each must match one of the operator's patterns."""
@@ -159,28 +87,6 @@ def _check_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str
         why = command_refusal(loaded, operator, pr, ("checks", name, "run"), check.run, "allow_checks")
         found += [why] if why else []
     return found
-
-
-def command_refusal(
-    loaded: LoadedSpec, operator: Operator, pr: str, loc: tuple[str, ...], run: str | list[str], allowed_by: str
-) -> str | None:
-    """Why the operator's command patterns (`allowed_by`: allow_checks, allow_mcp_servers) do not
-    admit a command of the spec, or None. They hold in pull-request mode, or whenever listed."""
-    allowed: list[str] | None = getattr(operator.policy, allowed_by)
-    if allowed is None and not operator.untrusted:
-        return None
-    command = check_command(run)
-    where = loaded.problem(loc, "").render().rstrip(": ")
-    if allowed is None:
-        what = "checks" if loc[0] == "checks" else "MCP servers"
-        return (
-            f"{where}: {pr} runs a spec's {what} only when the operator's {allowed_by} admits them, "
-            "and the operator's policy lists none"
-        )
-    if not any(command_pattern(p).match(command) for p in allowed):
-        source = operator.rule_source(allowed_by)
-        return f"{where}: the command {printable(command)!r} is not admitted by {allowed_by} ({source})"
-    return None
 
 
 def sandbox_floor(operator: Operator) -> tuple[str | None, str]:
@@ -335,8 +241,3 @@ def _source(loaded: LoadedSpec, operator: Operator, key: str, mine: Any, theirs:
     if mine is None or spec_side == "default" or (value == theirs and value != mine):
         return operator_side
     return spec_side if value == mine and value != theirs else f"{spec_side} and {operator_side}"
-
-
-def effective_policy(policy: PolicySpec, floor: OperatorPolicy | None) -> dict[str, Any]:
-    """The run-level rules as result.json records them."""
-    return {key: _pick(key, getattr(policy, key), getattr(floor, key) if floor else None) for key in RULE_FIELDS}

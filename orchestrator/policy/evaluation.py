@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.errors import PolicyError
+from orchestrator.policy.commands import command_pattern
+from orchestrator.policy.confine import repository_root
 from orchestrator.spec.evalfile import LoadedEval
 from orchestrator.spec.operator import Operator
-from orchestrator.workflow import command_pattern, repository_root
 
 
 def refuse_untrusted(loaded: LoadedEval, operator: Operator) -> None:

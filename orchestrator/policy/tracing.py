@@ -6,13 +6,18 @@ call."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from orchestrator.catalog import is_loopback
+from orchestrator.catalog.provider import is_loopback
 from orchestrator.errors import PolicyError
-from orchestrator.policy import CLASSES, Egress, host_refusal, rules_for
-from orchestrator.workflow import Workflow
+from orchestrator.policy._rules import host_refusal, rules_for
+
+if TYPE_CHECKING:
+    from orchestrator.policy.egress import Egress
+    from orchestrator.spec import PolicySpec
+    from orchestrator.spec.operator import OperatorPolicy
 
 LANGSMITH = "https://api.smith.langchain.com"
 
@@ -22,13 +27,19 @@ def tracing_host(env: Mapping[str, str]) -> str:
     return (urlsplit(endpoint).hostname or "").lower()
 
 
-def allow_tracing(workflow: Workflow, egress: Egress | None, env: Mapping[str, str] | None = None) -> None:
-    """PolicyError when the tracing endpoint may not receive what the run sees; else declare it
-    in the egress report (when there is one yet)."""
+def allow_tracing(
+    policy: PolicySpec,
+    floor: OperatorPolicy | None,
+    *,
+    roles: Iterable[str],
+    data_class: str,
+    egress: Egress | None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """PolicyError when the tracing endpoint may not receive what the run sees (`data_class`: the
+    highest class of its files); else declare it in the egress report (when there is one yet)."""
     host = tracing_host(os.environ if env is None else env)
-    data_class = max([workflow.base_class, *workflow.file_classes.values()], key=CLASSES.index)
-    policy, floor = workflow.loaded.spec.policy, workflow.floor
-    for owner in ["", *workflow.roles]:
+    for owner in ["", *roles]:
         rules = rules_for(policy, owner, data_class, floor)
         why = host_refusal("the tracing endpoint", host, is_loopback(host), rules)
         if why:
