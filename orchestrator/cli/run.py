@@ -13,17 +13,35 @@ from typing import Any
 
 import click
 
-from orchestrator.cli._common import echo, log_options, operator, prepare, setup_logging, table, trust_options
+from orchestrator.cli._common import (
+    LazyChoice,
+    echo,
+    log_options,
+    operator,
+    prepare,
+    setup_logging,
+    table,
+    trust_options,
+)
 
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
-FORMATS = ["markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review"]
+
+
+def _formats() -> tuple[str, ...]:
+    from orchestrator.spec import OUTPUT_FORMATS
+
+    return OUTPUT_FORMATS
+
+
+# the spec's output formats, read when an option needs them (the spec layer loads pydantic)
+FORMATS = LazyChoice(_formats)
 
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a spec field")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="where outputs go")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="output formats (repeatable)")
+@click.option("--format", "formats", multiple=True, type=FORMATS, help="output formats (repeatable)")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), help="exit 1 on a finding at or above this severity")
 @click.option(
     "--diff-base",
@@ -166,7 +184,7 @@ def resume(
 @click.command()
 @click.argument("run_id")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="default: the run's own")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="default: the run's and html")
+@click.option("--format", "formats", multiple=True, type=FORMATS, help="default: the run's and html")
 def report(run_id: str, output_dir: Path | None, formats: tuple[str, ...]) -> None:
     """Rebuild report.html and the other outputs of a stored run (no spec, no model needed)."""
     from orchestrator.runtime import rebuild_outputs
