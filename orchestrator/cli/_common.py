@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from orchestrator.errors import ExitStatus, printable
+
+if TYPE_CHECKING:
+    from orchestrator.spec.operator import Operator
+    from orchestrator.workflow import Workflow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,13 +96,13 @@ def trust_options(func: F) -> F:
     return policy_option(trusted_option()(func))
 
 
-def operator(policy: Path | None, trusted: bool | None, workspace: Path | None) -> Any:
+def operator(policy: Path | None, trusted: bool | None, workspace: Path | None) -> Operator:
     from orchestrator.spec.operator import load_operator
 
     return load_operator(policy, None if trusted is None else not trusted, workspace)
 
 
-def prepare(spec_path: str, overrides: Sequence[str], who: Any = None) -> Any:
+def prepare(spec_path: str, overrides: Sequence[str], who: Operator | None = None) -> Workflow:
     from orchestrator.spec import load_spec
     from orchestrator.workflow import prepare_workflow
 

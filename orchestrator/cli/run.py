@@ -9,7 +9,7 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +23,12 @@ from orchestrator.cli._common import (
     table,
     trust_options,
 )
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Progress
+    from orchestrator.outputs import RunResult
+    from orchestrator.runtime import RunOptions, RunOutcome
+    from orchestrator.workflow import Workflow
 
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
 
@@ -119,7 +125,7 @@ def _checkpoint(option: str | None) -> str:
     return MEMORY if option == "none" else option or DEFAULT
 
 
-def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
+def _execute(workflow: Workflow, options: RunOptions, quiet: bool, resume: bool) -> None:
     """Run or resume with progress on stderr; exit with the run's status."""
     from orchestrator.engine import SilentProgress
     from orchestrator.runtime import new_run_id, run_workflow
@@ -132,7 +138,7 @@ def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
     if not quiet:
         verb = "resuming" if resume else "run"
         echo(f"{verb} {options.run_id}: {workflow.loaded.spec.name} ({workflow.graph_name})", err=True)
-    progress: Any = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
+    progress: Progress = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
     options.progress = progress
     with progress if isinstance(progress, LiveProgress) else nullcontext():
         outcome = run_workflow(workflow, options, resume=resume)
@@ -233,7 +239,7 @@ def runs_prune(age: str) -> None:
     click.echo(f"pruned {len(old)} run(s) older than {age}")
 
 
-def _done_line(outcome: Any) -> str:
+def _done_line(outcome: RunOutcome) -> str:
     result = outcome.result
     totals = result.totals
     cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
@@ -244,7 +250,7 @@ def _done_line(outcome: Any) -> str:
     )
 
 
-def _github(result: Any, workspace: Path, stdout_is_json: bool) -> None:
+def _github(result: RunResult, workspace: Path, stdout_is_json: bool) -> None:
     """On GitHub Actions: the step summary, and an ::error annotation per gated finding
     (on stdout as the runner expects, or stderr when stdout carries the JSON result)."""
     from orchestrator.outputs.github import error_commands, in_github_actions, write_step_summary
