@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from orchestrator.errors import ExitStatus, printable
+
+if TYPE_CHECKING:
+    from orchestrator.spec.operator import Operator
+    from orchestrator.workflow import Workflow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +46,27 @@ def setup_logging(log_format: str, verbose: int, quiet: bool = False) -> None:
     configure_logging(log_format, level)
 
 
+class LazyChoice(click.Choice[str]):
+    """A choice whose values are read on first use (help, completion, parsing), so that declaring
+    an option imports nothing heavy: `orchestrator --help` loads no pydantic."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._loaded is None:
+            self._loaded = tuple(self._load())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, given: tuple[str, ...]) -> None:
+        # click's own __init__ sets the choices: they come from the loader instead
+        self._loaded = given or None
+
+
 # the operator's policy file and whether what they run is trusted, as every command takes them
 policy_option = click.option(
     "--policy",
@@ -71,13 +96,13 @@ def trust_options(func: F) -> F:
     return policy_option(trusted_option()(func))
 
 
-def operator(policy: Path | None, trusted: bool | None, workspace: Path | None) -> Any:
+def operator(policy: Path | None, trusted: bool | None, workspace: Path | None) -> Operator:
     from orchestrator.spec.operator import load_operator
 
     return load_operator(policy, None if trusted is None else not trusted, workspace)
 
 
-def prepare(spec_path: str, overrides: Sequence[str], who: Any = None) -> Any:
+def prepare(spec_path: str, overrides: Sequence[str], who: Operator | None = None) -> Workflow:
     from orchestrator.spec import load_spec
     from orchestrator.workflow import prepare_workflow
 

@@ -9,21 +9,45 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli._common import echo, log_options, operator, prepare, setup_logging, table, trust_options
+from orchestrator.cli._common import (
+    LazyChoice,
+    echo,
+    log_options,
+    operator,
+    prepare,
+    setup_logging,
+    table,
+    trust_options,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Progress
+    from orchestrator.outputs import RunResult
+    from orchestrator.runtime import RunOptions, RunOutcome
+    from orchestrator.workflow import Workflow
 
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
-FORMATS = ["markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review"]
+
+
+def _formats() -> tuple[str, ...]:
+    from orchestrator.spec import OUTPUT_FORMATS
+
+    return OUTPUT_FORMATS
+
+
+# the spec's output formats, read when an option needs them (the spec layer loads pydantic)
+FORMATS = LazyChoice(_formats)
 
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a spec field")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="where outputs go")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="output formats (repeatable)")
+@click.option("--format", "formats", multiple=True, type=FORMATS, help="output formats (repeatable)")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), help="exit 1 on a finding at or above this severity")
 @click.option(
     "--diff-base",
@@ -101,7 +125,7 @@ def _checkpoint(option: str | None) -> str:
     return MEMORY if option == "none" else option or DEFAULT
 
 
-def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
+def _execute(workflow: Workflow, options: RunOptions, quiet: bool, resume: bool) -> None:
     """Run or resume with progress on stderr; exit with the run's status."""
     from orchestrator.engine import SilentProgress
     from orchestrator.runtime import new_run_id, run_workflow
@@ -114,7 +138,7 @@ def _execute(workflow: Any, options: Any, quiet: bool, resume: bool) -> None:
     if not quiet:
         verb = "resuming" if resume else "run"
         echo(f"{verb} {options.run_id}: {workflow.loaded.spec.name} ({workflow.graph_name})", err=True)
-    progress: Any = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
+    progress: Progress = SilentProgress() if quiet else (LiveProgress() if interactive() else LineProgress())
     options.progress = progress
     with progress if isinstance(progress, LiveProgress) else nullcontext():
         outcome = run_workflow(workflow, options, resume=resume)
@@ -166,7 +190,7 @@ def resume(
 @click.command()
 @click.argument("run_id")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="default: the run's own")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="default: the run's and html")
+@click.option("--format", "formats", multiple=True, type=FORMATS, help="default: the run's and html")
 def report(run_id: str, output_dir: Path | None, formats: tuple[str, ...]) -> None:
     """Rebuild report.html and the other outputs of a stored run (no spec, no model needed)."""
     from orchestrator.runtime import rebuild_outputs
@@ -215,7 +239,7 @@ def runs_prune(age: str) -> None:
     click.echo(f"pruned {len(old)} run(s) older than {age}")
 
 
-def _done_line(outcome: Any) -> str:
+def _done_line(outcome: RunOutcome) -> str:
     result = outcome.result
     totals = result.totals
     cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
@@ -226,7 +250,7 @@ def _done_line(outcome: Any) -> str:
     )
 
 
-def _github(result: Any, workspace: Path, stdout_is_json: bool) -> None:
+def _github(result: RunResult, workspace: Path, stdout_is_json: bool) -> None:
     """On GitHub Actions: the step summary, and an ::error annotation per gated finding
     (on stdout as the runner expects, or stderr when stdout carries the JSON result)."""
     from orchestrator.outputs.github import error_commands, in_github_actions, write_step_summary

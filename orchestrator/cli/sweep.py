@@ -29,7 +29,7 @@ from orchestrator.cli.run import FORMATS, SEVERITIES
 @click.option("--executor", metavar="local|ray[:ADDR]", help="where role nodes' work runs (default: here)")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="runs at once")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), help="default: ./sweep-SWEEP_ID")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS), help="each run's output formats")
+@click.option("--format", "formats", multiple=True, type=FORMATS, help="each run's output formats")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), help="exit 1 on a finding at or above this severity")
 @click.option("--checkpoint", help="SQLite file or postgres:// URL (default: WORKSPACE/.orchestrator); 'none'")
 @click.option("--no-cache", is_flag=True, help="ask the models even when an identical call is cached")

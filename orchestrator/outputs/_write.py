@@ -5,14 +5,96 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.outputs.markdown import docs_markdown, render_markdown
 from orchestrator.outputs.result import RunResult
+from orchestrator.spec import OUTPUT_FORMATS, OutputFormat
 
-FORMATS = ("markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review")
+if TYPE_CHECKING:
+    from orchestrator.outputs.review import Review
+
+FORMATS = OUTPUT_FORMATS
+# the format `orchestrator report` adds to a run's own: the page a person reads
+REPORT: OutputFormat = "html"
+
+
+@dataclass
+class _Source:
+    """What a writer reads: the result, the workspace's line counts and the version (for SARIF)."""
+
+    result: RunResult
+    line_counts: dict[str, int]
+    version: str
+
+    @cached_property
+    def review(self) -> Review:
+        # built once for both review formats
+        from orchestrator.outputs.review import build_review
+
+        return build_review(self.result)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One output format: the file it writes and the text it puts there; `needs_diff` for a review
+    of what a diff changed (a run without one is refused before it starts)."""
+
+    file: str
+    render: Callable[[_Source], str]
+    needs_diff: bool = False
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _sarif(source: _Source) -> str:
+    from orchestrator.outputs.sarif import build_sarif
+
+    return _json(build_sarif(source.result, source.line_counts, source.version))
+
+
+def _junit(source: _Source) -> str:
+    from orchestrator.outputs.junit import build_junit
+
+    return build_junit(source.result)
+
+
+def _html(source: _Source) -> str:
+    from orchestrator.outputs.html import render_html
+
+    return render_html(source.result)
+
+
+def _github_review(source: _Source) -> str:
+    from orchestrator.outputs.review import github_review
+
+    return _json(github_review(source.review))
+
+
+def _gitlab_review(source: _Source) -> str:
+    from orchestrator.outputs.review import gitlab_review
+
+    return _json(gitlab_review(source.review))
+
+
+# every format of the spec's OutputFormat, in the order they are written
+WRITERS: dict[OutputFormat, Writer] = {
+    "sarif": Writer("findings.sarif", _sarif),
+    "junit": Writer("junit.xml", _junit),
+    "json": Writer("result.json", lambda source: source.result.to_json()),
+    "markdown": Writer("report.md", lambda source: render_markdown(source.result)),
+    "html": Writer("report.html", _html),
+    "github-review": Writer("review.json", _github_review, needs_diff=True),
+    "gitlab-review": Writer("gitlab-review.json", _gitlab_review, needs_diff=True),
+}
 # the review formats and their files (a run that reviewed a diff: outputs.review)
-REVIEW_FILES = {"github-review": "review.json", "gitlab-review": "gitlab-review.json"}
+REVIEW_FILES = {name: writer.file for name, writer in WRITERS.items() if writer.needs_diff}
 
 
 def slug(text: str) -> str:
@@ -22,57 +104,22 @@ def slug(text: str) -> str:
 
 
 def write_outputs(
-    result: RunResult, out_dir: Path, formats: list[str], line_counts: dict[str, int] | None = None, version: str = ""
+    result: RunResult,
+    out_dir: Path,
+    formats: Sequence[str],
+    line_counts: dict[str, int] | None = None,
+    version: str = "",
 ) -> list[Path]:
-    """Write the formats asked for (markdown, html, json, sarif, junit), plus patches and docs."""
+    """Write the formats asked for (the names of `WRITERS`; others are ignored), then patches and docs."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    source = _Source(result, line_counts or {}, version)
     written: list[Path] = []
-    if "sarif" in formats:
-        from orchestrator.outputs.sarif import build_sarif
-
-        path = out_dir / "findings.sarif"
-        sarif = build_sarif(result, line_counts or {}, version)
-        path.write_text(json.dumps(sarif, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(path)
-    if "junit" in formats:
-        from orchestrator.outputs.junit import build_junit
-
-        path = out_dir / "junit.xml"
-        path.write_text(build_junit(result), encoding="utf-8")
-        written.append(path)
-    if "json" in formats:
-        path = out_dir / "result.json"
-        path.write_text(result.to_json(), encoding="utf-8")
-        written.append(path)
-    if "markdown" in formats:
-        path = out_dir / "report.md"
-        path.write_text(render_markdown(result), encoding="utf-8")
-        written.append(path)
-    if "html" in formats:
-        from orchestrator.outputs.html import render_html
-
-        path = out_dir / "report.html"
-        path.write_text(render_html(result), encoding="utf-8")
-        written.append(path)
-    written += _write_reviews(result, out_dir, formats)
+    for name, writer in WRITERS.items():
+        if name in formats:
+            path = out_dir / writer.file
+            path.write_text(writer.render(source), encoding="utf-8")
+            written.append(path)
     written += _write_artifacts(result, out_dir)
-    return written
-
-
-def _write_reviews(result: RunResult, out_dir: Path, formats: list[str]) -> list[Path]:
-    """review.json (GitHub) and gitlab-review.json, for a run that reviewed a diff."""
-    wanted = [f for f in REVIEW_FILES if f in formats]
-    if not wanted:
-        return []
-    from orchestrator.outputs.review import build_review, github_review, gitlab_review
-
-    review = build_review(result)
-    written = []
-    for kind in wanted:
-        data = github_review(review) if kind == "github-review" else gitlab_review(review)
-        path = out_dir / REVIEW_FILES[kind]
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(path)
     return written
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import NoCheckpoint
-from orchestrator.outputs import RunResult, write_outputs
+from orchestrator.outputs import REPORT, RunResult, write_outputs
 from orchestrator.runtime import ledger
 from orchestrator.runtime._stores import data_dir
 
@@ -76,6 +76,6 @@ def rebuild_outputs(run_id: str, output_dir: Path | None = None, formats: list[s
     from orchestrator import __version__
 
     result, stored = load_result(run_id)
-    chosen = formats or [*stored.formats, *([] if "html" in stored.formats else ["html"])]
+    chosen = formats or [*stored.formats, *([] if REPORT in stored.formats else [REPORT])]
     folder = output_dir or Path(stored.output_dir or "out")
     return write_outputs(result, folder, chosen, stored.line_counts, __version__)

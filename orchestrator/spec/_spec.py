@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
@@ -21,7 +21,9 @@ from orchestrator.spec._serving import CountryCode, RegionName, ServingSpec
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
 
+# the output formats, named here once: `outputs` maps each to its file and writer, the CLI offers these
 OutputFormat = Literal["markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 DataClass = Literal["public", "internal", "confidential"]
 DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "confidential")  # ordered: a mix takes the highest
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from orchestrator.errors import PolicyError, SpecError
+from orchestrator.outputs import REVIEW_FILES
 from orchestrator.outputs.review import build_review, github_review, gitlab_review
 from orchestrator.outputs.review._documents import GithubReview, GitlabReview
 from orchestrator.runtime.publish._github import github_headers, publish_github
@@ -25,7 +26,7 @@ from orchestrator.runtime.publish._outcome import Published
 from orchestrator.runtime.publish._target import Forge, github_target, gitlab_target
 from orchestrator.spec.operator import pull_request_event
 
-FILES: dict[Forge, str] = {"github": "review.json", "gitlab": "gitlab-review.json"}
+FILES: dict[Forge, str] = {"github": REVIEW_FILES["github-review"], "gitlab": REVIEW_FILES["gitlab-review"]}
 MAX_REVIEW_BYTES = 8_000_000
 
 __all__ = ["FILES", "Published", "load_review", "publish"]
