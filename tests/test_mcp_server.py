@@ -55,6 +55,17 @@ def quickstart(tmp_path: Path) -> Path:
     return target
 
 
+def brief_quickstart(tmp_path: Path) -> Path:
+    """The quickstart's copy running the brief quickstart (two of its roles; the transport and
+    the progress are what is tested: the whole quickstart runs in tests/test_embedded.py)."""
+    target = quickstart(tmp_path)
+    brief = (REPO / "tests" / "data" / "brief-quickstart.yaml").read_text()
+    written = "workspace: ../../examples/quickstart/project"
+    assert written in brief
+    (target / "spec.yaml").write_text(brief.replace(written, "workspace: project"))
+    return target
+
+
 def text(result: CallToolResult) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
 
@@ -274,7 +285,7 @@ def test_a_client_that_goes_away_mid_run_leaves_it_interrupted_and_resumable(tmp
 @pytest.mark.integration
 @pytest.mark.embedded
 def test_the_quickstart_runs_on_the_embedded_model_with_progress(tmp_path: Path) -> None:
-    project = quickstart(tmp_path)
+    project = brief_quickstart(tmp_path)
     progress: list[tuple[float, str]] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
