@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from orchestrator.errors import NoCheckpoint
 from orchestrator.outputs import REPORT, RunResult, write_outputs
 from orchestrator.runtime import ledger
-from orchestrator.runtime._stores import data_dir
 
 if TYPE_CHECKING:
     from orchestrator.runtime._run import RunOptions
+    from orchestrator.runtime._stores import RunPaths
     from orchestrator.workflow import Workflow
 
 
@@ -38,19 +38,18 @@ def check_formats(workflow: Workflow, options: RunOptions) -> None:
         )
 
 
-def store_result(workflow: Workflow, options: RunOptions, result: RunResult) -> Path:
+def store_result(workflow: Workflow, paths: RunPaths, result: RunResult) -> Path:
     """Keep the result of a listed run in its data folder and tell the ledger where it is."""
-    folder = data_dir(workflow) / "results"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{result.run_id}.json"
+    path = paths.results
+    assert path is not None, "only a listed run keeps its result"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(result.to_json(), encoding="utf-8")
-    out_dir, formats = output_target(workflow, options)
     ledger.store_result(
         ledger.StoredResult(
             run_id=result.run_id,
             path=str(path.resolve()),
-            output_dir=str(out_dir.resolve()),
-            formats=formats,
+            output_dir=str(paths.output_dir.resolve()),
+            formats=list(paths.formats),
             line_counts={f.path: f.lines for f in workflow.files.files},
         )
     )

@@ -28,7 +28,7 @@ from orchestrator.outputs.result import CheckpointReport, EgressReport
 from orchestrator.policy import redact_tree
 from orchestrator.runtime import checkpoints, ledger
 from orchestrator.runtime._context import Tracker, initial_state, mcp_tools
-from orchestrator.runtime._report import check_formats, output_target, store_result
+from orchestrator.runtime._report import check_formats, store_result
 from orchestrator.runtime._result import build_result
 from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
 from orchestrator.runtime._shape import graph_shape
@@ -36,10 +36,11 @@ from orchestrator.runtime._signature import signature
 from orchestrator.runtime._stores import (
     DEFAULT,
     OFF,
+    RunPaths,
     backend_name,
-    checkpoint_location,
     open_saver,
     recorder_for,
+    run_paths,
     store_carries,
 )
 from orchestrator.runtime.otel import prepare_export
@@ -91,30 +92,30 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
     options = options or RunOptions()
     check_formats(workflow, options)
     run_id = options.run_id or new_run_id()
-    location = checkpoint_location(options.checkpoint, workflow)
-    recorder = recorder_for(options, workflow)
+    paths = run_paths(workflow, options, run_id)  # every location of the run, derived once
+    recorder = recorder_for(paths)
     if options.telemetry:
         workflow.allow_tracing(None)  # exit 5 before anything is listed, opened or sent
-    listed = options.ledger and location not in (None, OFF)
+    listed = paths.listed
     origin = datetime.now(UTC)  # the run's clock starts when the ledger says it did (to the millisecond)
     origin = origin.replace(microsecond=origin.microsecond // 1000 * 1000)
     if listed and not resume:
         try:
-            ledger.start_run(_entry(workflow, run_id, options, location or "", origin))
+            ledger.start_run(_entry(workflow, paths, options, origin))
         except STATE_ERRORS as exc:
             raise StateError.of(exc, "list the run in the run ledger (no run was started)") from exc
     elif resume and (entry := ledger.get_run(run_id)) is not None:
         origin = datetime.fromisoformat(entry.started_at)
     try:
-        outcome = await _run(workflow, options, run_id, location, recorder, resume, origin)
+        outcome = await _run(workflow, options, paths, recorder, resume, origin)
     except Interrupted as stopped:
         if listed:
             ledger.finish_run(run_id, "interrupted", stopped.exit_code)
             if stopped.outcome is not None:
-                store_result(workflow, options, stopped.outcome.result)
+                store_result(workflow, paths, stopped.outcome.result)
         raise
     except StateError as failed:  # the run finished, its outputs could not be written
-        raise _kept(workflow, options, run_id, failed, listed) from failed.__cause__
+        raise _kept(workflow, paths, failed) from failed.__cause__
     except OrchestratorError as failed:  # e.g. the checkpoint database is down: a resume can try again
         code = failed.exit_code
         if listed and not resume:
@@ -125,7 +126,7 @@ async def run_workflow_async(workflow: Workflow, options: RunOptions | None = No
     if listed:
         try:
             ledger.finish_run(run_id, outcome.result.status, outcome.exit_code)
-            store_result(workflow, options, outcome.result)
+            store_result(workflow, paths, outcome.result)
         except STATE_ERRORS as exc:  # the disk filled as the run ended: its last checkpoint has it all
             raise _unwritable(exc, run_id, listed) from exc
     return outcome
@@ -140,14 +141,15 @@ def _unwritable(exc: BaseException, run_id: str, listed: bool) -> StateError:
     return StateError.of(exc, f"write the state of run {run_id}", hint=hint)
 
 
-def _kept(workflow: Workflow, options: RunOptions, run_id: str, failed: StateError, listed: bool) -> StateError:
+def _kept(workflow: Workflow, paths: RunPaths, failed: StateError) -> StateError:
     """A run whose outputs could not be written: its status in the ledger and its result in the
     data folder (when they can be written), and the error saying how to get the outputs."""
     outcome: RunOutcome | None = failed.outcome
-    if outcome is None or not listed:
+    if outcome is None or not paths.listed:
         return failed
+    run_id = paths.run_id
     stored = _quietly(lambda: ledger.finish_run(run_id, outcome.result.status, outcome.exit_code))
-    stored = stored and _quietly(lambda: store_result(workflow, options, outcome.result))
+    stored = stored and _quietly(lambda: store_result(workflow, paths, outcome.result))
     again = f"`orchestrator report {run_id}` writes them" if stored else f"`orchestrator resume {run_id}` writes them"
     return StateError(
         f"run {run_id} finished ({outcome.result.status}) but {failed.message}",
@@ -166,13 +168,13 @@ def _quietly(write: Callable[[], object]) -> bool:
     return True
 
 
-def _entry(workflow: Workflow, run_id: str, options: RunOptions, location: str, started: datetime) -> ledger.RunEntry:
+def _entry(workflow: Workflow, paths: RunPaths, options: RunOptions, started: datetime) -> ledger.RunEntry:
     return ledger.RunEntry(
-        run_id=run_id,
+        run_id=paths.run_id,
         spec_name=workflow.loaded.spec.name,
-        spec_path=str(workflow.loaded.path.resolve()),
+        spec_path=str(paths.spec.resolve()),
         overrides=list(workflow.loaded.overrides),
-        checkpoint=checkpoints.public_location(location),  # a Postgres password is not written down
+        checkpoint=checkpoints.public_location(paths.checkpoint or ""),  # a Postgres password is not written down
         output_dir=str(options.output_dir.resolve()) if options.output_dir else None,
         formats=list(options.formats) if options.formats else None,
         status="running",
@@ -183,26 +185,21 @@ def _entry(workflow: Workflow, run_id: str, options: RunOptions, location: str, 
 
 
 async def _run(
-    workflow: Workflow,
-    options: RunOptions,
-    run_id: str,
-    location: str | None,
-    recorder: Any,
-    resume: bool,
-    origin: datetime,
+    workflow: Workflow, options: RunOptions, paths: RunPaths, recorder: Any, resume: bool, origin: datetime
 ) -> RunOutcome:
+    run_id, location = paths.run_id, paths.checkpoint
     structlog.contextvars.bind_contextvars(run_id=run_id)
     exporter = prepare_export(workflow) if options.otel else None  # refused by the policy: exit 5, nothing sent
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    setup = set_up_run(workflow, run_id, options, location, recorder, origin)
+    setup = set_up_run(workflow, paths, options, recorder, origin)
     context, finished, warnings = setup.context, setup.finished, setup.warnings
     stopped_by: str | None = None
     signals: list[str] = []
     if options.handle_sigterm:
         stop_on_sigterm(signals)
     async with open_saver(location) as saver, mcp_tools(workflow, context):
-        store_carries(saver, finished, location)
+        store_carries(saver, finished, paths)
         graph, steps = compile_run_graph(workflow, saver)
         shape = graph_shape(graph)
         config: Any = {
@@ -262,11 +259,10 @@ async def _run(
     # `apply` writes only patches whose verdicts this machine's key signed
     result.signature = signature(result, ledger.machine_key())
     try:
-        written = _write(workflow, options, result)
+        written = _write(workflow, options, paths, result)
     except STATE_ERRORS as exc:
         unwritten = RunOutcome(result=result, exit_code=ExitStatus(result.exit_code), written=[])
-        where = output_target(workflow, options)[0]
-        raise StateError.of(exc, f"write its outputs in {where}", outcome=unwritten) from exc
+        raise StateError.of(exc, f"write its outputs in {paths.output_dir}", outcome=unwritten) from exc
     log.info("run.finished", status=result.status, exit_code=result.exit_code, **result.totals.model_dump())
     outcome = RunOutcome(result=result, exit_code=ExitStatus(result.exit_code), written=written)
     if stopped_by is not None:
@@ -330,14 +326,13 @@ def stop_on_sigterm(signals: list[str]) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
 
 
-def _write(workflow: Workflow, options: RunOptions, result: RunResult) -> list[Path]:
+def _write(workflow: Workflow, options: RunOptions, paths: RunPaths, result: RunResult) -> list[Path]:
     if not options.write:
         return []
     from orchestrator import __version__
 
-    out_dir, formats = output_target(workflow, options)
     line_counts = {f.path: f.lines for f in workflow.files.files}
-    return write_outputs(result, out_dir, formats, line_counts, __version__)
+    return write_outputs(result, paths.output_dir, list(paths.formats), line_counts, __version__)
 
 
 def run_workflow(workflow: Workflow, options: RunOptions | None = None, resume: bool = False) -> RunOutcome:

@@ -17,7 +17,7 @@ from orchestrator.log import get_logger
 from orchestrator.models.timing import RunClock
 from orchestrator.runtime._context import build_context
 from orchestrator.runtime._finished import FinishedStore, KeptInMemory
-from orchestrator.runtime._stores import OFF, cache_for, finished_store
+from orchestrator.runtime._stores import OFF, RunPaths, cache_for, finished_store
 from orchestrator.runtime.executor import start_executor
 from orchestrator.runtime.verify import refuse_without_sandbox, sandbox_warning
 from orchestrator.workflow import Workflow
@@ -50,25 +50,23 @@ class RunSetup:
             self.finished.close()
 
 
-def set_up_run(
-    workflow: Workflow, run_id: str, options: RunOptions, location: str | None, recorder: Any, origin: datetime
-) -> RunSetup:
-    """The run context of `workflow` and its keepers. Raises PolicyError (tracing the policy
-    refuses) or SpecError (checks that need a missing sandbox) before any model is called.
-    `location` is the checkpoint's: "off" means no node may pause (budget) and nothing is kept."""
+def set_up_run(workflow: Workflow, paths: RunPaths, options: RunOptions, recorder: Any, origin: datetime) -> RunSetup:
+    """The run context of `workflow` and its keepers, kept where `paths` says. Raises PolicyError
+    (tracing the policy refuses) or SpecError (checks that need a missing sandbox) before any model
+    is called. A checkpoint "off" means no node may pause (budget) and nothing is kept."""
     # what a killed run (SIGKILL, a crash) could not remove: its scratch copies, its checks' cgroups
     remove_leftovers()
-    cache = cache_for(options, workflow, recorder)
-    context = build_context(workflow, run_id, options.progress, recorder, cache)
+    cache = cache_for(paths)
+    context = build_context(workflow, paths.run_id, options.progress, recorder, cache)
     context.pool.clock = RunClock(origin.timestamp())
     if options.telemetry:
         workflow.allow_tracing(context.pool.egress)
-    context.pausable = location != OFF
+    context.pausable = paths.checkpoint != OFF
     warnings = _sandbox_checked(context)
     _busy_machine(context)
-    executor = start_executor(workflow, options.executor, bool(options.record or options.replay))
+    executor = start_executor(workflow, options.executor, paths.recording is not None)
     context.executor = executor
-    finished = finished_store(workflow, run_id, location)
+    finished = finished_store(paths)
     if finished is not None:
         context.finished = finished
     return RunSetup(context, cache, recorder, finished, warnings, executor)

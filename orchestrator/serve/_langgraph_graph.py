@@ -30,6 +30,7 @@ from orchestrator.log import get_logger
 from orchestrator.runtime import OFF, RunOptions, new_run_id
 from orchestrator.runtime._context import initial_state, mcp_tools
 from orchestrator.runtime._setup import compile_run_graph, set_up_run, telemetry
+from orchestrator.runtime._stores import run_paths
 from orchestrator.serve._langgraph_input import THREAD_INPUT, Served, ThreadInput, parse_input, prepare_run
 from orchestrator.workflow import Workflow
 
@@ -87,7 +88,8 @@ class ServedGraph(CompiledStateGraph):  # type: ignore[type-arg]
         options = RunOptions(checkpoint=OFF, write=False, ledger=False, telemetry=tracing_requested())
         origin = datetime.now(UTC)
         try:
-            setup = await asyncio.to_thread(set_up_run, workflow, run_id, options, OFF, None, origin)
+            paths = await asyncio.to_thread(run_paths, workflow, options, run_id)
+            setup = await asyncio.to_thread(set_up_run, workflow, paths, options, None, origin)
         except OrchestratorError as exc:  # tracing the policy refuses, checks without their sandbox
             raise RunRefused(exc) from None
         context = setup.context
