@@ -99,12 +99,12 @@ def test_the_layer_contract_is_declared_in_layer_order() -> None:
     layers = re.findall(r'^  "(orchestrator[^"]*)",$', text.split("[tool.importlinter]")[1], re.M)
     assert (
         layers[0] == "orchestrator.cli | orchestrator.testing"
-        and layers[-1] == "orchestrator.errors | orchestrator.log"
+        and layers[-1] == "orchestrator.errors | orchestrator.log | orchestrator.formats"
     )
     order = [name.removeprefix("orchestrator.") for name in layers[1:]]
     assert order == [
         "serve", "runtime", "outputs", "workflow", "engine", "checks | orchestrator.mcp_tools", "providers", "models",
-        "policy", "catalog", "spec", "diff", "workspace", "errors | orchestrator.log",
+        "policy", "catalog", "spec", "diff", "workspace", "errors | orchestrator.log | orchestrator.formats",
     ]  # fmt: skip
 
 

@@ -1,6 +1,7 @@
-"""The output formats are one table: the spec names them once (`OutputFormat`), `outputs/_write.py`
-maps each name to its file and writer (`WRITERS`, in the order they are written), and the CLI's
-`--format` offers the same names, read only when an option needs them (no pydantic at start)."""
+"""The output formats are one table: `orchestrator.formats` names them once (`OutputFormat`, which
+the spec validates against), `outputs/_write.py` maps each name to its file and writer (`WRITERS`,
+in the order they are written), and the CLI's `--format` offers the same names without loading
+the spec's models (no pydantic at start, nor for a command's help)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from orchestrator.cli import main
 from orchestrator.cli.run import FORMATS as CLI_FORMATS
 from orchestrator.cli.run import report, run
 from orchestrator.cli.sweep import sweep
+from orchestrator.formats import OUTPUT_FORMATS, OutputFormat
 from orchestrator.outputs import FORMATS, REVIEW_FILES, WRITERS, write_outputs
 from orchestrator.outputs.junit import build_junit
 from orchestrator.outputs.markdown import render_markdown
 from orchestrator.outputs.review import build_review, github_review, gitlab_review
 from orchestrator.outputs.sarif import build_sarif
 from orchestrator.runtime.publish import FILES
-from orchestrator.spec import OUTPUT_FORMATS, OutputFormat, load_spec
+from orchestrator.spec import load_spec
 from orchestrator.testing import FakeProvider
 from orchestrator.workflow import prepare_workflow
 from tests.process import modules_imported_by
@@ -54,9 +56,9 @@ def test_the_cli_offers_the_spec_formats_and_refuses_another(tmp_path: Path) -> 
     assert f"--format [{'|'.join(OUTPUT_FORMATS)}]" in shown.output
 
 
-def test_the_format_names_load_only_when_an_option_needs_them() -> None:
-    assert not {"pydantic", "orchestrator.spec"} & modules_imported_by(["--help"])
-    assert "orchestrator.spec" in modules_imported_by(["report", "--help"])
+def test_the_format_names_cost_no_pydantic_at_start_nor_in_a_commands_help() -> None:
+    for command in (["--help"], ["run", "--help"], ["report", "--help"], ["sweep", "--help"]):
+        assert not {"pydantic", "orchestrator.spec"} & modules_imported_by(command), command
 
 
 @pytest.mark.needs("" if shutil.which("git") else "git is not installed")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -44,27 +44,6 @@ def setup_logging(log_format: str, verbose: int, quiet: bool = False) -> None:
 
     level = "error" if quiet else {0: "warning", 1: "info"}.get(verbose, "debug")
     configure_logging(log_format, level)
-
-
-class LazyChoice(click.Choice[str]):
-    """A choice whose values are read on first use (help, completion, parsing), so that declaring
-    an option imports nothing heavy: `orchestrator --help` loads no pydantic."""
-
-    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
-        self._load = load
-        self._loaded: tuple[str, ...] | None = None
-        super().__init__(())
-
-    @property
-    def choices(self) -> tuple[str, ...]:
-        if self._loaded is None:
-            self._loaded = tuple(self._load())
-        return self._loaded
-
-    @choices.setter
-    def choices(self, given: tuple[str, ...]) -> None:
-        # click's own __init__ sets the choices: they come from the loader instead
-        self._loaded = given or None
 
 
 # the operator's policy file and whether what they run is trusted, as every command takes them

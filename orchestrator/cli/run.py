@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator.cli._common import (
-    LazyChoice,
     echo,
     log_options,
     operator,
@@ -23,6 +22,7 @@ from orchestrator.cli._common import (
     table,
     trust_options,
 )
+from orchestrator.formats import OUTPUT_FORMATS
 
 if TYPE_CHECKING:
     from orchestrator.engine import Progress
@@ -33,14 +33,7 @@ if TYPE_CHECKING:
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
 
 
-def _formats() -> tuple[str, ...]:
-    from orchestrator.spec import OUTPUT_FORMATS
-
-    return OUTPUT_FORMATS
-
-
-# the spec's output formats, read when an option needs them (the spec layer loads pydantic)
-FORMATS = LazyChoice(_formats)
+FORMATS = click.Choice(OUTPUT_FORMATS)  # the one list of output formats (a leaf module: no pydantic)
 
 
 @click.command()

@@ -11,9 +11,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.formats import OUTPUT_FORMATS, OutputFormat
 from orchestrator.outputs.markdown import docs_markdown, render_markdown
 from orchestrator.outputs.result import RunResult
-from orchestrator.spec import OUTPUT_FORMATS, OutputFormat
 
 if TYPE_CHECKING:
     from orchestrator.outputs.review import Review

@@ -19,11 +19,9 @@ from orchestrator.spec._document import Document, Loc, Strict, close_match, load
 from orchestrator.spec._resources import read_data
 from orchestrator.spec._spec import (
     DATA_CLASSES,
-    OUTPUT_FORMATS,
     DataClass,
     LimitsSpec,
     LoadedSpec,
-    OutputFormat,
     PolicySpec,
     PriceSpec,
     ProviderSpec,
@@ -38,7 +36,6 @@ from orchestrator.spec.roles import AGGREGATE, PLANNER, Role, RoleSpec, builtin_
 __all__ = [
     "AGGREGATE",
     "DATA_CLASSES",
-    "OUTPUT_FORMATS",
     "PLANNER",
     "READ_ONLY_TOOLS",
     "TOOLS",
@@ -50,7 +47,6 @@ __all__ = [
     "LoadedSpec",
     "Loc",
     "McpServerSpec",
-    "OutputFormat",
     "PolicySpec",
     "PriceSpec",
     "ProviderSpec",

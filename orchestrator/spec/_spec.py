@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from orchestrator.errors import Problem, SpecError
+from orchestrator.formats import OutputFormat
 from orchestrator.spec._agentic import CheckSpec, McpServerSpec, VerifySpec, check_agentic
 from orchestrator.spec._document import Document, Strict, apply_overrides, load_yaml, validate_document
 from orchestrator.spec._serving import CountryCode, RegionName, ServingSpec
@@ -22,8 +23,6 @@ from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
 
 # the output formats, named here once: `outputs` maps each to its file and writer, the CLI offers these
-OutputFormat = Literal["markdown", "html", "json", "sarif", "junit", "github-review", "gitlab-review"]
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 DataClass = Literal["public", "internal", "confidential"]
 DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "confidential")  # ordered: a mix takes the highest
 
