@@ -83,7 +83,7 @@ def _gitlab_review(source: _Source) -> str:
     return _json(gitlab_review(source.review))
 
 
-# every format of the spec's OutputFormat, in the order they are written
+# every format of orchestrator.formats, in the order they are written
 WRITERS: dict[OutputFormat, Writer] = {
     "sarif": Writer("findings.sarif", _sarif),
     "junit": Writer("junit.xml", _junit),
