@@ -21,6 +21,11 @@ OWNER = "ORCHESTRATOR_TESTS_OWNER"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs(problem): skip when `problem` is not empty; fail instead when CI is set")
     os.environ[OWNER] = str(os.getpid())
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # a runner started in the background by a non-interactive shell (`make test &`, a CI step)
+        # inherits SIGINT ignored, and so would every run the tests start: Ctrl-C could not stop
+        # one, and the tests that press it would fail. A handler is reset to the default at exec.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # first: xdist's own hook reads the xdist_group marks into the test ids (a mark added after it counts for nothing)

@@ -209,18 +209,6 @@ def test_verified_patches_are_counted_per_run(fake: FakeProvider, tmp_path: Path
     assert (result.totals.patches_verified, result.totals.patches_total) == (1, 2)
 
 
-@pytest.fixture
-def python_ctrl_c() -> Iterator[None]:
-    """Ctrl-C as Python handles it, for the test's duration: a runner started in the background
-    by a non-interactive shell inherits SIGINT ignored, and Python then leaves it ignored."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
-@pytest.mark.usefixtures("python_ctrl_c")
 def test_ctrl_c_stops_every_run_checkpointed_and_each_resumes(fake: FakeProvider, tmp_path: Path) -> None:
     fake.delay_s = 0.2
     sent: list[int] = []
