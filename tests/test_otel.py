@@ -157,6 +157,17 @@ def test_a_confidential_run_exports_only_to_an_allowed_collector(
     assert "in allow_hosts" in collector["rules"][0] and "data_class confidential" in collector["rules"][0]
 
 
+def test_the_operators_floor_holds_the_collector_too(server: ModelServer, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, server.url)  # the spec itself sets no policy
+    floor = tmp_path / "operator.yaml"
+    floor.write_text("allow_hosts: [models.example]\n")  # the operator's floor: no other host
+    refused = orchestrator("run", spec, "--output-dir", tmp_path / "out", "--otel", "--no-cache", "--policy", floor,
+                           env=otel_env("http://collector.example:4318"))  # fmt: skip
+    assert refused.returncode == 5, refused.stderr
+    assert "OpenTelemetry" in refused.stderr and "collector.example is not in allow_hosts" in refused.stderr
+    assert sum(server.state.requests.values()) == 0  # refused before any model was called
+
+
 def test_content_is_exported_only_when_asked_for(server: ModelServer, receiver: OtlpReceiver, tmp_path: Path) -> None:
     env = otel_env(receiver.url, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
     done = orchestrator("run", write_spec(tmp_path, server.url), "--output-dir", tmp_path / "out", "--otel",

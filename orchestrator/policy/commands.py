@@ -30,7 +30,7 @@ def command_pattern(pattern: str) -> re.Pattern[str]:
 
 
 def command_refusal(
-    loaded: LoadedSpec, operator: Operator, pr: str, loc: tuple[str, ...], run: str | list[str], allowed_by: str
+    loaded: LoadedSpec, operator: Operator, loc: tuple[str, ...], run: str | list[str], allowed_by: str
 ) -> str | None:
     """Why the operator's command patterns (`allowed_by`: allow_checks, allow_mcp_servers) do not
     admit a command of the spec, or None. They hold in pull-request mode, or whenever listed."""
@@ -42,8 +42,8 @@ def command_refusal(
     if allowed is None:
         what = "checks" if loc[0] == "checks" else "MCP servers"
         return (
-            f"{where}: {pr} runs a spec's {what} only when the operator's {allowed_by} admits them, "
-            "and the operator's policy lists none"
+            f"{where}: {operator.pull_request_mode} runs a spec's {what} only when the operator's "
+            f"{allowed_by} admits them, and the operator's policy lists none"
         )
     if not any(command_pattern(p).match(command) for p in allowed):
         source = operator.rule_source(allowed_by)

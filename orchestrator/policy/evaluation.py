@@ -18,7 +18,7 @@ from orchestrator.spec.operator import Operator
 def refuse_untrusted(loaded: LoadedEval, operator: Operator) -> None:
     """PolicyError (exit 5) naming every refusal; nothing was read of any repository."""
     found = []
-    pr = f"pull-request mode ({operator.why_untrusted})"
+    pr = operator.pull_request_mode
     if operator.untrusted:
         root = repository_root(loaded.path)
         roots = [root, *(Path(p).expanduser().resolve() for p in operator.policy.workspaces)]

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 from orchestrator.catalog import Catalog, ProviderConfig
 from orchestrator.policy.commands import command_refusal
-from orchestrator.policy.trust import endpoint_field, introduced_hosts
+from orchestrator.policy.mcp import mcp_refusals
+from orchestrator.policy.trust import endpoint_field, introduced_hosts, introduced_refusal
 from orchestrator.spec import LoadedSpec
 from orchestrator.spec._document import OVERRIDE
 from orchestrator.spec.graphfile import is_python_graph
@@ -44,22 +45,23 @@ def refusals(
     """Policy violations (exit 5) of pull-request mode and the operator's policy, each naming the
     rule and where it comes from."""
     found = []
-    pr = f"pull-request mode ({operator.why_untrusted})"
     if is_python_graph(loaded.spec.graph):
         if not operator.policy.python_graphs:
             source = operator.rule_source("python_graphs")
             found.append(f"graph: Python graphs are refused by python_graphs: false ({source}): they run code")
         elif operator.untrusted:
-            found.append(f"graph: {pr} refuses the Python graph '{loaded.spec.graph}': it would run the spec's code")
+            found.append(
+                f"graph: {operator.pull_request_mode} refuses the Python graph '{loaded.spec.graph}': "
+                "it would run the spec's code"
+            )
     if operator.untrusted:
         for name in loaded.spec.providers:
-            found += _introduced(loaded, name, providers[name], catalog, operator, pr)
-    found += _check_refusals(loaded, operator, pr)
-    return found
+            found += _introduced(loaded, name, providers[name], catalog, operator)
+    return found + _check_refusals(loaded, operator) + mcp_refusals(loaded, operator)
 
 
 def _introduced(
-    loaded: LoadedSpec, name: str, config: ProviderConfig, catalog: Catalog, operator: Operator, pr: str
+    loaded: LoadedSpec, name: str, config: ProviderConfig, catalog: Catalog, operator: Operator
 ) -> list[str]:
     """Pull-request mode: a refusal for each host of the provider (each of a pool) the spec
     introduces, at the entry of base_urls that names it first."""
@@ -72,19 +74,16 @@ def _introduced(
         refused.discard(host)
         loc: tuple[str | int, ...] = ("providers", name, endpoint_field(config))
         where = loaded.problem(loc + ((index,) if config.is_pool else ()), "").render().rstrip(": ")
-        found.append(
-            f"{where}: {pr} refuses host {host}, which the spec introduces; "
-            "the operator can trust it with trusted_hosts in their policy"
-        )
+        found.append(introduced_refusal(where, operator.pull_request_mode, host))
     return found
 
 
-def _check_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
+def _check_refusals(loaded: LoadedSpec, operator: Operator) -> list[str]:
     """Checks are commands from the spec: in pull-request mode, or whenever the operator lists
     `allow_checks`, each must match one of the operator's patterns."""
     found = []
     for name, check in loaded.spec.checks.items():
-        why = command_refusal(loaded, operator, pr, ("checks", name, "run"), check.run, "allow_checks")
+        why = command_refusal(loaded, operator, ("checks", name, "run"), check.run, "allow_checks")
         found += [why] if why else []
     return found
 
@@ -93,7 +92,7 @@ def sandbox_floor(operator: Operator) -> tuple[str | None, str]:
     """The least sandbox the operator requires of checks, and why (PR mode requires one)."""
     mode = operator.policy.sandbox
     if operator.untrusted and mode != "required":
-        return "required", f"pull-request mode ({operator.why_untrusted})"
+        return "required", operator.pull_request_mode
     return mode, operator.rule_source("sandbox")
 
 

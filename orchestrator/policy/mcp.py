@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from orchestrator.catalog.provider import is_loopback
 from orchestrator.policy._rules import CLASSES, host_refusal, rules_for
 from orchestrator.policy.commands import check_command, command_pattern, command_refusal
+from orchestrator.policy.trust import introduced_refusal
 from orchestrator.spec import LoadedSpec, McpServerSpec, Role, mcp_server_of
 from orchestrator.spec.operator import Operator, OperatorPolicy
 
@@ -37,21 +38,18 @@ def sandboxed_servers(loaded: LoadedSpec, operator: Operator) -> list[str]:
     ]
 
 
-def mcp_refusals(loaded: LoadedSpec, operator: Operator, pr: str) -> list[str]:
+def mcp_refusals(loaded: LoadedSpec, operator: Operator) -> list[str]:
     """Pull-request mode (or the operator's allow_mcp_servers): servers the operator did not admit."""
     found = []
     for name, server in loaded.spec.mcp_servers.items():
         if server.command is not None:
             loc = ("mcp_servers", name, "command")
-            why = command_refusal(loaded, operator, pr, loc, server.command, "allow_mcp_servers")
+            why = command_refusal(loaded, operator, loc, server.command, "allow_mcp_servers")
             found += [why] if why else []
         host = server_host(server)
         if host and operator.untrusted and host not in operator.trusted_hosts:
             where = loaded.problem(("mcp_servers", name, "url"), "").render().rstrip(": ")
-            found.append(
-                f"{where}: {pr} refuses host {host}, which the spec introduces; "
-                "the operator can trust it with trusted_hosts in their policy"
-            )
+            found.append(introduced_refusal(where, operator.pull_request_mode, host))
     return found
 
 

@@ -26,7 +26,7 @@ from orchestrator.policy._rules import file_class
 from orchestrator.policy.chains import ChainTable, Need, Resolver, check_needs
 from orchestrator.policy.confine import confine
 from orchestrator.policy.floor import PolicyLine, apply_ceilings, describe_policy, operator_floor, refusals
-from orchestrator.policy.mcp import mcp_egress_refusals, mcp_refusals, sandboxed_servers
+from orchestrator.policy.mcp import mcp_egress_refusals, sandboxed_servers
 
 if TYPE_CHECKING:
     from orchestrator.catalog import Catalog, ProviderConfig
@@ -48,9 +48,7 @@ class RunPolicy:
 
     def refusals(self, providers: dict[str, ProviderConfig]) -> list[str]:
         """What pull-request mode and the operator's rules refuse (exit 5), each naming its rule."""
-        pr = f"pull-request mode ({self.operator.why_untrusted})"
-        found = refusals(self.loaded, self.operator, providers, self.catalog)
-        return found + mcp_refusals(self.loaded, self.operator, pr)
+        return refusals(self.loaded, self.operator, providers, self.catalog)
 
     def settle(self) -> OperatorPolicy | None:
         """The operator's floor, and their ceilings applied to the spec's limits and sandbox."""

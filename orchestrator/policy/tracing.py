@@ -1,7 +1,8 @@
-"""Tracing is egress like any other: `--trace` sends every prompt of the run to LangSmith's
-endpoint, so that host must pass the policy at the highest data class the run's files have (for
-the run and for every role), and it is listed in the egress report. Refused: exit 5 before any
-call."""
+"""Telemetry is egress like any other, held to the run's policy under the operator's floor, and
+refused (exit 5) before any call. `--trace` sends every prompt of the run to LangSmith's endpoint,
+so that host must pass the policy at the highest data class the run's files have (for the run and
+for every role), and it is listed in the egress report. `--otel` sends spans to an OpenTelemetry
+collector, held to the run's rules (no role's) at the class of what the spans may repeat."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.catalog.provider import is_loopback
 from orchestrator.errors import PolicyError
-from orchestrator.policy._rules import host_refusal, rules_for
+from orchestrator.policy._rules import Rules, host_refusal, rules_for
 
 if TYPE_CHECKING:
     from orchestrator.policy.egress import Egress
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.spec.operator import OperatorPolicy
 
 LANGSMITH = "https://api.smith.langchain.com"
+NO_ROLE = "__telemetry__"  # no role's own rules apply to an OpenTelemetry collector: the run's do
 
 
 def tracing_host(env: Mapping[str, str]) -> str:
@@ -48,3 +50,16 @@ def allow_tracing(
     if egress is not None:
         rule = f"data_class {data_class}; --trace (the operator)"
         egress.declare(host, "langsmith tracing", rule, "tracing traffic is not counted")
+
+
+def collector_rules(policy: PolicySpec, floor: OperatorPolicy | None, *, host: str, data_class: str) -> Rules:
+    """The rules the OpenTelemetry collector at `host` passes (the run's at `data_class`, under the
+    operator's floor); PolicyError when they refuse it."""
+    rules = rules_for(policy, NO_ROLE, data_class, floor)
+    refused = host_refusal("the OpenTelemetry collector", host, is_loopback(host), rules)
+    if refused:
+        raise PolicyError(
+            f"OpenTelemetry export refused by the policy: {refused}",
+            hint="point OTEL_EXPORTER_OTLP_ENDPOINT at a collector on this machine or in policy.allow_hosts",
+        )
+    return rules

@@ -83,6 +83,14 @@ def introduced_hosts(config: ProviderConfig, catalog: Catalog, trusted: frozense
     return [host for host in hosts_of(config) if host not in known]
 
 
+def introduced_refusal(where: str, operator_mode: str, host: str) -> str:
+    """Pull-request mode's refusal of a host the spec introduces (a provider's, an MCP server's)."""
+    return (
+        f"{where}: {operator_mode} refuses host {host}, which the spec introduces; "
+        "the operator can trust it with trusted_hosts in their policy"
+    )
+
+
 def introduced_host(config: ProviderConfig, catalog: Catalog, trusted: frozenset[str]) -> str | None:
     """The first host of `introduced_hosts`, or None."""
     found = introduced_hosts(config, catalog, trusted)

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from orchestrator.catalog.provider import is_loopback
-from orchestrator.errors import PolicyError, SpecError
+from orchestrator.errors import SpecError
 from orchestrator.outputs.result import HostReport, RunResult
-from orchestrator.policy import CLASSES, host_refusal, host_rule, rules_for
+from orchestrator.policy import host_rule
+from orchestrator.policy.tracing import collector_rules
 
 if TYPE_CHECKING:
     from orchestrator.workflow import Workflow
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 PROTOCOLS = ("http/protobuf",)
 DEFAULT_ENDPOINT = "http://localhost:4318"
-NO_ROLE = "__telemetry__"  # no role's own rules apply to the collector: the run's do
 
 
 def traces_endpoint() -> str:
@@ -113,18 +112,10 @@ def prepare_export(workflow: Workflow) -> OtelExport:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SpecError(f"OpenTelemetry: {endpoint!r} is not an http(s) URL", hint="check OTEL_EXPORTER_OTLP_ENDPOINT")
     content = capture_content()
-    spec = workflow.loaded.spec
-    data_class = workflow.base_class
-    if content:  # answers may repeat what the most confidential file said
-        data_class = max([data_class, *workflow.file_classes.values()], key=CLASSES.index)
-    rules = rules_for(spec.policy, NO_ROLE, data_class)
-    host = parts.hostname.lower()
-    refused = host_refusal("the OpenTelemetry collector", host, is_loopback(host), rules)
-    if refused:
-        raise PolicyError(
-            f"OpenTelemetry export refused by the policy: {refused}",
-            hint="point OTEL_EXPORTER_OTLP_ENDPOINT at a collector on this machine or in policy.allow_hosts",
-        )
+    # answers may repeat what the most confidential file said
+    data_class = workflow.top_class if content else workflow.base_class
+    policy = workflow.loaded.spec.policy
+    rules = collector_rules(policy, workflow.floor, host=parts.hostname.lower(), data_class=data_class)
     try:
         import opentelemetry.exporter.otlp.proto.http.trace_exporter
         import opentelemetry.sdk.trace  # noqa: F401

@@ -138,6 +138,11 @@ class Operator:
     trusted_hosts: frozenset[str] = frozenset()  # the policy's and ORCHESTRATOR_TRUSTED_HOSTS'
     trusted_keys: frozenset[str] = frozenset()  # the policy's and ORCHESTRATOR_TRUSTED_KEYS'
 
+    @property
+    def pull_request_mode(self) -> str:
+        """How a refusal names pull-request mode and why it holds: `pull-request mode (--untrusted)`."""
+        return f"pull-request mode ({self.why_untrusted})"
+
     def rule_source(self, *loc: str | int) -> str:
         """`operator policy FILE:LINE` for a field of the operator's policy."""
         if self.document is None:
