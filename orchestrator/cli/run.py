@@ -13,15 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator.cli._common import (
-    echo,
-    log_options,
-    operator,
-    prepare,
-    setup_logging,
-    table,
-    trust_options,
-)
+from orchestrator.cli._common import echo, log_options, operator, prepare, setup_logging, table, trust_options
 from orchestrator.formats import OUTPUT_FORMATS
 
 if TYPE_CHECKING:
@@ -31,8 +23,6 @@ if TYPE_CHECKING:
     from orchestrator.workflow import Workflow
 
 SEVERITIES = ["critical", "high", "medium", "low", "info", "none"]
-
-
 FORMATS = click.Choice(OUTPUT_FORMATS)  # the one list of output formats (a leaf module: no pydantic)
 
 

@@ -11,14 +11,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.formats import OUTPUT_FORMATS, OutputFormat
+from orchestrator.formats import OutputFormat
 from orchestrator.outputs.markdown import docs_markdown, render_markdown
 from orchestrator.outputs.result import RunResult
 
 if TYPE_CHECKING:
     from orchestrator.outputs.review import Review
 
-FORMATS = OUTPUT_FORMATS
 # the format `orchestrator report` adds to a run's own: the page a person reads
 REPORT: OutputFormat = "html"
 

@@ -22,7 +22,6 @@ from orchestrator.spec._serving import CountryCode, RegionName, ServingSpec
 from orchestrator.spec.kinds import Severity
 from orchestrator.spec.roles import RoleSpec
 
-# the output formats, named here once: `outputs` maps each to its file and writer, the CLI offers these
 DataClass = Literal["public", "internal", "confidential"]
 DATA_CLASSES: tuple[DataClass, ...] = ("public", "internal", "confidential")  # ordered: a mix takes the highest
 
